@@ -1,0 +1,127 @@
+"""Study files become pytest collectors; grid points x cycles become items.
+
+Items subclass ``pytest.Function`` with a ``callobj`` that requests fixtures: pytest gives
+fixtures only to Function items through public API (pytest issues #2471, #3639), and the GPU
+pre-flight and the runner dispatch are fixtures so that users can override them in a conftest.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_llem import study
+from pytest_llem.errors import LlemError, StudyError
+from pytest_llem.options import Settings
+from pytest_llem.study.plan import PlannedItem, StudyPlan
+
+if TYPE_CHECKING:
+    from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+    from pytest_llem.session import LlemSession
+
+MARKERS: tuple[str, ...] = (
+    "llem: an LLM inference energy benchmark item (pytest-llem)",
+    "pytorch: runs on the transformers backend",
+    "vllm: runs on the vLLM backend",
+    "gpu: needs a CUDA GPU",
+)
+
+PLANS_KEY = pytest.StashKey[list[StudyPlan]]()
+
+
+class LlemStudyWarning(pytest.PytestWarning):
+    """A study file that collects, but with something its author should know."""
+
+
+def is_study_file(path: Path, settings: Settings) -> bool:
+    """True if ``path`` matches one of the ``llem_study_patterns``."""
+    return any(fnmatch.fnmatch(path.name, pattern) for pattern in settings.study_patterns)
+
+
+def _run_item(
+    request: pytest.FixtureRequest, llem_session: LlemSession, llem_preflight: None
+) -> None:
+    """The body of every experiment item: dispatch it through the worker session."""
+    item = request.node
+    assert isinstance(item, ExperimentItem)
+    llem_session.run_item(item)
+
+
+class StudyFile(pytest.File):
+    """A study YAML file: loads the plan (pure) and yields one item per point and cycle."""
+
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    def collect(self) -> list[pytest.Item]:
+        """Load the plan and build the items in ``cycle_order``."""
+        try:
+            plan = study.load(
+                self.path, root=self.settings.rootdir, max_points=self.settings.max_items
+            )
+        except StudyError as exc:
+            raise self.CollectError(str(exc)) from None
+        except LlemError as exc:
+            raise self.CollectError(f"{self.path}: {exc}") from None
+        for message in plan.warnings:
+            self.warn(LlemStudyWarning(f"{self.path.name}: {message}"))
+        self.config.stash.setdefault(PLANS_KEY, []).append(plan)
+        return [ExperimentItem.build(self, plan, planned) for planned in plan.items()]
+
+
+class ExperimentItem(pytest.Function):
+    """One grid point in one cycle."""
+
+    def __init__(self, *, plan: StudyPlan, planned: PlannedItem, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.point = planned.point
+        self.cycle = planned.cycle
+
+    @classmethod
+    def build(cls, parent: StudyFile, plan: StudyPlan, planned: PlannedItem) -> ExperimentItem:
+        """Create the item and attach its markers (skip for invalid points)."""
+        item: ExperimentItem = cls.from_parent(
+            parent, name=planned.name, callobj=_run_item, plan=plan, planned=planned
+        )
+        point = planned.point
+        item.add_marker("llem")
+        item.add_marker(point.backend)
+        if point.config is None:
+            item.add_marker(pytest.mark.skip(reason=f"invalid config: {point.error}"))
+        elif point.config.device == "cuda":
+            item.add_marker("gpu")
+        return item
+
+    def identity(self) -> dict[str, Any]:
+        """Who this item is, as primitives (travels on reports, also through xdist)."""
+        point = self.point
+        return {
+            "study": self.plan.name,
+            "study_hash": self.plan.study_hash,
+            "study_file": str(self.path),
+            "point_id": point.id,
+            "config_hash": point.config_hash,
+            "cycle": self.cycle,
+            "n_cycles": self.plan.execution.n_cycles,
+            "line": point.line,
+            "config": point.config.model_dump(mode="json") if point.config else point.raw,
+        }
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        """The study file, the line of the point (0-based) and a label."""
+        line = (self.point.line or 1) - 1
+        return self.path, line, f"{self.plan.name}::{self.name}"
+
+    def repr_failure(  # type: ignore[override] # pytest types excinfo as ExceptionInfo[BaseException]
+        self, excinfo: ExceptionInfo[BaseException]
+    ) -> str | TerminalRepr:
+        """Domain errors show their message and fix, not a traceback."""
+        if isinstance(excinfo.value, LlemError):
+            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        return super().repr_failure(excinfo)

@@ -1,0 +1,1 @@
+"""Energy meters behind one small interface (``EnergyMeter``) and their selection."""

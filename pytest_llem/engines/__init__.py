@@ -1,0 +1,1 @@
+"""Inference engines behind the ``Engine`` interface; heavy imports happen on first use."""

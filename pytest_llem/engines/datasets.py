@@ -1,0 +1,110 @@
+"""Prompt sources: ``synthetic`` token ids, built-in prompt sets, and ``.jsonl`` files.
+
+Pure: no torch. Engines tokenise what this module returns.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+from pytest_llem.errors import LlemError
+from pytest_llem.study.model import DatasetConfig
+
+BUILTIN: dict[str, str] = {"prompts-en": "prompts_en.jsonl"}
+# Field names tried in order when a JSONL file's prompt column is not configured.
+PROMPT_COLUMNS: tuple[str, ...] = ("prompt", "text", "question", "instruction", "input", "content")
+
+
+class DatasetError(LlemError):
+    """A dataset that cannot be read; names the file, the line and the fix."""
+
+
+def resolve_source(dataset: DatasetConfig, base_dir: Path | None) -> Path | None:
+    """The JSONL file behind a dataset (None for ``synthetic``)."""
+    source = dataset.source
+    if source == "synthetic":
+        return None
+    if source in BUILTIN:
+        return Path(__file__).parent / "data" / BUILTIN[source]
+    path = Path(source).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if path.suffix != ".jsonl":
+        raise DatasetError(
+            f"dataset {source!r} is neither 'synthetic', a built-in name {sorted(BUILTIN)}, "
+            "nor a .jsonl file",
+            "set dataset: synthetic, a built-in name, or a path ending in .jsonl",
+        )
+    if not path.is_file():
+        raise DatasetError(
+            f"dataset file {path} does not exist",
+            "check the path (relative paths are relative to the study file)",
+        )
+    return path
+
+
+def _prompt_of(record: object, column: str | None) -> str | None:
+    if isinstance(record, str):
+        return record
+    if not isinstance(record, dict):
+        return None
+    if column is not None:
+        value = record.get(column)
+        return value if isinstance(value, str) else None
+    for name in PROMPT_COLUMNS:
+        if isinstance(record.get(name), str):
+            return str(record[name])
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, str):
+                    return content
+    return None
+
+
+def read_jsonl_prompts(path: Path, column: str | None) -> list[str]:
+    """Read prompts from a JSONL file, detecting the prompt field when ``column`` is None."""
+    prompts: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg})", "one JSON object per line"
+                ) from None
+            prompt = _prompt_of(record, column)
+            if prompt is None:
+                wanted = repr(column) if column else f"one of {list(PROMPT_COLUMNS)} or messages"
+                raise DatasetError(
+                    f"{path}:{lineno}: no prompt field ({wanted})",
+                    "set dataset.column to the field that holds the prompt",
+                )
+            prompts.append(prompt)
+    if not prompts:
+        raise DatasetError(f"{path} holds no prompts", "add at least one JSON line")
+    return prompts
+
+
+def take(prompts: list[str], n: int) -> list[str]:
+    """The first ``n`` prompts, cycling when the file holds fewer (deterministic)."""
+    return [prompts[i % len(prompts)] for i in range(n)]
+
+
+def synthetic_ids(
+    vocab_size: int, special_ids: Iterable[int], n: int, input_len: int, seed: int
+) -> list[tuple[int, ...]]:
+    """``n`` prompts of exactly ``input_len`` random non-special token ids, seeded."""
+    special = set(special_ids)
+    pool = [i for i in range(vocab_size) if i not in special]
+    if not pool:
+        raise DatasetError("the tokenizer has no ordinary tokens", "use a jsonl dataset")
+    rng = random.Random(seed)
+    return [tuple(rng.choice(pool) for _ in range(input_len)) for _ in range(n)]

@@ -1,0 +1,39 @@
+"""Backend name -> engine module, imported on first use so collection never imports torch."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from pytest_llem.engines.base import Engine
+from pytest_llem.study.model import ExperimentConfig
+
+_MODULES: dict[str, tuple[str, str]] = {
+    "pytorch": ("pytest_llem.engines.transformers", "TransformersEngine"),
+    "vllm": ("pytest_llem.engines.vllm", "VLLMEngine"),
+}
+
+
+def _module(backend: str) -> Any:
+    return importlib.import_module(_MODULES[backend][0])
+
+
+def load_key(config: ExperimentConfig) -> str:
+    """The cache key of the loaded model for this config (backend-specific)."""
+    return f"{config.backend}:{_module(config.backend).load_key(config)}"
+
+
+def load_engine(config: ExperimentConfig, base_dir: Path | None) -> Engine:
+    """Load the engine for ``config.backend``."""
+    module_name, class_name = _MODULES[config.backend]
+    engine: Engine = getattr(importlib.import_module(module_name), class_name).load(
+        config, base_dir
+    )
+    return engine
+
+
+def environment(backend: str) -> dict[str, Any]:
+    """Library versions and device facts of a backend."""
+    result: dict[str, Any] = _module(backend).environment()
+    return result

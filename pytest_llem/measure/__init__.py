@@ -1,0 +1,1 @@
+"""The measurement protocol, its metrics and its statistics."""

@@ -1,0 +1,140 @@
+"""Every --llem-* option and ini key, declared once and resolved once into frozen Settings.
+
+No other module calls ``getoption``/``getini``: they read ``Settings`` from the config stash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llem.study.expand import DEFAULT_MAX_POINTS
+
+DEFAULT_PATTERNS = ("study_*.yaml", "study_*.yml")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise pytest.UsageError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _text(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its command-line flag, ini key, converter and help."""
+
+    name: str
+    help: str
+    ini: str | None = None
+    convert: Callable[[str], Any] = _text
+    flag: bool = False
+    metavar: str | None = None
+
+    @property
+    def cli(self) -> str:
+        return "--llem-" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return "llem_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "results",
+        "directory for results.jsonl and the JSON report (default: <rootdir>/.llem)",
+        ini="llem_results_dir",
+        metavar="DIR",
+    ),
+    Option("json", "path of the JSON report (default: <results>/report.json)", metavar="PATH"),
+    Option(
+        "max_items",
+        f"refuse study grids larger than N points (default {DEFAULT_MAX_POINTS})",
+        ini="llem_max_items",
+        convert=_positive_int,
+        metavar="N",
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the option table with pytest."""
+    group = parser.getgroup("llem", "LLM inference energy benchmarks (pytest-llem)")
+    for opt in OPTIONS:
+        if opt.flag:
+            group.addoption(
+                opt.cli, action="store_true", default=None, dest=opt.dest, help=opt.help
+            )
+        else:
+            group.addoption(
+                opt.cli, default=None, dest=opt.dest, metavar=opt.metavar, help=opt.help
+            )
+        if opt.ini:
+            if opt.flag:
+                parser.addini(opt.ini, help=opt.help, type="bool", default=None)
+            else:
+                parser.addini(opt.ini, help=opt.help, type="string", default=None)
+    parser.addini(
+        "llem_study_patterns",
+        help="glob patterns of study files (default: study_*.yaml study_*.yml)",
+        type="linelist",
+        default=list(DEFAULT_PATTERNS),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; ``sources`` says where each value came from (cli, ini, default)."""
+
+    rootdir: Path
+    results_dir: Path
+    json_path: Path
+    max_items: int
+    study_patterns: tuple[str, ...]
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _lookup(config: pytest.Config, opt: Option) -> tuple[Any, str]:
+    value = config.getoption(opt.dest, default=None)
+    if value is not None:
+        return (opt.convert(value) if isinstance(value, str) else value), "cli"
+    if opt.ini:
+        raw = config.getini(opt.ini)
+        if raw not in (None, ""):
+            return (opt.convert(raw) if isinstance(raw, str) else raw), "ini"
+    return None, "default"
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Resolve every option once (cli > ini > default) into frozen Settings."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        values[opt.name], sources[opt.name] = _lookup(config, opt)
+    rootdir = Path(config.rootpath)
+    results = Path(values["results"]) if values["results"] else rootdir / ".llem"
+    if not results.is_absolute():
+        results = Path(config.invocation_params.dir) / results
+    json_path = Path(values["json"]) if values["json"] else results / "report.json"
+    if not json_path.is_absolute():
+        json_path = Path(config.invocation_params.dir) / json_path
+    return Settings(
+        rootdir=rootdir,
+        results_dir=results,
+        json_path=json_path,
+        max_items=values["max_items"] or DEFAULT_MAX_POINTS,
+        study_patterns=tuple(config.getini("llem_study_patterns") or DEFAULT_PATTERNS),
+        sources=sources,
+    )

@@ -1,0 +1,66 @@
+"""pytest-llem hooks. Each hook is a few lines that delegate to a module or role object."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+from pytest_llem import collect, fixtures, options
+from pytest_llem.report.reporter import REPORTER_KEY, Reporter
+from pytest_llem.session import MEASUREMENT_KEY, SESSION_KEY, LlemSession
+
+SETTINGS_KEY = pytest.StashKey[options.Settings]()
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and not _is_xdist_worker(config)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in collect.MARKERS:
+        config.addinivalue_line("markers", marker)
+    settings = options.resolve(config)
+    config.stash[SETTINGS_KEY] = settings
+    config.pluginmanager.register(fixtures, "llem-fixtures")
+    # Role objects carry the stateful hooks: the session runs items (every process that runs
+    # tests), the reporter writes results (the one process that sees every report).
+    if not _is_xdist_controller(config):
+        config.stash[SESSION_KEY] = LlemSession(config, settings)
+        config.pluginmanager.register(config.stash[SESSION_KEY], "llem-session")
+    if not _is_xdist_worker(config):
+        config.stash[REPORTER_KEY] = Reporter(config, settings)
+        config.pluginmanager.register(config.stash[REPORTER_KEY], "llem-reporter")
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    settings = parent.config.stash[SETTINGS_KEY]
+    if collect.is_study_file(file_path, settings):
+        return collect.StudyFile.from_parent(parent, path=file_path, settings=settings)
+    return None
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    return [plan.header() for plan in config.stash.get(collect.PLANS_KEY, [])]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if isinstance(item, collect.ExperimentItem):
+        # Plain data attributes survive pytest-xdist's report serialisation.
+        report.llem_item = item.identity()  # type: ignore[attr-defined]
+        if call.when == "call" and MEASUREMENT_KEY in item.stash:
+            report.llem_measurement = item.stash[MEASUREMENT_KEY]  # type: ignore[attr-defined]
+    return report

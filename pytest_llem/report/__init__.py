@@ -1,0 +1,1 @@
+"""Reports: JUnit properties (worker side), JSONL/JSON, terminal tables (controller side)."""

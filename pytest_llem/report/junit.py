@@ -1,0 +1,31 @@
+"""JUnit properties: ``llem.<metric>`` as primitives, so they survive pytest-xdist."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_llem.results import Measurement
+
+if TYPE_CHECKING:
+    from pytest_llem.collect import ExperimentItem
+
+
+def add_properties(item: ExperimentItem, measurement: Measurement) -> None:
+    """Record the item's identity, metrics and energy provenance as user properties."""
+    props: list[tuple[str, object]] = [
+        ("llem.point_id", item.point.id),
+        ("llem.config_hash", item.point.config_hash),
+        ("llem.cycle", item.cycle),
+    ]
+    for name, value in measurement.metrics.model_dump().items():
+        if value is not None:
+            props.append((f"llem.{name}", value))
+    energy = measurement.energy
+    props.append(("llem.energy_source", energy.source or "none"))
+    if energy.method:
+        props.append(("llem.energy_method", energy.method))
+    if energy.reason:
+        props.append(("llem.energy_reason", energy.reason))
+    if measurement.warnings:
+        props.append(("llem.warnings", ",".join(w.code for w in measurement.warnings)))
+    item.user_properties.extend(props)

@@ -1,0 +1,59 @@
+"""The terminal summary: one table per study."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pytest_llem.results import ExperimentResult
+
+HEADERS = ("item", "outcome", "out tok/s", "J/token", "energy J", "duration s", "notes")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def row(result: ExperimentResult) -> tuple[str, ...]:
+    """One table row for a result."""
+    m = result.metrics
+    notes = ""
+    if result.energy is not None and result.energy.reason and m is not None:
+        notes = f"energy: {result.energy.reason}"
+    if result.warnings:
+        notes = ", ".join([*([notes] if notes else []), *(w.code for w in result.warnings)])
+    if result.outcome == "skipped" and result.message:
+        notes = result.message
+    return (
+        result.nodeid.rsplit("::", 1)[-1],
+        result.outcome,
+        _fmt(m.output_tokens_per_s if m else None, ".1f"),
+        _fmt(m.energy_per_output_token_j if m else None, ".4f"),
+        _fmt(m.energy_j if m else None, ".1f"),
+        _fmt(m.duration_s if m else None, ".2f"),
+        notes,
+    )
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str] = HEADERS) -> list[str]:
+    """Left-aligned text table with a rule under the header."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def summary_lines(results: Iterable[ExperimentResult]) -> list[str]:
+    """Lines of the per-study tables, studies in first-seen order."""
+    by_study: dict[tuple[str, str], list[ExperimentResult]] = {}
+    for result in results:
+        by_study.setdefault((result.study, result.study_hash), []).append(result)
+    lines: list[str] = []
+    for (name, digest), items in by_study.items():
+        lines.append(f"Study {name} [{digest}]")
+        lines.extend(table([row(r) for r in items]))
+        lines.append("")
+    return lines

@@ -1,0 +1,1 @@
+"""Runners execute one item: in-process (local) or inside a container (docker)."""

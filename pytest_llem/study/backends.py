@@ -1,0 +1,118 @@
+"""Backend sections of an experiment: ``pytorch:`` and ``vllm:``.
+
+Fields default to ``None``, meaning "the engine's own default": the effective config then
+shows exactly what the researcher chose, and the config hash does not move when an engine
+changes a default it owns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BACKENDS: tuple[str, ...] = ("pytorch", "vllm")
+Backend = Literal["pytorch", "vllm"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PyTorchConfig(_Section):
+    """Transformers engine knobs (backend name ``pytorch``)."""
+
+    batch_size: int = Field(default=1, ge=1, description="Prompts per generate() call")
+    attn_implementation: (
+        Literal["sdpa", "eager", "flash_attention_2", "flash_attention_3"] | None
+    ) = None
+    torch_compile: bool | None = None
+    torch_compile_mode: str | None = None
+    torch_compile_backend: str | None = None
+    load_in_4bit: bool | None = None
+    load_in_8bit: bool | None = None
+    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] | None = None
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] | None = None
+    use_cache: bool | None = None
+    cache_implementation: Literal["static", "offloaded_static", "sliding_window"] | None = None
+    num_beams: int | None = Field(default=None, ge=1)
+    early_stopping: bool | None = None
+    length_penalty: float | None = None
+    no_repeat_ngram_size: int | None = Field(default=None, ge=0)
+    prompt_lookup_num_tokens: int | None = Field(default=None, ge=1)
+    device_map: str | None = None
+    revision: str | None = None
+    # Off by default: a study file must not be able to run code from a model repository
+    # unless its author says so.
+    trust_remote_code: bool = False
+    streaming: bool = Field(
+        default=False,
+        description="Generate through a streamer to measure TTFT and inter-token latency",
+    )
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> PyTorchConfig:
+        if self.load_in_4bit and self.load_in_8bit:
+            raise ValueError("load_in_4bit and load_in_8bit are exclusive; choose one")
+        compile_opts = (self.torch_compile_mode, self.torch_compile_backend)
+        if any(o is not None for o in compile_opts) and self.torch_compile is not True:
+            raise ValueError("torch_compile_mode/torch_compile_backend need torch_compile: true")
+        bnb = (self.bnb_4bit_compute_dtype, self.bnb_4bit_quant_type)
+        if any(o is not None for o in bnb) and self.load_in_4bit is not True:
+            raise ValueError("bnb_4bit_* fields need load_in_4bit: true")
+        if self.cache_implementation is not None and self.use_cache is False:
+            raise ValueError("cache_implementation needs use_cache: true (or unset)")
+        if self.streaming and (self.num_beams or 1) > 1:
+            raise ValueError("streaming measures TTFT for one sequence per prompt; unset num_beams")
+        return self
+
+
+class VLLMAttentionConfig(_Section):
+    """Attention settings of the vLLM engine."""
+
+    backend: str | None = Field(default=None, description="e.g. FLASH_ATTN, FLASHINFER")
+
+
+class VLLMEngineConfig(_Section):
+    """Keyword arguments of ``vllm.LLM`` (engine args); nested blocks are forwarded whole."""
+
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    max_num_batched_tokens: int | None = Field(default=None, ge=1)
+    max_model_len: int | None = Field(default=None, ge=1)
+    tensor_parallel_size: int | None = Field(default=None, ge=1)
+    pipeline_parallel_size: int | None = Field(default=None, ge=1)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
+    enable_prefix_caching: bool | None = None
+    enable_chunked_prefill: bool | None = None
+    enforce_eager: bool | None = None
+    quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "marlin"] | None = None
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] | None = None
+    block_size: int | None = Field(default=None, ge=1)
+    swap_space: float | None = Field(default=None, ge=0)
+    attention: VLLMAttentionConfig | None = None
+    compilation_config: dict[str, Any] | None = None
+    speculative_config: dict[str, Any] | None = None
+
+
+class VLLMSamplingConfig(_Section):
+    """vLLM ``SamplingParams`` fields beyond the universal decoder block."""
+
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    ignore_eos: bool | None = None
+    seed: int | None = None
+
+
+class VLLMBeamSearchConfig(_Section):
+    """vLLM beam search (``LLM.beam_search``) instead of sampling."""
+
+    beam_width: int = Field(default=4, ge=1)
+    length_penalty: float = 1.0
+
+
+class VLLMConfig(_Section):
+    """vLLM engine knobs (backend name ``vllm``)."""
+
+    engine: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig)
+    sampling: VLLMSamplingConfig = Field(default_factory=VLLMSamplingConfig)
+    beam_search: VLLMBeamSearchConfig | None = None

@@ -1,0 +1,206 @@
+"""ExperimentConfig: one fully specified inference configuration (one grid point)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pytest_llem.study.backends import Backend, PyTorchConfig, VLLMConfig
+from pytest_llem.study.protocol import (
+    BaselineConfig,
+    EnergyConfig,
+    ThermalConfig,
+    ValidityConfig,
+    WarmupConfig,
+    WindowConfig,
+)
+
+Precision = Literal["fp32", "fp16", "bf16"]
+Device = Literal["cuda", "cpu"]
+
+SAMPLING_PRESETS: dict[str, dict[str, Any]] = {
+    "deterministic": {"temperature": 0.0, "do_sample": False},
+    "standard": {"temperature": 1.0, "do_sample": True, "top_p": 0.95},
+    "creative": {"temperature": 0.8, "do_sample": True, "top_p": 0.9, "repetition_penalty": 1.1},
+    "factual": {"temperature": 0.3, "do_sample": True},
+}
+
+# Fields that define *what is measured*. The config hash covers these only: output locations,
+# the runner and the measurement protocol change how, not what, so they keep the identity.
+WORKLOAD_FIELDS: frozenset[str] = frozenset(
+    {
+        "model",
+        "backend",
+        "device",
+        "n",
+        "dataset",
+        "precision",
+        "random_seed",
+        "max_input_tokens",
+        "max_output_tokens",
+        "decoder",
+        "pytorch",
+        "vllm",
+        "lora",
+        "passthrough_kwargs",
+    }
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecoderConfig(_Section):
+    """Generation settings with the same meaning on every backend.
+
+    The default is greedy decoding: output lengths then depend on the model only, which keeps
+    energy-per-token comparisons between runs free of sampling noise.
+    """
+
+    preset: Literal["deterministic", "standard", "creative", "factual"] | None = None
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    do_sample: bool | None = Field(
+        default=None, description="None: sample exactly when temperature > 0"
+    )
+    top_k: int | None = Field(default=None, ge=0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repetition_penalty: float = Field(default=1.0, ge=0.1, le=10.0)
+    min_new_tokens: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        # Preset first, explicit keys on top: `preset: creative, temperature: 0.5` means
+        # "creative, but cooler".
+        if isinstance(data, dict) and isinstance(data.get("preset"), str):
+            preset = SAMPLING_PRESETS.get(data["preset"])
+            if preset is not None:
+                return {**preset, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _check_sampling(self) -> DecoderConfig:
+        if self.do_sample is True and self.temperature == 0.0:
+            raise ValueError(
+                "do_sample: true with temperature: 0 is contradictory; "
+                "set temperature > 0 to sample, or do_sample: false for greedy decoding"
+            )
+        return self
+
+    @property
+    def sampling(self) -> bool:
+        """True when tokens are sampled rather than chosen greedily."""
+        return self.do_sample if self.do_sample is not None else self.temperature > 0.0
+
+
+class DatasetConfig(_Section):
+    """Where prompts come from: ``synthetic``, a built-in name, or a ``.jsonl`` path."""
+
+    source: str = Field(default="synthetic", min_length=1)
+    input_len: int = Field(default=64, ge=1, description="Synthetic prompt length in tokens")
+    seed: int | None = Field(default=None, description="Synthetic seed; None: random_seed")
+    column: str | None = Field(default=None, description="JSONL prompt field; None: detect")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"source": data} if isinstance(data, str) else data
+
+
+class LoRAConfig(_Section):
+    """A LoRA adapter applied on top of the model (exactly one source)."""
+
+    adapter_id: str | None = None
+    adapter_path: str | None = None
+    merge_weights: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LoRAConfig:
+        if (self.adapter_id is None) == (self.adapter_path is None):
+            raise ValueError("lora needs exactly one of adapter_id or adapter_path")
+        return self
+
+
+class ExperimentConfig(_Section):
+    """One inference configuration: the unit the plugin measures."""
+
+    model: str = Field(min_length=1, description="HF id, local path, or built-in alias")
+    backend: Backend = "pytorch"
+    device: Device = "cuda"
+    n: int = Field(default=100, ge=1, description="Prompts per measured pass")
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    precision: Precision = "bf16"
+    random_seed: int = 42
+    max_input_tokens: int = Field(default=512, ge=1)
+    max_output_tokens: int = Field(default=128, ge=1)
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    thermal: ThermalConfig = Field(default_factory=ThermalConfig)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    validity: ValidityConfig = Field(default_factory=ValidityConfig)
+    pytorch: PyTorchConfig | None = None
+    vllm: VLLMConfig | None = None
+    lora: LoRAConfig | None = None
+    passthrough_kwargs: dict[str, Any] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_plain(cls, value: str) -> str:
+        # Model ids travel into file paths and container commands: keep them printable.
+        if any(ch in value for ch in "\n\r\0") or value != value.strip():
+            raise ValueError("model must be a plain id or path without surrounding spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> ExperimentConfig:
+        for section in ("pytorch", "vllm"):
+            if getattr(self, section) is not None and self.backend != section:
+                raise ValueError(
+                    f"a {section}: section is set but backend is {self.backend!r}; "
+                    f"remove the {section}: section or set backend: {section}"
+                )
+        if self.backend == "vllm":
+            if self.device != "cuda":
+                raise ValueError("backend vllm runs on cuda only; use backend pytorch for cpu")
+            if self.precision == "fp32":
+                raise ValueError("backend vllm does not support precision fp32; use fp16 or bf16")
+            if self.lora is not None:
+                raise ValueError("lora is supported on backend pytorch only")
+        torch_sec = self.pytorch
+        if (
+            self.device == "cpu"
+            and torch_sec is not None
+            and (torch_sec.load_in_4bit or torch_sec.load_in_8bit)
+        ):
+            raise ValueError("bitsandbytes quantisation needs device cuda")
+        if self.passthrough_kwargs:
+            clash = sorted(set(self.passthrough_kwargs) & set(type(self).model_fields))
+            if clash:
+                raise ValueError(
+                    f"passthrough_kwargs keys {clash} are ExperimentConfig fields; "
+                    "set them directly"
+                )
+        return self
+
+    @property
+    def pytorch_section(self) -> PyTorchConfig:
+        """The pytorch section, or its defaults when the study left it out."""
+        return self.pytorch if self.pytorch is not None else PyTorchConfig()
+
+    @property
+    def vllm_section(self) -> VLLMConfig:
+        """The vllm section, or its defaults when the study left it out."""
+        return self.vllm if self.vllm is not None else VLLMConfig()
+
+    def workload(self) -> dict[str, Any]:
+        """The workload fields as canonical JSON-ready data (what the config hash covers)."""
+        data = self.model_dump(mode="json", include=set(WORKLOAD_FIELDS), exclude_none=True)
+        # An absent section and a section of defaults are the same workload: hash the effective one.
+        section = self.pytorch_section if self.backend == "pytorch" else self.vllm_section
+        data[self.backend] = section.model_dump(mode="json", exclude_none=True)
+        return data

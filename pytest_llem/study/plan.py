@@ -1,0 +1,118 @@
+"""StudyPlan: the expanded grid, its identity and the order items run in."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.study.spec import ExecutionConfig, GateConfig, RunnersConfig
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: a valid config, or the reason it is invalid."""
+
+    id: str
+    config_hash: str
+    raw: dict[str, Any]
+    config: ExperimentConfig | None
+    error: str | None = None
+    line: int | None = None
+    origin: str = "sweep"
+
+    @property
+    def valid(self) -> bool:
+        """True when the point validated into an ExperimentConfig."""
+        return self.config is not None
+
+    @property
+    def backend(self) -> str:
+        """The point's backend, also for invalid points when the raw data names one."""
+        if self.config is not None:
+            return self.config.backend
+        value = self.raw.get("backend", "pytorch")
+        return value if isinstance(value, str) else "pytorch"
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """One test item: a point in a given cycle (1-based)."""
+
+    point: Point
+    cycle: int
+    name: str
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Everything collection needs from a study file."""
+
+    path: Path
+    name: str
+    study_hash: str
+    points: tuple[Point, ...]
+    execution: ExecutionConfig
+    runners: RunnersConfig
+    gate: GateConfig
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def valid_points(self) -> tuple[Point, ...]:
+        """Points that validated."""
+        return tuple(p for p in self.points if p.valid)
+
+    @property
+    def invalid_points(self) -> tuple[Point, ...]:
+        """Points that failed validation (collected as skipped items)."""
+        return tuple(p for p in self.points if not p.valid)
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """Backends used by valid points, in first-seen order."""
+        seen: dict[str, None] = {}
+        for point in self.valid_points:
+            seen[point.backend] = None
+        return tuple(seen)
+
+    def header(self) -> str:
+        """The one-line collection summary of this study."""
+        n_valid = len(self.valid_points)
+        cycles = self.execution.n_cycles
+        text = (
+            f"Study {self.name} [{self.study_hash}]: {n_valid} config{'s' if n_valid != 1 else ''}"
+            f" x {cycles} cycle{'s' if cycles != 1 else ''} = {n_valid * cycles} items"
+        )
+        if self.invalid_points:
+            text += f" (+{len(self.invalid_points)} invalid, skipped)"
+        return text
+
+    def items(self) -> list[PlannedItem]:
+        """Valid points x cycles in ``cycle_order``; invalid points follow once each.
+
+        ``shuffled`` is seeded by ``shuffle_seed`` or else the study hash, so the same file
+        runs in the same order on every machine (xdist requires identical collection).
+        """
+        valid = list(self.valid_points)
+        cycles = self.execution.n_cycles
+        order = self.execution.cycle_order
+
+        def name(point: Point, cycle: int) -> str:
+            return point.id if cycles == 1 else f"{point.id}-c{cycle}"
+
+        planned: list[PlannedItem] = []
+        if order == "sequential":
+            for point in valid:
+                planned.extend(PlannedItem(point, c, name(point, c)) for c in range(1, cycles + 1))
+        else:
+            seed = self.execution.shuffle_seed
+            rng = random.Random(seed if seed is not None else int(self.study_hash, 16))
+            for cycle in range(1, cycles + 1):
+                batch = list(valid)
+                if order == "shuffled":
+                    rng.shuffle(batch)
+                planned.extend(PlannedItem(p, cycle, name(p, cycle)) for p in batch)
+        planned.extend(PlannedItem(p, 1, p.id) for p in self.invalid_points)
+        return planned

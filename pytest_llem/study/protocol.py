@@ -1,0 +1,118 @@
+"""Measurement-protocol sections of an experiment: how it is measured, not what.
+
+None of these fields enter the config hash (see ``model.WORKLOAD_FIELDS``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EnergyBackend = Literal["auto", "nvml", "zeus", "rapl", "null"]
+
+# Machine-readable validity warning codes (see measure/validity.py for when each fires).
+WARNING_CODES: tuple[str, ...] = (
+    "short_window",
+    "few_samples",
+    "thermal_drift",
+    "thermal_not_stable",
+    "throttling",
+    "persistence_mode_off",
+    "other_processes",
+    "baseline_stale",
+    "baseline_missing",
+    "energy_zero",
+    "warmup_not_converged",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WarmupConfig(_Section):
+    """Warmup before the measured window: a fixed count, or until latency settles (CV)."""
+
+    enabled: bool = True
+    n_warmup: int = Field(default=3, ge=1, description="Warmup batches of real prompts")
+    convergence_detection: bool = False
+    cv_threshold: float = Field(default=0.05, gt=0.0, le=0.5)
+    window_size: int = Field(default=3, ge=2)
+    max_iterations: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WarmupConfig:
+        if self.convergence_detection and self.max_iterations < self.window_size:
+            raise ValueError("warmup.max_iterations must be at least warmup.window_size")
+        return self
+
+
+class ThermalConfig(_Section):
+    """Wait until temperature and power are stable before measuring (bounded, not fixed)."""
+
+    enabled: bool = True
+    min_s: float = Field(default=0.0, ge=0.0)
+    max_s: float = Field(default=60.0, ge=0.0)
+    window_s: float = Field(default=5.0, gt=0.0, description="Trailing window judged stable")
+    max_temp_slope_c_per_min: float = Field(default=1.0, gt=0.0)
+    max_power_spread: float = Field(
+        default=0.05, gt=0.0, description="(max-min)/mean of power over the window"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ThermalConfig:
+        if self.max_s < self.min_s:
+            raise ValueError("thermal.max_s must be >= thermal.min_s")
+        return self
+
+
+class WindowConfig(_Section):
+    """The measured window repeats the prompt set until it lasts at least ``min_duration_s``.
+
+    The NVML energy counter updates about every 100 ms: a window under ~5 s carries a few
+    percent of edge error, and one under ~100 ms can read 0 J.
+    """
+
+    min_duration_s: float = Field(default=5.0, ge=0.0)
+    max_passes: int = Field(default=1000, ge=1, description="Upper bound on prompt-set passes")
+
+
+class BaselineConfig(_Section):
+    """Idle power, measured once per session per device and cached on disk."""
+
+    enabled: bool = True
+    duration_s: float = Field(default=10.0, ge=1.0, le=300.0)
+    max_age_s: float = Field(
+        default=3600.0, gt=0.0, description="Older cached baselines re-measure"
+    )
+
+
+class EnergyConfig(_Section):
+    """Which energy source to use and how to sample power alongside it."""
+
+    backend: EnergyBackend = "auto"
+    sample_interval_s: float = Field(default=0.1, ge=0.01, le=10.0)
+    save_timeseries: bool = False
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _none_is_null(cls, value: Any) -> Any:
+        # LLenergyMeasure files wrote `backend: null` (YAML None) to disable energy.
+        return "null" if value is None else value
+
+
+class ValidityConfig(_Section):
+    """Thresholds for validity warnings, and which warnings fail the item."""
+
+    min_window_s: float = Field(default=5.0, ge=0.0)
+    min_samples: int = Field(default=10, ge=0)
+    fail_on: tuple[str, ...] = ()
+
+    @field_validator("fail_on")
+    @classmethod
+    def _known_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [code for code in value if code not in WARNING_CODES]
+        if unknown:
+            raise ValueError(f"unknown warning codes {unknown}; known: {list(WARNING_CODES)}")
+        return value
