@@ -197,7 +197,7 @@ class _Expander:
                 continue
             bad = check_path(ExperimentConfig, path)
             if bad is not None:
-                self.problem(keypath, bad[1], "fix the dotted key")
+                self.problem(keypath, bad[1], "check the spelling of the dotted key")
                 continue
             dim: Dim = (path, list(values), self.doc.line_of(keypath))
             if backend is None:

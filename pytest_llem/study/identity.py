@@ -46,6 +46,8 @@ def _value_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict) and isinstance(value.get("source"), str):
+        return _value_text(value["source"])  # a dataset block reads as its source
     if isinstance(value, (dict, list)):
         return short_hash(value)[:6]
     text = str(value)
@@ -58,7 +60,7 @@ def id_part(path: Sequence[str], value: Any) -> str:
     """A readable id fragment for one varying dimension (e.g. ``bs8``, ``bf16``)."""
     leaf = path[-1]
     text = _value_text(value)
-    if leaf in _BARE or leaf in ("model", "source"):
+    if leaf in _BARE or leaf in ("model", "source", "dataset"):
         return text.lower() if leaf == "model" else text
     if leaf in _ABBREVIATIONS:
         return f"{_ABBREVIATIONS[leaf]}{text}"

@@ -92,9 +92,12 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode, keypath: KeyPath) -> dict[str, Any]:
         if node.tag != "tag:yaml.org,2002:map":
             self._bad_tag(node)
-        self._constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        self._constructor.flatten_mapping(node)  # resolves YAML merge keys (<<) first
+        merged = len(node.value) - own  # merged pairs come first and may be overridden
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        inherited: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self.build(key_node, keypath)
             if not isinstance(key, str):
                 raise StudyError.single(
@@ -104,7 +107,11 @@ class _Builder:
                     "quote the key",
                     key_node.start_mark.line + 1,
                 )
-            if key in out:
+            if index < merged:
+                inherited.add(key)
+            elif key in inherited:
+                inherited.discard(key)  # an explicit key overrides a merged one, once
+            elif key in out:
                 raise StudyError.single(
                     self.path,
                     _dotted((*keypath, key)),

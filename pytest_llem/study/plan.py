@@ -83,7 +83,8 @@ class StudyPlan:
         cycles = self.execution.n_cycles
         text = (
             f"Study {self.name} [{self.study_hash}]: {n_valid} config{'s' if n_valid != 1 else ''}"
-            f" x {cycles} cycle{'s' if cycles != 1 else ''} = {n_valid * cycles} items"
+            f" x {cycles} cycle{'s' if cycles != 1 else ''} = {n_valid * cycles} item"
+            f"{'s' if n_valid * cycles != 1 else ''}"
         )
         if self.invalid_points:
             text += f" (+{len(self.invalid_points)} invalid, skipped)"

@@ -1,0 +1,33 @@
+"""Dotted-path and merge helpers."""
+
+from __future__ import annotations
+
+from pytest_llem.study.grammar import check_path, deep_merge, expand_dotted, scoped_backend
+from pytest_llem.study.model import ExperimentConfig
+
+
+def test_deep_merge_keeps_siblings_and_does_not_mutate() -> None:
+    base = {"a": {"b": 1, "c": 2}, "d": 1}
+    over = {"a": {"b": 9}}
+    assert deep_merge(base, over) == {"a": {"b": 9, "c": 2}, "d": 1}
+    assert base == {"a": {"b": 1, "c": 2}, "d": 1}
+
+
+def test_expand_dotted_merges_with_nested_blocks() -> None:
+    assert expand_dotted({"a.b": 1, "a": {"c": 2}, "x.y.z": 3}) == {"a": {"b": 1, "c": 2}, "x": {"y": {"z": 3}}}
+
+
+def test_check_path_walks_nested_models_and_stops_at_free_form_blocks() -> None:
+    assert check_path(ExperimentConfig, ("vllm", "engine", "attention", "backend")) is None
+    assert check_path(ExperimentConfig, ("passthrough_kwargs", "anything", "goes")) is None
+    assert check_path(ExperimentConfig, ("vllm", "engine", "compilation_config", "level")) is None
+    bad = check_path(ExperimentConfig, ("vllm", "engin", "x"))
+    assert bad is not None and bad[0] == 1 and "'engine'" in bad[1]
+    scalar = check_path(ExperimentConfig, ("precision", "x"))
+    assert scalar is not None and "is a value" in scalar[1]
+
+
+def test_scoped_backend() -> None:
+    assert scoped_backend("vllm.engine.max_num_seqs") == ("vllm", ("vllm", "engine", "max_num_seqs"))
+    assert scoped_backend("decoder.temperature") == (None, ("decoder", "temperature"))
+    assert scoped_backend("precision") == (None, ("precision",))
