@@ -16,6 +16,7 @@ Backend = Literal["pytorch", "vllm"]
 
 
 class _Section(BaseModel):
+    # Frozen: sections are shared as defaults (no per-point copies) and safe to hash.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -113,6 +114,6 @@ class VLLMBeamSearchConfig(_Section):
 class VLLMConfig(_Section):
     """vLLM engine knobs (backend name ``vllm``)."""
 
-    engine: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig)
-    sampling: VLLMSamplingConfig = Field(default_factory=VLLMSamplingConfig)
+    engine: VLLMEngineConfig = VLLMEngineConfig()
+    sampling: VLLMSamplingConfig = VLLMSamplingConfig()
     beam_search: VLLMBeamSearchConfig | None = None

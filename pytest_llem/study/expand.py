@@ -386,7 +386,8 @@ def _finish(
         except ValidationError as exc:
             config, error = None, format_validation_error(exc)
         digest = short_hash(config.workload()) if config is not None else short_hash(raw)
-        full = short_hash(config.model_dump(mode="json")) if config is not None else digest
+        # Exact duplicates (protocol fields included); same file, so field order is stable.
+        full = config.model_dump_json() if config is not None else digest
         if full in seen_full:
             warnings.append(f"{origin} repeats an earlier point exactly; it runs once")
             continue

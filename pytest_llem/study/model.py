@@ -49,6 +49,7 @@ WORKLOAD_FIELDS: frozenset[str] = frozenset(
 
 
 class _Section(BaseModel):
+    # Frozen: sections are shared as defaults (no per-point copies) and safe to hash.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -131,18 +132,18 @@ class ExperimentConfig(_Section):
     backend: Backend = "pytorch"
     device: Device = "cuda"
     n: int = Field(default=100, ge=1, description="Prompts per measured pass")
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    dataset: DatasetConfig = DatasetConfig()
     precision: Precision = "bf16"
     random_seed: int = 42
     max_input_tokens: int = Field(default=512, ge=1)
     max_output_tokens: int = Field(default=128, ge=1)
-    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
-    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
-    thermal: ThermalConfig = Field(default_factory=ThermalConfig)
-    window: WindowConfig = Field(default_factory=WindowConfig)
-    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
-    energy: EnergyConfig = Field(default_factory=EnergyConfig)
-    validity: ValidityConfig = Field(default_factory=ValidityConfig)
+    decoder: DecoderConfig = DecoderConfig()
+    warmup: WarmupConfig = WarmupConfig()
+    thermal: ThermalConfig = ThermalConfig()
+    window: WindowConfig = WindowConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    energy: EnergyConfig = EnergyConfig()
+    validity: ValidityConfig = ValidityConfig()
     pytorch: PyTorchConfig | None = None
     vllm: VLLMConfig | None = None
     lora: LoRAConfig | None = None

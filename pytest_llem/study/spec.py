@@ -21,6 +21,7 @@ _IMAGE_RE = re.compile(
 
 
 class _Section(BaseModel):
+    # Frozen: sections are shared as defaults (no per-point copies) and safe to hash.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -93,7 +94,7 @@ class GateConfig(_Section):
 
     max_regression: dict[str, str | float] = Field(default_factory=dict)
     budgets: dict[str, float] = Field(default_factory=dict)
-    significance: SignificanceConfig = Field(default_factory=SignificanceConfig)
+    significance: SignificanceConfig = SignificanceConfig()
 
     @field_validator("max_regression", "budgets")
     @classmethod
