@@ -21,6 +21,7 @@ from pytest_llem.study.plan import PlannedItem, StudyPlan
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
+    from pytest_llem.preflight import Check
     from pytest_llem.session import LlemSession
 
 MARKERS: tuple[str, ...] = (
@@ -43,12 +44,12 @@ def is_study_file(path: Path, settings: Settings) -> bool:
 
 
 def _run_item(
-    request: pytest.FixtureRequest, llem_session: LlemSession, llem_preflight: None
+    request: pytest.FixtureRequest, llem_session: LlemSession, llem_preflight: list[Check]
 ) -> None:
     """The body of every experiment item: dispatch it through the worker session."""
     item = request.node
     assert isinstance(item, ExperimentItem)
-    llem_session.run_item(item)
+    llem_session.run_item(item, llem_preflight)
 
 
 class StudyFile(pytest.File):

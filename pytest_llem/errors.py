@@ -78,5 +78,5 @@ class RunnerError(LlemError):
     """A runner could not execute an item."""
 
 
-class GateFailure(LlemError):
+class GateFailure(LlemError):  # noqa: N818 - a verdict, not a programming error
     """The regression gate rejected an item's results."""

@@ -7,15 +7,33 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_llem import preflight
+from pytest_llem.measure.baseline import IdleBaselines
 from pytest_llem.session import SESSION_KEY, LlemSession
 
 
 @pytest.fixture(scope="session")
 def llem_session(pytestconfig: pytest.Config) -> LlemSession:
-    """This process's LlemSession (runners, model cache)."""
+    """This process's LlemSession (runners, model cache, host facts)."""
     return pytestconfig.stash[SESSION_KEY]
 
 
+@pytest.fixture(scope="session")
+def llem_idle_baseline(llem_session: LlemSession) -> IdleBaselines:
+    """The session's idle-baseline provider (measured once per device set, cached on disk)."""
+    return llem_session.baselines
+
+
 @pytest.fixture
-def llem_preflight(request: pytest.FixtureRequest, llem_session: LlemSession) -> None:
-    """Per-item pre-flight checks (a skip or a recorded failure before the item runs)."""
+def llem_preflight(
+    request: pytest.FixtureRequest, llem_session: LlemSession
+) -> list[preflight.Check]:
+    """Pre-flight checks of the requesting item.
+
+    Missing hardware skips the item (unless --llem-require-gpu); the remaining problems are
+    returned and fail the item in its call phase, all listed together.
+    """
+    checks = llem_session.checks_for(request.node)
+    if preflight.should_skip(checks, llem_session.settings.require_gpu):
+        pytest.skip("; ".join(c.message for c in checks))
+    return checks

@@ -31,6 +31,28 @@ def _text(text: str) -> str:
     return text
 
 
+ENERGY_CHOICES = ("auto", "nvml", "zeus", "rapl", "null")
+
+
+def _energy(text: str) -> str:
+    if text not in ENERGY_CHOICES:
+        raise pytest.UsageError(
+            f"--llem-energy must be one of {list(ENERGY_CHOICES)}, got {text!r}"
+        )
+    return text
+
+
+def _bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise pytest.UsageError(f"expected a boolean, got {text!r}")
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its command-line flag, ini key, converter and help."""
@@ -65,6 +87,27 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_max_items",
         convert=_positive_int,
         metavar="N",
+    ),
+    Option(
+        "energy",
+        "energy source for every item: auto|nvml|zeus|rapl|null (overrides energy.backend)",
+        ini="llem_energy",
+        convert=_energy,
+        metavar="SOURCE",
+    ),
+    Option(
+        "require_gpu",
+        "fail (instead of skip) items whose GPU or requested energy source is missing",
+        ini="llem_require_gpu",
+        convert=_bool,
+        flag=True,
+    ),
+    Option(
+        "timeseries",
+        "save every item's power/thermal samples as JSONL under <results>/timeseries",
+        ini="llem_timeseries",
+        convert=_bool,
+        flag=True,
     ),
 )
 
@@ -103,6 +146,9 @@ class Settings:
     json_path: Path
     max_items: int
     study_patterns: tuple[str, ...]
+    energy: str | None = None
+    require_gpu: bool = False
+    timeseries: bool = False
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -136,5 +182,8 @@ def resolve(config: pytest.Config) -> Settings:
         json_path=json_path,
         max_items=values["max_items"] or DEFAULT_MAX_POINTS,
         study_patterns=tuple(config.getini("llem_study_patterns") or DEFAULT_PATTERNS),
+        energy=values["energy"],
+        require_gpu=bool(values["require_gpu"]),
+        timeseries=bool(values["timeseries"]),
         sources=sources,
     )

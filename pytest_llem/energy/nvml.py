@@ -6,6 +6,7 @@ on a shared node a wrong index measures a neighbour's job: devices are matched b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -54,7 +55,8 @@ def load() -> ModuleType:
             except pynvml.NVMLError as exc:
                 raise NvmlUnavailable(f"no NVML: {_error_name(exc)}") from None
         _INIT_COUNT += 1
-    return pynvml
+    module: ModuleType = pynvml
+    return module
 
 
 def release(pynvml: ModuleType) -> None:
@@ -63,10 +65,9 @@ def release(pynvml: ModuleType) -> None:
     with _LOCK:
         _INIT_COUNT = max(0, _INIT_COUNT - 1)
         if _INIT_COUNT == 0:
-            try:
+            # Shutting down a lost GPU must not fail the item.
+            with contextlib.suppress(pynvml.NVMLError):
                 pynvml.nvmlShutdown()
-            except pynvml.NVMLError:
-                pass  # shutting down a lost GPU must not fail the item
 
 
 def _text(value: Any) -> str:
@@ -104,7 +105,9 @@ def resolve_handles(
                 handle = _handle_by_index(pynvml, gpu.cuda_index, visible, env)
             out.append((_text(pynvml.nvmlDeviceGetUUID(handle)), handle))
         except pynvml.NVMLError as exc:
-            raise NvmlUnavailable(f"cannot open GPU cuda:{gpu.cuda_index}: {_error_name(exc)}") from None
+            raise NvmlUnavailable(
+                f"cannot open GPU cuda:{gpu.cuda_index}: {_error_name(exc)}"
+            ) from None
     return out
 
 
@@ -148,7 +151,9 @@ def supports_counter(pynvml: ModuleType, handle: Any) -> bool:
 class _PowerPoller:
     """Background power polling for GPUs without the energy counter."""
 
-    def __init__(self, pynvml: ModuleType, handles: list[tuple[str, Any]], interval_s: float) -> None:
+    def __init__(
+        self, pynvml: ModuleType, handles: list[tuple[str, Any]], interval_s: float
+    ) -> None:
         self.pynvml = pynvml
         self.handles = handles
         self.interval_s = interval_s
@@ -175,14 +180,17 @@ class _PowerPoller:
         self._thread.join()
         self._sample()  # and one at the end
         return {
-            uuid: trapezoid([t for t, _ in s], [w for _, w in s]) for uuid, s in self.samples.items()
+            uuid: trapezoid([t for t, _ in s], [w for _, w in s])
+            for uuid, s in self.samples.items()
         }
 
 
 class NvmlMeter:
     """Energy of a window on every GPU the engine uses: counter deltas, or polled power."""
 
-    def __init__(self, pynvml: ModuleType, handles: list[tuple[str, Any]], interval_s: float) -> None:
+    def __init__(
+        self, pynvml: ModuleType, handles: list[tuple[str, Any]], interval_s: float
+    ) -> None:
         self.pynvml = pynvml
         self.handles = handles
         self.interval_s = interval_s

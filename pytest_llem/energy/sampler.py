@@ -6,6 +6,7 @@ summary goes into the result, and optionally the full timeseries into a JSONL fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -45,20 +46,19 @@ def read_sample(pynvml: ModuleType, uuid: str, handle: Any, t: float) -> Sample:
     sample = Sample(t=t, device=uuid)
     readers: list[tuple[str, Any]] = [
         ("power_w", lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0),
-        ("temperature_c", lambda: float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU))),
+        (
+            "temperature_c",
+            lambda: float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
+        ),
         ("memory_used_mb", lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / 1e6),
         ("utilization_pct", lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)),
     ]
     for name, read in readers:
-        try:
+        with contextlib.suppress(pynvml.NVMLError):  # unsupported on this GPU: leave None
             setattr(sample, name, read())
-        except pynvml.NVMLError:
-            pass
-    try:
+    with contextlib.suppress(pynvml.NVMLError):
         reasons = _clock_reasons(pynvml, handle)
         sample.throttle = [name for name, bit in THROTTLE_BITS.items() if reasons & bit]
-    except pynvml.NVMLError:
-        pass
     return sample
 
 
@@ -82,8 +82,10 @@ def summarise(samples: list[Sample], interval_s: float, timeseries: Path | None)
     for sample in samples:
         for reason in sample.throttle:
             throttle[reason] = throttle.get(reason, 0.0) + interval_s
+
     def values(name: str) -> list[float]:
         return [v for s in samples if (v := getattr(s, name)) is not None]
+
     return SamplerSummary(
         samples=len(samples),
         interval_s=interval_s,

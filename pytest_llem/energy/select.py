@@ -39,7 +39,9 @@ def _open(
     if source == "zeus":
         from pytest_llem.energy.zeus import ZeusMeter
 
-        return ZeusMeter([g.cuda_index for g in gpus])
+        return ZeusMeter(
+            [g.cuda_index for g in gpus], [g.uuid or f"cuda:{g.cuda_index}" for g in gpus]
+        )
     pynvml = nvml.load()
     try:
         handles = nvml.resolve_handles(pynvml, gpus)
@@ -72,13 +74,17 @@ def select_meter(
         return _open(source, config, gpus, rapl_root)
     except (nvml.NvmlUnavailable, rapl.RaplUnavailable) as exc:
         if explicit:
-            raise EnergyUnavailable(f"energy.backend {source} is unavailable: {exc}", FIXES[source]) from None
+            raise EnergyUnavailable(
+                f"energy.backend {source} is unavailable: {exc}", FIXES[source]
+            ) from None
         return NullMeter(str(exc))
     except Exception as exc:
         from pytest_llem.energy.zeus import ZeusUnavailable
 
         if isinstance(exc, ZeusUnavailable):
-            raise EnergyUnavailable(f"energy.backend zeus is unavailable: {exc}", FIXES["zeus"]) from None
+            raise EnergyUnavailable(
+                f"energy.backend zeus is unavailable: {exc}", FIXES["zeus"]
+            ) from None
         raise
 
 

@@ -31,7 +31,7 @@ def _monitor_class() -> Any:
 class ZeusMeter:
     """Measures a window with ``ZeusMonitor`` on the engine's CUDA devices."""
 
-    def __init__(self, cuda_indices: list[int]) -> None:
+    def __init__(self, cuda_indices: list[int], labels: list[str] | None = None) -> None:
         monitor_cls = _monitor_class()
         try:
             # cpu_indices=[]: CPU energy is RAPL's job here, and RAPL needs root in Zeus.
@@ -39,6 +39,10 @@ class ZeusMeter:
         except Exception as exc:  # Zeus raises its own init errors; all mean "unavailable"
             raise ZeusUnavailable(f"no Zeus: {type(exc).__name__}: {exc}") from None
         self.info = MeterInfo(source="zeus", method="zeus-monitor", resolution_j=0.001)
+        # Label devices like the NVML meter (UUIDs) so idle baselines match across sources.
+        self.labels = dict(
+            zip(cuda_indices, labels or [f"cuda:{i}" for i in cuda_indices], strict=True)
+        )
         self._key = ""
         self._t0 = 0.0
 
@@ -51,7 +55,9 @@ class ZeusMeter:
     def stop(self) -> EnergyReading:
         """End the window; no GPU energy in it means no reading."""
         result = self.monitor.end_window(self._key)
-        energy = {f"cuda:{i}": float(j) for i, j in (result.gpu_energy or {}).items()}
+        energy = {
+            self.labels.get(i, f"cuda:{i}"): float(j) for i, j in (result.gpu_energy or {}).items()
+        }
         duration = float(getattr(result, "time", time.perf_counter() - self._t0))
         if not energy:
             return EnergyReading(

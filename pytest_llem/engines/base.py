@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pytest_llem.energy.nvml import GpuRef
 from pytest_llem.study.model import ExperimentConfig
 
 
@@ -57,6 +58,9 @@ class Engine(Protocol):
 
     def memory(self) -> MemoryInfo:
         """Peak and model memory since the last reset."""
+
+    def devices(self) -> list[GpuRef]:
+        """The CUDA devices holding the model (empty on CPU), with UUIDs when known."""
 
     def close(self) -> None:
         """Free the model and its device memory."""

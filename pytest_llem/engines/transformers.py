@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_llem.energy.nvml import GpuRef
 from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
 from pytest_llem.engines.datasets import read_jsonl_prompts, resolve_source, synthetic_ids, take
 from pytest_llem.engines.models import resolve_model
@@ -206,6 +207,21 @@ class TransformersEngine:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         peak = rss / 1e6 if sys.platform == "darwin" else rss * 1024 / 1e6
         return MemoryInfo(peak_mb=peak, model_mb=model_mb, details={"process_peak_rss": 1.0})
+
+    def devices(self) -> list[GpuRef]:
+        """CUDA devices of the model's parameters, with the UUIDs torch reports."""
+        if self.device != "cuda":
+            return []
+        torch = self._torch
+        indices = sorted(
+            {p.device.index or 0 for p in self.model.parameters() if p.device.type == "cuda"}
+        )
+        refs = []
+        for index in indices:
+            uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+            # torch prints the UUID without NVML's "GPU-" prefix
+            refs.append(GpuRef(index, f"GPU-{uuid}" if uuid is not None else None))
+        return refs
 
     def close(self) -> None:
         """Drop the model and empty the CUDA cache."""

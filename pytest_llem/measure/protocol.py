@@ -14,7 +14,7 @@ from typing import Protocol
 from pytest_llem.energy.base import EnergyMeter, EnergyReading
 from pytest_llem.engines.base import Completion, Engine, Request
 from pytest_llem.measure import metrics
-from pytest_llem.measure.baseline import Baseline
+from pytest_llem.measure.baseline import Baseline, IdleReading
 from pytest_llem.measure.stats import cv
 from pytest_llem.measure.validity import assess
 from pytest_llem.results import (
@@ -59,8 +59,9 @@ class Instruments:
     meter: EnergyMeter
     sampler: Sampler | None = None
     thermal: ThermalGate | None = None
-    baseline: Baseline = field(default_factory=Baseline)
+    idle: IdleReading | None = None
     clock: Clock = time.perf_counter
+    wall_clock: Clock = time.time
     progress: Progress = _quiet
     device_warnings: list[ValidityWarning] = field(default_factory=list)
 
@@ -141,7 +142,13 @@ def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurem
     engine.memory()  # resets the peak so the window's peak is its own
     completions, passes, duration, reading, summary = measured_window(engine, batches, config, inst)
     memory = engine.memory()
-    baseline_w = inst.baseline.power_w if reading.total_j is not None else None
+    baseline = Baseline()
+    if inst.idle is not None and reading.total_j is not None:
+        # The idle power of exactly the devices this window measured.
+        baseline = inst.idle.for_devices(
+            list(reading.per_device_j), inst.wall_clock(), config.baseline.max_age_s
+        )
+    baseline_w = baseline.power_w
     figures = metrics.compute(completions, duration, passes, reading, memory, baseline_w)
     info = inst.meter.info
     energy = EnergyInfo(
@@ -151,9 +158,9 @@ def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurem
         reason=reading.reason if reading.total_j is None else None,
         per_device_j=dict(reading.per_device_j),
         baseline_w=baseline_w,
-        baseline_age_s=inst.baseline.age_s if baseline_w is not None else None,
+        baseline_age_s=baseline.age_s,
     )
-    warnings = assess(config, figures, energy, warm, thermal, summary, inst.baseline)
+    warnings = assess(config, figures, energy, warm, thermal, summary, baseline)
     warnings.extend(inst.device_warnings)
     return Measurement(
         metrics=figures,

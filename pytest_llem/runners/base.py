@@ -13,14 +13,15 @@ from pytest_llem.study.model import ExperimentConfig
 RUNSPEC_VERSION = 1
 
 
-class BaselineSpec(BaseModel):
-    """The session's idle baseline, passed to wherever the item runs."""
+class IdleSpec(BaseModel):
+    """The session's idle baseline (per device label), passed to wherever the item runs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    power_w: float | None = None
-    age_s: float | None = None
-    stale: bool = False
+    per_device_w: dict[str, float] = {}
+    measured_at: float = 0.0
+    method: str = ""
+    reason: str | None = None
 
 
 class RunSpec(BaseModel):
@@ -35,7 +36,8 @@ class RunSpec(BaseModel):
     config: ExperimentConfig
     base_dir: str | None = None
     energy_backend: str | None = None
-    baseline: BaselineSpec = BaselineSpec()
+    idle: IdleSpec = IdleSpec()
+    timeseries_file: str | None = None
 
 
 class Runner(Protocol):

@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
+from pytest_llem.energy import nvml
+from pytest_llem.energy.sampler import GpuSampler
 from pytest_llem.energy.select import select_meter
 from pytest_llem.engines import registry
 from pytest_llem.engines.cache import ModelCache
 from pytest_llem.measure import protocol
-from pytest_llem.measure.baseline import Baseline
+from pytest_llem.measure.baseline import IdleReading
 from pytest_llem.measure.protocol import Instruments, Progress
-from pytest_llem.results import Measurement, RunnerInfo
+from pytest_llem.measure.thermal import ThermalWait
+from pytest_llem.results import Measurement, RunnerInfo, ValidityWarning
 from pytest_llem.runners.base import RunSpec
+
+
+@contextlib.contextmanager
+def gpu_instruments(
+    spec: RunSpec, gpus: list[nvml.GpuRef]
+) -> Iterator[tuple[GpuSampler | None, ThermalWait | None, list[ValidityWarning]]]:
+    """Sampler, thermal wait and device warnings for the engine's GPUs (none without NVML)."""
+    if spec.config.device != "cuda" or not gpus:
+        yield None, None, []
+        return
+    try:
+        pynvml = nvml.load()
+    except nvml.NvmlUnavailable:
+        yield None, None, []
+        return
+    try:
+        handles = nvml.resolve_handles(pynvml, gpus)
+        interval = spec.config.energy.sample_interval_s
+        series = Path(spec.timeseries_file) if spec.timeseries_file else None
+        sampler = GpuSampler(pynvml, handles, interval, series)
+
+        def read() -> list[tuple[str, float | None, float | None]]:
+            return [(s.device, s.temperature_c, s.power_w) for s in sampler.sample_once()]
+
+        facts = [ValidityWarning(code=c, message=m) for c, m in nvml.device_facts(pynvml, handles)]
+        yield sampler, ThermalWait(read, interval_s=max(interval, 0.5)), facts
+    except nvml.NvmlUnavailable:
+        yield None, None, []
+    finally:
+        nvml.release(pynvml)
 
 
 def execute(spec: RunSpec, cache: ModelCache, progress: Progress) -> Measurement:
@@ -24,14 +59,20 @@ def execute(spec: RunSpec, cache: ModelCache, progress: Progress) -> Measurement
     base_dir = Path(spec.base_dir) if spec.base_dir else None
     progress("load", config.model)
     loaded = cache.get(config, base_dir)
-    meter = select_meter(config, spec.energy_backend)
+    gpus = loaded.engine.devices()
+    meter = select_meter(config, spec.energy_backend, gpus)
+    idle = spec.idle
     try:
-        inst = Instruments(
-            meter=meter,
-            baseline=Baseline(spec.baseline.power_w, spec.baseline.age_s, spec.baseline.stale),
-            progress=progress,
-        )
-        measurement = protocol.run(loaded.engine, config, inst)
+        with gpu_instruments(spec, gpus) as (sampler, thermal, facts):
+            inst = Instruments(
+                meter=meter,
+                sampler=sampler,
+                thermal=thermal,
+                idle=IdleReading(idle.per_device_w, idle.measured_at, idle.method, idle.reason),
+                progress=progress,
+                device_warnings=facts,
+            )
+            measurement = protocol.run(loaded.engine, config, inst)
     finally:
         meter.close()
     return measurement.model_copy(

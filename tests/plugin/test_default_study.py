@@ -27,6 +27,8 @@ def test_default_study_runs(pytester: pytest.Pytester) -> None:
     ]
     for item in report["items"]:
         assert item["metrics"]["output_tokens"] > 0
-        assert item["metrics"]["energy_j"] is None  # no meter on a CPU-only runner
-        assert item["energy"]["reason"]
+        if item["energy"]["source"] is None:  # no RAPL on this runner: null, with the reason
+            assert item["metrics"]["energy_j"] is None and item["energy"]["reason"]
+        else:
+            assert item["metrics"]["energy_j"] > 0
     assert [i["model_cached"] for i in report["items"]] == [False, True, False, True]

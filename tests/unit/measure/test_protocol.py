@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pytest_llem.energy.base import EnergyReading, MeterInfo
 from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
-from pytest_llem.measure.baseline import Baseline
+from pytest_llem.measure.baseline import IdleReading
 from pytest_llem.measure.protocol import Instruments, run
 from pytest_llem.study.model import ExperimentConfig
 
@@ -64,7 +64,8 @@ class CountingMeter:
 
     def stop(self) -> EnergyReading:
         duration = self.clock() - self.t0
-        return EnergyReading(total_j=self.watts * duration, duration_s=duration)
+        energy = self.watts * duration
+        return EnergyReading(total_j=energy, per_device_j={"gpu0": energy}, duration_s=duration)
 
     def close(self) -> None:
         pass
@@ -94,12 +95,32 @@ def test_window_repeats_passes_until_min_duration() -> None:
 def test_adjusted_energy_subtracts_idle_and_floors_at_zero() -> None:
     clock = Clock()
     cfg = config(window={"min_duration_s": 0})
-    busy = run(ScriptedEngine(clock, [1.0]), cfg,
-               Instruments(meter=CountingMeter(clock, 50.0), clock=clock, baseline=Baseline(power_w=20.0)))
+    idle = IdleReading({"gpu0": 20.0}, measured_at=1000.0, method="counter")
+    def inst(watts: float) -> Instruments:
+        return Instruments(meter=CountingMeter(clock, watts), clock=clock, idle=idle, wall_clock=lambda: 1060.0)
+    busy = run(ScriptedEngine(clock, [1.0]), cfg, inst(50.0))
     assert busy.metrics.energy_adjusted_j == 4 * (50.0 - 20.0)
-    idle = run(ScriptedEngine(clock, [1.0]), cfg,
-               Instruments(meter=CountingMeter(clock, 10.0), clock=clock, baseline=Baseline(power_w=20.0)))
-    assert idle.metrics.energy_adjusted_j == 0.0
+    assert busy.energy.baseline_w == 20.0 and busy.energy.baseline_age_s == 60.0
+    assert "baseline_missing" not in [w.code for w in busy.warnings]
+    quiet = run(ScriptedEngine(clock, [1.0]), cfg, inst(10.0))
+    assert quiet.metrics.energy_adjusted_j == 0.0
+
+
+def test_baseline_of_other_devices_is_not_used() -> None:
+    clock = Clock()
+    idle = IdleReading({"other-gpu": 20.0}, measured_at=0.0)
+    m = run(ScriptedEngine(clock, [1.0]), config(window={"min_duration_s": 0}),
+            Instruments(meter=CountingMeter(clock, 50.0), clock=clock, idle=idle, wall_clock=lambda: 1.0))
+    assert m.metrics.energy_adjusted_j is None
+    assert "baseline_missing" in [w.code for w in m.warnings]
+
+
+def test_stale_baseline_warns() -> None:
+    clock = Clock()
+    idle = IdleReading({"gpu0": 20.0}, measured_at=0.0)
+    m = run(ScriptedEngine(clock, [1.0]), config(window={"min_duration_s": 0}, baseline={"max_age_s": 10}),
+            Instruments(meter=CountingMeter(clock, 50.0), clock=clock, idle=idle, wall_clock=lambda: 100.0))
+    assert "baseline_stale" in [w.code for w in m.warnings]
 
 
 def test_warmup_convergence_stops_when_latency_settles() -> None:

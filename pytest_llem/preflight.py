@@ -1,0 +1,180 @@
+"""Pre-flight checks per point: GPU, backend package, model reachable offline, GPU memory,
+energy source. Every failure is collected and reported together.
+
+Absent hardware (no GPU, no requested energy source) skips the item unless
+``--llem-require-gpu`` is set, so a misconfigured GPU runner can never pass silently; any
+other problem fails the item.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pytest_llem.energy import nvml
+from pytest_llem.energy.select import FIXES, probe, requested
+from pytest_llem.engines.models import ModelRef, resolve_model
+from pytest_llem.errors import ModelNotFoundError
+from pytest_llem.study.model import ExperimentConfig
+
+CheckKind = Literal["gpu", "energy", "backend", "model", "memory"]
+# Problems that mean "this machine lacks the hardware": skip unless --llem-require-gpu.
+HARDWARE_KINDS: frozenset[str] = frozenset({"gpu", "energy"})
+_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "pytorch": (("torch", "transformers"), 'pip install "pytest-llem[pytorch]"'),
+    "vllm": (("vllm",), 'pip install "pytest-llem[vllm]" (on a CUDA machine)'),
+}
+_DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "float32": 4, "float16": 2, "bfloat16": 2}
+MEMORY_OVERHEAD = 1.2  # activations, KV cache and allocator slack on top of the weights
+
+
+@dataclass(frozen=True)
+class Check:
+    """One failed pre-flight check."""
+
+    kind: CheckKind
+    message: str
+    fix: str
+
+    def render(self) -> str:
+        """``[kind] message (fix: ...)``."""
+        return f"[{self.kind}] {self.message}\n    fix: {self.fix}"
+
+
+class Host:
+    """Facts about this machine, probed once per session."""
+
+    @cached_property
+    def gpus(self) -> tuple[list[float], str | None]:
+        """(free MB per visible GPU, reason when NVML sees none)."""
+        try:
+            pynvml = nvml.load()
+        except nvml.NvmlUnavailable as exc:
+            return [], str(exc)
+        try:
+            handles = nvml.all_handles(pynvml)
+            free = [pynvml.nvmlDeviceGetMemoryInfo(h).free / 1e6 for _, h in handles]
+        except (nvml.NvmlUnavailable, pynvml.NVMLError) as exc:
+            return [], f"no usable GPU: {exc}"
+        finally:
+            nvml.release(pynvml)
+        return free, None if free else "NVML sees no GPU"
+
+    @cached_property
+    def torch_cuda(self) -> str | None:
+        """None when torch sees CUDA; otherwise why not (imports torch: run-time only)."""
+        try:
+            import torch
+        except ImportError:
+            return None  # reported by the backend check
+        if torch.cuda.is_available():
+            return None
+        return f"torch {torch.__version__} sees no CUDA device (a CPU-only build?)"
+
+    def energy_reason(self, source: str) -> str | None:
+        """Why an energy source cannot be used here (cached per source)."""
+        cache = self.__dict__.setdefault("_energy", {})
+        if source not in cache:
+            cache[source] = probe(source)
+        result: str | None = cache[source]
+        return result
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _model_check(
+    config: ExperimentConfig, base_dir: Path | None
+) -> tuple[ModelRef | None, Check | None]:
+    try:
+        ref = resolve_model(config.model, base_dir)
+    except ModelNotFoundError as exc:
+        return None, Check("model", exc.message, exc.fix or "check the model id")
+    if Path(ref.name_or_path).exists() or not _offline():
+        return ref, None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return ref, None
+    if not isinstance(try_to_load_from_cache(ref.name_or_path, "config.json"), str):
+        return ref, Check(
+            "model",
+            f"model {config.model!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+            "download it once with network access, or point model: at a local directory",
+        )
+    return ref, None
+
+
+def weight_bytes(ref: ModelRef, precision: str) -> int | None:
+    """Rough size of the weights at ``precision`` from a local model directory, if any."""
+    folder = Path(ref.name_or_path)
+    if ref.gguf_file or not folder.is_dir():
+        return None
+    files = [*folder.glob("*.safetensors"), *folder.glob("*.bin")]
+    if not files:
+        return None
+    stored = 4
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        stored = _DTYPE_BYTES.get(str(config.get("torch_dtype") or config.get("dtype")), 4)
+    except (OSError, ValueError):
+        pass
+    return int(sum(f.stat().st_size for f in files) * _DTYPE_BYTES[precision] / stored)
+
+
+def check_point(
+    config: ExperimentConfig,
+    base_dir: Path | None,
+    host: Host,
+    energy_override: str | None,
+    local: bool,
+) -> list[Check]:
+    """Every failed check for one point (empty when it may run)."""
+    checks: list[Check] = []
+    if config.device == "cuda":
+        _, reason = host.gpus
+        if reason is not None:
+            checks.append(
+                Check("gpu", f"no CUDA GPU: {reason}", "run on a GPU machine, or set device: cpu")
+            )
+        elif local and config.backend == "pytorch" and host.torch_cuda is not None:
+            checks.append(Check("gpu", host.torch_cuda, "install a CUDA build of torch"))
+    if local:
+        modules, hint = _PACKAGES[config.backend]
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            checks.append(Check("backend", f"backend {config.backend} needs {missing}", hint))
+    ref, model_problem = _model_check(config, base_dir)
+    if model_problem is not None:
+        checks.append(model_problem)
+    if config.device == "cuda" and ref is not None and host.gpus[0]:
+        need = weight_bytes(ref, config.precision)
+        free_mb = sum(host.gpus[0])
+        if need is not None and need * MEMORY_OVERHEAD / 1e6 > free_mb:
+            checks.append(
+                Check(
+                    "memory",
+                    f"model needs about {need * MEMORY_OVERHEAD / 1e9:.1f} GB, "
+                    f"{free_mb / 1e3:.1f} GB free",
+                    "use a smaller model or precision, or free the GPU",
+                )
+            )
+    source = requested(config, energy_override)
+    if source not in ("auto", "null"):
+        reason = host.energy_reason(source)
+        if reason is not None:
+            checks.append(
+                Check("energy", f"energy.backend {source} is unavailable: {reason}", FIXES[source])
+            )
+    return checks
+
+
+def should_skip(checks: list[Check], require_gpu: bool) -> bool:
+    """Skip (rather than fail) when only hardware is missing and GPUs are not required."""
+    return bool(checks) and not require_gpu and all(c.kind in HARDWARE_KINDS for c in checks)
