@@ -106,3 +106,196 @@ def _fast_study(model: Path | str, extra: str = "") -> str:
 def fast_study() -> Callable[..., str]:
     """Build study text that runs in well under a second per item on CPU (tiny model)."""
     return _fast_study
+
+
+# --------------------------------------------------------------------------------------------
+# A fake pynvml. NVML cannot exist on these machines; this mirrors the real module's surface
+# that pytest-llem uses, with the real exception classes and constants (nvidia-ml-py is a core
+# dependency), including its failure modes: calls before nvmlInit raise Uninitialized, unknown
+# UUIDs raise NotFound, pre-Volta GPUs raise NotSupported for the energy counter.
+# --------------------------------------------------------------------------------------------
+
+
+class FakeGpu:
+    """One scripted GPU whose energy counter advances with real time at ``power_w``."""
+
+    def __init__(self, uuid: str, power_w: float = 100.0, name: str = "NVIDIA H100 80GB HBM3") -> None:
+        import time
+
+        self.uuid = uuid
+        self.name = name
+        self.power_w = power_w
+        self.temperature_c = 45.0
+        self.memory_total = 80_000_000_000
+        self.memory_used = 1_000_000_000
+        self.utilization = 0
+        self.clock_reasons = 0
+        self.supports_energy = True
+        self.persistence = 1
+        self.pids: list[int] = []
+        self.power_limit_mw = 700_000
+        self._t0 = time.perf_counter()
+        self._energy_mj = 0.0
+
+    def energy_mj(self) -> int:
+        import time
+
+        now = time.perf_counter()
+        self._energy_mj += (now - self._t0) * self.power_w * 1000.0
+        self._t0 = now
+        return int(self._energy_mj)
+
+
+class FakeNvml:
+    """Controls the fake module: the GPUs it reports and how nvmlInit behaves."""
+
+    def __init__(self) -> None:
+        import types
+
+        import pynvml as real
+
+        self.real = real
+        self.gpus: list[FakeGpu] = []
+        self.init_error: int | None = None
+        self.initialised = 0
+        self.calls: list[str] = []
+        module = types.ModuleType("pynvml")
+        for name in dir(real):
+            if name.startswith(("NVMLError", "NVML_")) or name == "nvmlClocksEventReasonSwPowerCap":
+                setattr(module, name, getattr(real, name))
+        for name in dir(self):
+            if name.startswith("nvml"):
+                setattr(module, name, getattr(self, name))
+        self.module = module
+
+    def add(self, uuid: str, **kw: object) -> FakeGpu:
+        gpu = FakeGpu(uuid)
+        for key, value in kw.items():
+            setattr(gpu, key, value)
+        self.gpus.append(gpu)
+        return gpu
+
+    def _check(self, name: str) -> None:
+        self.calls.append(name)
+        if not self.initialised:
+            raise self.real.NVMLError(self.real.NVML_ERROR_UNINITIALIZED)
+
+    def _gpu(self, handle: object) -> FakeGpu:
+        if not isinstance(handle, FakeGpu):
+            raise self.real.NVMLError(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return handle
+
+    def nvmlInit(self) -> None:
+        if self.init_error is not None:
+            raise self.real.NVMLError(self.init_error)
+        self.initialised += 1
+
+    def nvmlShutdown(self) -> None:
+        self._check("nvmlShutdown")
+        self.initialised -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._check("nvmlSystemGetDriverVersion")
+        return "550.54.15"
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._check("nvmlDeviceGetCount")
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
+        self._check("nvmlDeviceGetHandleByIndex")
+        if not 0 <= index < len(self.gpus):
+            raise self.real.NVMLError(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return self.gpus[index]
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str | bytes) -> FakeGpu:
+        self._check("nvmlDeviceGetHandleByUUID")
+        text = uuid.decode() if isinstance(uuid, bytes) else uuid
+        for gpu in self.gpus:
+            if gpu.uuid == text:
+                return gpu
+        raise self.real.NVMLError(self.real.NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetUUID(self, handle: object) -> str:
+        self._check("nvmlDeviceGetUUID")
+        return self._gpu(handle).uuid
+
+    def nvmlDeviceGetName(self, handle: object) -> str:
+        self._check("nvmlDeviceGetName")
+        return self._gpu(handle).name
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: object) -> int:
+        self._check("nvmlDeviceGetTotalEnergyConsumption")
+        gpu = self._gpu(handle)
+        if not gpu.supports_energy:
+            raise self.real.NVMLError(self.real.NVML_ERROR_NOT_SUPPORTED)
+        return gpu.energy_mj()
+
+    def nvmlDeviceGetPowerUsage(self, handle: object) -> int:
+        self._check("nvmlDeviceGetPowerUsage")
+        return int(self._gpu(handle).power_w * 1000)
+
+    def nvmlDeviceGetTemperature(self, handle: object, sensor: int) -> int:
+        self._check("nvmlDeviceGetTemperature")
+        if sensor != self.real.NVML_TEMPERATURE_GPU:
+            raise self.real.NVMLError(self.real.NVML_ERROR_INVALID_ARGUMENT)
+        return int(self._gpu(handle).temperature_c)
+
+    def nvmlDeviceGetMemoryInfo(self, handle: object) -> object:
+        import types
+
+        self._check("nvmlDeviceGetMemoryInfo")
+        gpu = self._gpu(handle)
+        return types.SimpleNamespace(total=gpu.memory_total, used=gpu.memory_used,
+                                     free=gpu.memory_total - gpu.memory_used)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: object) -> object:
+        import types
+
+        self._check("nvmlDeviceGetUtilizationRates")
+        return types.SimpleNamespace(gpu=self._gpu(handle).utilization, memory=0)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: object) -> int:
+        self._check("nvmlDeviceGetCurrentClocksEventReasons")
+        return self._gpu(handle).clock_reasons
+
+    def nvmlDeviceGetPersistenceMode(self, handle: object) -> int:
+        self._check("nvmlDeviceGetPersistenceMode")
+        return self._gpu(handle).persistence
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: object) -> list[object]:
+        import types
+
+        self._check("nvmlDeviceGetComputeRunningProcesses")
+        return [types.SimpleNamespace(pid=p, usedGpuMemory=1) for p in self._gpu(handle).pids]
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: object) -> int:
+        self._check("nvmlDeviceGetEnforcedPowerLimit")
+        return self._gpu(handle).power_limit_mw
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+    """Install a fake ``pynvml`` (no GPUs until the test adds some)."""
+    import sys
+
+    fake = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake.module)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    return fake
+
+
+@pytest.fixture
+def fake_rapl(tmp_path: Path) -> Path:
+    """A fake /sys/class/powercap tree: one package (with dram) whose counters tests set."""
+    root = tmp_path / "powercap"
+    pkg = root / "intel-rapl:0"
+    dram = pkg / "intel-rapl:0:0"
+    core = pkg / "intel-rapl:0:1"
+    for zone, name in ((pkg, "package-0"), (dram, "dram"), (core, "core")):
+        zone.mkdir(parents=True)
+        (zone / "name").write_text(name + "\n")
+        (zone / "energy_uj").write_text("1000\n")
+        (zone / "max_energy_range_uj").write_text("262143328850\n")
+    return root

@@ -21,8 +21,9 @@ def row(result: ExperimentResult) -> tuple[str, ...]:
         notes = f"energy: {result.energy.reason}"
     if result.warnings:
         notes = ", ".join([*([notes] if notes else []), *(w.code for w in result.warnings)])
-    if result.outcome == "skipped" and result.message:
-        notes = result.message
+    if result.outcome in ("skipped", "failed", "error") and result.message:
+        first = next((ln.strip() for ln in result.message.splitlines() if ln.strip()), "")
+        notes = first if len(first) <= 70 else first[:67] + "..."
     return (
         result.nodeid.rsplit("::", 1)[-1],
         result.outcome,

@@ -1,0 +1,89 @@
+"""The local runner's full measuring path on a (scripted) CUDA engine with the fake NVML.
+
+A CUDA engine cannot run here, so the engine is a scripted implementation of pytest-llem's
+own Engine interface that burns real time; NVML is the fake pynvml.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llem.energy.nvml import GpuRef
+from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.cache import ModelCache
+from pytest_llem.runners.base import IdleSpec, RunSpec
+from pytest_llem.runners.local import execute
+from pytest_llem.study.model import ExperimentConfig
+
+
+class CudaEngine:
+    def __init__(self, uuids: list[str]) -> None:
+        self.uuids = uuids
+
+    def requests(self, config: ExperimentConfig) -> list[Request]:
+        return [Request((1, 2)) for _ in range(config.n)]
+
+    def batches(self, requests: list[Request], config: ExperimentConfig) -> list[list[Request]]:
+        return [requests]
+
+    def generate(self, batch: list[Request], config: ExperimentConfig) -> BatchResult:
+        time.sleep(0.05)
+        return BatchResult([Completion(2, 4, 0.05) for _ in batch], 0.05)
+
+    def memory(self) -> MemoryInfo:
+        return MemoryInfo(peak_mb=100.0, model_mb=50.0)
+
+    def devices(self) -> list[GpuRef]:
+        return [GpuRef(i, u) for i, u in enumerate(self.uuids)]
+
+    def close(self) -> None:
+        pass
+
+
+def spec(tmp_path: Path, **config: object) -> RunSpec:
+    cfg = ExperimentConfig.model_validate({
+        "model": "m", "device": "cuda", "n": 4, "precision": "fp16",
+        "window": {"min_duration_s": 0.5}, "warmup": {"n_warmup": 1},
+        "thermal": {"window_s": 0.5, "max_s": 5}, "energy": {"sample_interval_s": 0.05},
+        **config,
+    })
+    return RunSpec(
+        nodeid="x::y", point_id="y", config_hash="h", config=cfg,
+        idle=IdleSpec(per_device_w={"GPU-a": 40.0, "GPU-b": 30.0}, measured_at=time.time()),
+        timeseries_file=str(tmp_path / "ts.jsonl"),
+    )
+
+
+def test_cuda_item_measures_energy_on_its_gpus(fake_nvml: Any, tmp_path: Path) -> None:
+    fake_nvml.add("GPU-a", power_w=250.0, persistence=0)
+    fake_nvml.add("GPU-b", power_w=90.0)
+    fake_nvml.add("GPU-unused", power_w=500.0)
+    cache = ModelCache(loader=lambda c, b: CudaEngine(["GPU-a", "GPU-b"]), key=lambda c: "k")  # type: ignore[arg-type,return-value]
+    phases: list[str] = []
+    m = execute(spec(tmp_path), cache, lambda phase, detail: phases.append(phase))
+    assert m.energy.source == "nvml" and m.energy.method == "counter"
+    assert set(m.energy.per_device_j) == {"GPU-a", "GPU-b"}
+    duration = m.metrics.duration_s
+    assert m.metrics.energy_j == pytest.approx(340.0 * duration, rel=0.25)
+    assert m.energy.baseline_w == 70.0
+    assert m.metrics.energy_adjusted_j == pytest.approx(m.metrics.energy_j - 70.0 * duration, rel=0.25)
+    assert m.metrics.energy_per_output_token_j == pytest.approx(m.metrics.energy_j / m.metrics.output_tokens)
+    assert m.sampler is not None and m.sampler.power_w["max"] == 250.0
+    assert m.thermal is not None and m.thermal.stabilised
+    assert "persistence_mode_off" in [w.code for w in m.warnings]
+    assert (tmp_path / "ts.jsonl").exists()
+    assert {"load", "warmup", "measure"} <= set(phases)
+    assert fake_nvml.initialised == 0  # every NVML reference released
+
+
+def test_cuda_item_without_nvml_records_why(fake_nvml: Any, tmp_path: Path) -> None:
+    fake_nvml.init_error = fake_nvml.real.NVML_ERROR_LIBRARY_NOT_FOUND
+    cache = ModelCache(loader=lambda c, b: CudaEngine(["GPU-a"]), key=lambda c: "k")  # type: ignore[arg-type,return-value]
+    m = execute(spec(tmp_path), cache, lambda p, d: None)
+    assert m.energy.source is None and m.metrics.energy_j is None
+    assert "NVMLError_LibraryNotFound" in (m.energy.reason or "")
+    assert m.sampler is None and m.thermal is None
