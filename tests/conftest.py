@@ -52,15 +52,28 @@ def _build(kind: str, target: Path) -> Path:
     torch.manual_seed(0)
     if kind == "gpt2":
         config = transformers.GPT2Config(
-            vocab_size=vocab, n_positions=256, n_embd=32, n_layer=2, n_head=2,
-            bos_token_id=1, eos_token_id=2, pad_token_id=3,
+            vocab_size=vocab,
+            n_positions=256,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=3,
         )
         model = transformers.GPT2LMHeadModel(config)
     else:
         config = transformers.LlamaConfig(
-            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-            bos_token_id=1, eos_token_id=2, pad_token_id=3,
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=256,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=3,
         )
         model = transformers.LlamaForCausalLM(config)
     model.save_pretrained(target)
@@ -119,7 +132,9 @@ def fast_study() -> Callable[..., str]:
 class FakeGpu:
     """One scripted GPU whose energy counter advances with real time at ``power_w``."""
 
-    def __init__(self, uuid: str, power_w: float = 100.0, name: str = "NVIDIA H100 80GB HBM3") -> None:
+    def __init__(
+        self, uuid: str, power_w: float = 100.0, name: str = "NVIDIA H100 80GB HBM3"
+    ) -> None:
         import time
 
         self.uuid = uuid
@@ -246,8 +261,9 @@ class FakeNvml:
 
         self._check("nvmlDeviceGetMemoryInfo")
         gpu = self._gpu(handle)
-        return types.SimpleNamespace(total=gpu.memory_total, used=gpu.memory_used,
-                                     free=gpu.memory_total - gpu.memory_used)
+        return types.SimpleNamespace(
+            total=gpu.memory_total, used=gpu.memory_used, free=gpu.memory_total - gpu.memory_used
+        )
 
     def nvmlDeviceGetUtilizationRates(self, handle: object) -> object:
         import types

@@ -48,10 +48,13 @@ def pytest_collect(path: Path, points: int) -> float:
     code = (
         "import sys, time, pytest\n"
         "t = time.perf_counter()\n"
-        f"rc = pytest.main(['--collect-only', '-qq', '-p', 'no:cacheprovider', '--llem-max-items', '{points}', {str(path)!r}])\n"
+        "rc = pytest.main(['--collect-only', '-qq', '-p', 'no:cacheprovider',"
+        f" '--llem-max-items', '{points}', {str(path)!r}])\n"
         "print('ELAPSED', time.perf_counter() - t)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=path.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=path.parent
+    )
     line = next(x for x in out.stdout.splitlines() if x.startswith("ELAPSED"))
     return float(line.split()[1])
 
@@ -59,7 +62,9 @@ def pytest_collect(path: Path, points: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--pytest", action="store_true", help="also time a full pytest --collect-only")
+    parser.add_argument(
+        "--pytest", action="store_true", help="also time a full pytest --collect-only"
+    )
     args = parser.parse_args()
     print(f"{'points':>8}  {'expand s':>9}  {'peak MB':>8}  {'items':>7}  {'pytest collect s':>16}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,6 +59,15 @@ def load() -> ModuleType:
     return module
 
 
+def probe_reason() -> str | None:
+    """None when NVML initialises here; otherwise why not."""
+    try:
+        release(load())
+    except NvmlUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def release(pynvml: ModuleType) -> None:
     """Drop one reference to NVML; shut it down with the last."""
     global _INIT_COUNT

@@ -98,7 +98,7 @@ def probe(source: str, rapl_root: Path = rapl.DEFAULT_ROOT) -> str | None:
 
             _monitor_class()
         elif source == "nvml":
-            nvml.release(nvml.load())
+            return nvml.probe_reason()
     except Exception as exc:  # every probe failure is a reason to report, not a crash
         return str(exc)
     return None

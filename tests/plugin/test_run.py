@@ -35,7 +35,12 @@ def test_items_pass_and_report_everywhere(pytester: pytest.Pytester, study: Path
     result = pytester.runpytest("-v", "--junitxml=junit.xml", "--llem-results=out")
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(
-        ["*llem results*", "Study tiny ?*?", "item*outcome*out tok/s*J/token*", "pytorch-bs1-t0-c1*passed*n/a*"]
+        [
+            "*llem results*",
+            "Study tiny ?*?",
+            "item*outcome*out tok/s*J/token*",
+            "pytorch-bs1-t0-c1*passed*n/a*",
+        ]
     )
     # JSONL: one line per item, written as each finished
     lines = (pytester.path / "out" / "results.jsonl").read_text().splitlines()
@@ -48,8 +53,16 @@ def test_items_pass_and_report_everywhere(pytester: pytest.Pytester, study: Path
     for key in ("nodeid", "outcome", "config_hash", "cycle", "config", "metrics", "energy"):
         assert key in item
     metrics = item["metrics"]
-    for key in ("output_tokens", "input_tokens", "duration_s", "output_tokens_per_s",
-                "input_tokens_per_s", "latency_p50_s", "energy_j", "energy_per_output_token_j"):
+    for key in (
+        "output_tokens",
+        "input_tokens",
+        "duration_s",
+        "output_tokens_per_s",
+        "input_tokens_per_s",
+        "latency_p50_s",
+        "energy_j",
+        "energy_per_output_token_j",
+    ):
         assert key in metrics
     if item["energy"]["source"] is None:  # this CI machine has no RAPL: null with the reason
         assert metrics["energy_j"] is None and metrics["energy_per_output_token_j"] is None
@@ -75,7 +88,9 @@ def test_model_is_loaded_once_when_only_generation_settings_vary(
     assert cached.count(False) == 1 and cached[0] is False
 
 
-def test_xdist_keeps_properties_and_writes_one_report(pytester: pytest.Pytester, study: Path) -> None:
+def test_xdist_keeps_properties_and_writes_one_report(
+    pytester: pytest.Pytester, study: Path
+) -> None:
     result = pytester.runpytest_subprocess("-n", "2", "--junitxml=junit.xml", "--llem-results=out")
     result.assert_outcomes(passed=8)
     props = junit_properties(pytester.path / "junit.xml")
@@ -91,7 +106,9 @@ def test_a_failing_item_does_not_stop_the_session(
 ) -> None:
     pytester.makefile(
         ".yaml",
-        study_mixed=fast_study(tiny_gpt2, "experiments:\n  - {n: 2}\n  - {dataset: missing.jsonl}\n  - {n: 3}\n"),
+        study_mixed=fast_study(
+            tiny_gpt2, "experiments:\n  - {n: 2}\n  - {dataset: missing.jsonl}\n  - {n: 3}\n"
+        ),
     )
     result = pytester.runpytest("--llem-results=out")
     result.assert_outcomes(passed=2, failed=1)
@@ -110,9 +127,15 @@ def test_jsonl_dataset_relative_to_the_study(
     pytester: pytest.Pytester, tiny_llama: Path, fast_study: StudyText
 ) -> None:
     (pytester.path / "data").mkdir()
-    (pytester.path / "data" / "p.jsonl").write_text('{"question": "the quick brown fox"}\n{"question": "a tiny model"}\n')
-    pytester.makefile(".yaml", study_q=fast_study(tiny_llama, "").replace(
-        "dataset: {source: synthetic, input_len: 8}", "dataset: data/p.jsonl"))
+    (pytester.path / "data" / "p.jsonl").write_text(
+        '{"question": "the quick brown fox"}\n{"question": "a tiny model"}\n'
+    )
+    pytester.makefile(
+        ".yaml",
+        study_q=fast_study(tiny_llama, "").replace(
+            "dataset: {source: synthetic, input_len: 8}", "dataset: data/p.jsonl"
+        ),
+    )
     pytester.runpytest("--llem-results=out").assert_outcomes(passed=1)
     item = json.loads((pytester.path / "out" / "report.json").read_text())["items"][0]
     assert item["metrics"]["requests"] == 4

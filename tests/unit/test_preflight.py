@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_llem.preflight import Host, check_point, should_skip, weight_bytes
 from pytest_llem.engines.models import ModelRef
+from pytest_llem.preflight import Host, check_point, should_skip, weight_bytes
 from pytest_llem.study.model import ExperimentConfig
 
 
@@ -38,13 +38,19 @@ def test_all_problems_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_missing_backend_package(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
-    checks = check_point(cfg(backend="vllm", device="cuda", precision="fp16"), tmp_path, Host(), "null", local=True)
+    checks = check_point(
+        cfg(backend="vllm", device="cuda", precision="fp16"), tmp_path, Host(), "null", local=True
+    )
     assert any(c.kind == "backend" and "vllm" in c.message for c in checks)
-    remote = check_point(cfg(backend="vllm", device="cuda", precision="fp16"), tmp_path, Host(), "null", local=False)
+    remote = check_point(
+        cfg(backend="vllm", device="cuda", precision="fp16"), tmp_path, Host(), "null", local=False
+    )
     assert not any(c.kind == "backend" for c in remote)  # a container brings its own packages
 
 
-def test_memory_estimate_against_free_gpu_memory(fake_nvml: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_estimate_against_free_gpu_memory(
+    fake_nvml: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = tmp_path / "big"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"torch_dtype": "float32"}))
@@ -54,6 +60,8 @@ def test_memory_estimate_against_free_gpu_memory(fake_nvml: Any, tmp_path: Path,
     fake_nvml.add("GPU-a", memory_total=2_100_000_000, memory_used=0)
     host = Host()
     monkeypatch.setattr(Host, "torch_cuda", None)
-    checks = check_point(cfg(model=str(model), device="cuda", precision="fp16"), None, host, "null", local=False)
+    checks = check_point(
+        cfg(model=str(model), device="cuda", precision="fp16"), None, host, "null", local=False
+    )
     assert [c.kind for c in checks] == ["memory"]
     assert "2.4 GB" in checks[0].message

@@ -18,12 +18,10 @@ def test_missing_library_is_a_reason_not_a_crash(fake_nvml: Any) -> None:
 
 def test_real_module_on_this_machine_reports_why() -> None:
     # No GPU and no driver here: the real pynvml must give a reason, never a number.
-    try:
-        nvml.release(nvml.load())
-    except nvml.NvmlUnavailable as exc:
-        assert str(exc).startswith("no NVML:")
-    else:
+    if nvml.probe_reason() is None:
         pytest.skip("this machine has a working NVML")
+    with pytest.raises(nvml.NvmlUnavailable, match=r"^no NVML: "):
+        nvml.load()
 
 
 def test_counter_meter_measures_every_used_gpu(fake_nvml: Any) -> None:
@@ -63,7 +61,11 @@ def test_cuda_index_matching_needs_pci_order_on_multi_gpu(fake_nvml: Any) -> Non
     pynvml = nvml.load()
     with pytest.raises(nvml.NvmlUnavailable, match="CUDA_DEVICE_ORDER=PCI_BUS_ID"):
         nvml.resolve_handles(pynvml, [nvml.GpuRef(0)], env={})
-    got = nvml.resolve_handles(pynvml, [nvml.GpuRef(0)], env={"CUDA_VISIBLE_DEVICES": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
+    got = nvml.resolve_handles(
+        pynvml,
+        [nvml.GpuRef(0)],
+        env={"CUDA_VISIBLE_DEVICES": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"},
+    )
     assert [u for u, _ in got] == ["GPU-1"]
     got = nvml.resolve_handles(pynvml, [nvml.GpuRef(0)], env={"CUDA_VISIBLE_DEVICES": "GPU-1"})
     assert [u for u, _ in got] == ["GPU-1"]

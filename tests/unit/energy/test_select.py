@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pytest_llem.energy.nvml import GpuRef, NvmlMeter
 from pytest_llem.energy.null import NullMeter
+from pytest_llem.energy.nvml import GpuRef, NvmlMeter
 from pytest_llem.energy.rapl import RaplMeter
 from pytest_llem.energy.select import EnergyUnavailable, probe, select_meter
 from pytest_llem.study.model import ExperimentConfig
@@ -62,7 +62,9 @@ class FakeZeusMonitor:
 
     energy: dict[int, float] = {}
 
-    def __init__(self, gpu_indices: list[int] | None = None, cpu_indices: list[int] | None = None) -> None:
+    def __init__(
+        self, gpu_indices: list[int] | None = None, cpu_indices: list[int] | None = None
+    ) -> None:
         self.gpu_indices = gpu_indices or []
         self.windows: dict[str, float] = {}
 

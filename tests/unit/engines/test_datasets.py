@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem.engines.datasets import DatasetError, read_jsonl_prompts, resolve_source, synthetic_ids, take
+from pytest_llem.engines.datasets import (
+    DatasetError,
+    read_jsonl_prompts,
+    resolve_source,
+    synthetic_ids,
+    take,
+)
 from pytest_llem.study.model import DatasetConfig
 
 
@@ -17,7 +23,9 @@ def test_builtin_prompts_ship_with_the_package() -> None:
 
 def test_column_detection_and_chat_messages(tmp_path: Path) -> None:
     f = tmp_path / "p.jsonl"
-    f.write_text('{"id": 1, "instruction": "a"}\n\n{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "b"}]}\n"c"\n')
+    f.write_text(
+        '{"id": 1, "instruction": "a"}\n\n{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "b"}]}\n"c"\n'
+    )
     assert read_jsonl_prompts(f, None) == ["a", "b", "c"]
 
 

@@ -12,8 +12,12 @@ from pytest_llem.study.model import ExperimentConfig
 
 def config(model: Path, **kw: object) -> ExperimentConfig:
     base: dict[str, object] = {
-        "model": str(model), "device": "cpu", "precision": "fp32", "n": 5,
-        "max_output_tokens": 6, "dataset": {"source": "synthetic", "input_len": 7},
+        "model": str(model),
+        "device": "cpu",
+        "precision": "fp32",
+        "n": 5,
+        "max_output_tokens": 6,
+        "dataset": {"source": "synthetic", "input_len": 7},
     }
     return ExperimentConfig.model_validate({**base, **kw})
 
@@ -57,7 +61,9 @@ def test_eos_ends_the_output_count(tiny_gpt2: Path) -> None:
 
 
 def test_streaming_measures_ttft_and_itl(tiny_llama: Path) -> None:
-    cfg = config(tiny_llama, pytorch={"streaming": True, "batch_size": 4}, decoder={"min_new_tokens": 6})
+    cfg = config(
+        tiny_llama, pytorch={"streaming": True, "batch_size": 4}, decoder={"min_new_tokens": 6}
+    )
     engine = TransformersEngine.load(cfg)
     batches = engine.batches(engine.requests(cfg), cfg)
     assert all(len(b) == 1 for b in batches)  # a streamer follows one sequence
@@ -69,9 +75,11 @@ def test_streaming_measures_ttft_and_itl(tiny_llama: Path) -> None:
 def test_sampling_is_reproducible_with_the_seed(tiny_gpt2: Path) -> None:
     cfg = config(tiny_gpt2, decoder={"temperature": 1.0})
     engine = TransformersEngine.load(cfg)
+
     def run() -> list[int]:
         reqs = engine.requests(cfg)
         return [c.output_tokens for c in engine.generate(reqs, cfg).completions]
+
     assert run() == run()
 
 

@@ -42,7 +42,10 @@ def test_cpu_baseline_measured_once_and_cached(tmp_path: Path, fake_rapl: Path) 
     assert reading.per_device_w["package-0"] > 0
     assert baselines.get(config) is reading and baselines.measurements == 1
     stored = json.loads(cache.read_text())
-    assert "rapl" in stored["entries"] and stored["entries"]["rapl"]["measured_at"] == reading.measured_at
+    assert (
+        "rapl" in stored["entries"]
+        and stored["entries"]["rapl"]["measured_at"] == reading.measured_at
+    )
     # a new session reuses the disk cache while it is young enough
     fresh = IdleBaselines(cache, rapl_root=fake_rapl, clock=clock, sleep=sleep)
     assert fresh.get(config).per_device_w == reading.per_device_w and fresh.measurements == 0

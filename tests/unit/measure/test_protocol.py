@@ -96,8 +96,12 @@ def test_adjusted_energy_subtracts_idle_and_floors_at_zero() -> None:
     clock = Clock()
     cfg = config(window={"min_duration_s": 0})
     idle = IdleReading({"gpu0": 20.0}, measured_at=1000.0, method="counter")
+
     def inst(watts: float) -> Instruments:
-        return Instruments(meter=CountingMeter(clock, watts), clock=clock, idle=idle, wall_clock=lambda: 1060.0)
+        return Instruments(
+            meter=CountingMeter(clock, watts), clock=clock, idle=idle, wall_clock=lambda: 1060.0
+        )
+
     busy = run(ScriptedEngine(clock, [1.0]), cfg, inst(50.0))
     assert busy.metrics.energy_adjusted_j == 4 * (50.0 - 20.0)
     assert busy.energy.baseline_w == 20.0 and busy.energy.baseline_age_s == 60.0
@@ -109,8 +113,13 @@ def test_adjusted_energy_subtracts_idle_and_floors_at_zero() -> None:
 def test_baseline_of_other_devices_is_not_used() -> None:
     clock = Clock()
     idle = IdleReading({"other-gpu": 20.0}, measured_at=0.0)
-    m = run(ScriptedEngine(clock, [1.0]), config(window={"min_duration_s": 0}),
-            Instruments(meter=CountingMeter(clock, 50.0), clock=clock, idle=idle, wall_clock=lambda: 1.0))
+    m = run(
+        ScriptedEngine(clock, [1.0]),
+        config(window={"min_duration_s": 0}),
+        Instruments(
+            meter=CountingMeter(clock, 50.0), clock=clock, idle=idle, wall_clock=lambda: 1.0
+        ),
+    )
     assert m.metrics.energy_adjusted_j is None
     assert "baseline_missing" in [w.code for w in m.warnings]
 
@@ -118,17 +127,29 @@ def test_baseline_of_other_devices_is_not_used() -> None:
 def test_stale_baseline_warns() -> None:
     clock = Clock()
     idle = IdleReading({"gpu0": 20.0}, measured_at=0.0)
-    m = run(ScriptedEngine(clock, [1.0]), config(window={"min_duration_s": 0}, baseline={"max_age_s": 10}),
-            Instruments(meter=CountingMeter(clock, 50.0), clock=clock, idle=idle, wall_clock=lambda: 100.0))
+    m = run(
+        ScriptedEngine(clock, [1.0]),
+        config(window={"min_duration_s": 0}, baseline={"max_age_s": 10}),
+        Instruments(
+            meter=CountingMeter(clock, 50.0), clock=clock, idle=idle, wall_clock=lambda: 100.0
+        ),
+    )
     assert "baseline_stale" in [w.code for w in m.warnings]
 
 
 def test_warmup_convergence_stops_when_latency_settles() -> None:
     clock = Clock()
     engine = ScriptedEngine(clock, [3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
-    cfg = config(warmup={"convergence_detection": True, "n_warmup": 1, "window_size": 3,
-                         "cv_threshold": 0.01, "max_iterations": 10},
-                 window={"min_duration_s": 0})
+    cfg = config(
+        warmup={
+            "convergence_detection": True,
+            "n_warmup": 1,
+            "window_size": 3,
+            "cv_threshold": 0.01,
+            "max_iterations": 10,
+        },
+        window={"min_duration_s": 0},
+    )
     m = run(engine, cfg, Instruments(meter=CountingMeter(clock, 1.0), clock=clock))
     assert m.warmup is not None
     assert m.warmup.converged is True and m.warmup.iterations == 5 and m.warmup.final_cv == 0.0
@@ -137,8 +158,10 @@ def test_warmup_convergence_stops_when_latency_settles() -> None:
 def test_warmup_that_never_converges_is_a_validity_warning() -> None:
     clock = Clock()
     engine = ScriptedEngine(clock, [1.0, 2.0] * 20)
-    cfg = config(warmup={"convergence_detection": True, "window_size": 3, "max_iterations": 6},
-                 window={"min_duration_s": 0})
+    cfg = config(
+        warmup={"convergence_detection": True, "window_size": 3, "max_iterations": 6},
+        window={"min_duration_s": 0},
+    )
     m = run(engine, cfg, Instruments(meter=CountingMeter(clock, 1.0), clock=clock))
     assert m.warmup is not None and m.warmup.converged is False and m.warmup.iterations == 6
     assert "warmup_not_converged" in [w.code for w in m.warnings]
@@ -146,16 +169,22 @@ def test_warmup_that_never_converges_is_a_validity_warning() -> None:
 
 def test_short_window_and_few_samples_warn() -> None:
     clock = Clock()
-    m = run(ScriptedEngine(clock, [0.1]), config(window={"min_duration_s": 0}),
-            Instruments(meter=CountingMeter(clock, 1.0), clock=clock))
+    m = run(
+        ScriptedEngine(clock, [0.1]),
+        config(window={"min_duration_s": 0}),
+        Instruments(meter=CountingMeter(clock, 1.0), clock=clock),
+    )
     assert {"short_window", "few_samples", "baseline_missing"} <= {w.code for w in m.warnings}
 
 
 def test_peak_memory_is_reset_before_the_window() -> None:
     clock = Clock()
     engine = ScriptedEngine(clock, [0.1])
-    run(engine, config(warmup={"n_warmup": 1}, window={"min_duration_s": 0}),
-        Instruments(meter=CountingMeter(clock, 1.0), clock=clock))
+    run(
+        engine,
+        config(warmup={"n_warmup": 1}, window={"min_duration_s": 0}),
+        Instruments(meter=CountingMeter(clock, 1.0), clock=clock),
+    )
     assert engine.events[0] == "generate"  # warmup
     assert engine.events[1] == "memory"  # reset before the window
     assert engine.events[-1] == "memory"

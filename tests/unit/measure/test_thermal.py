@@ -36,7 +36,9 @@ def test_stable_gpu_waits_only_the_window() -> None:
 def test_cooling_gpu_waits_until_temperature_settles() -> None:
     clock = Clock()
     # cools 0.5 C per second for 20 s, then flat
-    wait = ThermalWait(lambda: [("g", 70.0 - 0.5 * min(clock.now, 20.0), 100.0)], 1.0, clock, clock.sleep)
+    wait = ThermalWait(
+        lambda: [("g", 70.0 - 0.5 * min(clock.now, 20.0), 100.0)], 1.0, clock, clock.sleep
+    )
     record = wait.wait(cfg(window_s=5, max_s=120, max_temp_slope_c_per_min=1.0), quiet)
     assert record.stabilised and 20.0 < record.waited_s <= 26.0
 

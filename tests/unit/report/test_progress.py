@@ -10,10 +10,14 @@ import pytest
 from pytest_llem.report.progress import ProgressLine
 
 
-def test_progress_writes_and_erases(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_writes_and_erases(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = pytester.parseconfigure("-v")
     out = io.StringIO()
-    monkeypatch.setattr(config, "get_terminal_writer", lambda: types.SimpleNamespace(hasmarkup=True, _file=out))
+    monkeypatch.setattr(
+        config, "get_terminal_writer", lambda: types.SimpleNamespace(hasmarkup=True, _file=out)
+    )
     line = ProgressLine(config)
     line.update("warmup", "1/3")
     line.update("warmup", "2/3")  # rate-limited: same phase within 0.2 s
@@ -26,9 +30,13 @@ def test_progress_writes_and_erases(pytester: pytest.Pytester, monkeypatch: pyte
     assert text.endswith("\b" * n + " " * n + "\b" * n)
 
 
-def test_progress_is_silent_without_verbose_or_terminal(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_is_silent_without_verbose_or_terminal(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = pytester.parseconfigure()
     out = io.StringIO()
-    monkeypatch.setattr(config, "get_terminal_writer", lambda: types.SimpleNamespace(hasmarkup=True, _file=out))
+    monkeypatch.setattr(
+        config, "get_terminal_writer", lambda: types.SimpleNamespace(hasmarkup=True, _file=out)
+    )
     ProgressLine(config).update("load", "m")
     assert out.getvalue() == ""

@@ -7,12 +7,26 @@ from pytest_llem.results import EnergyInfo, ExperimentResult, Metrics
 
 
 def result(name: str, energy: float | None) -> ExperimentResult:
-    metrics = Metrics(output_tokens=10, input_tokens=5, requests=2, duration_s=2.0,
-                      output_tokens_per_s=5.0, input_tokens_per_s=2.5, energy_j=energy,
-                      energy_per_output_token_j=None if energy is None else energy / 10)
+    metrics = Metrics(
+        output_tokens=10,
+        input_tokens=5,
+        requests=2,
+        duration_s=2.0,
+        output_tokens_per_s=5.0,
+        input_tokens_per_s=2.5,
+        energy_j=energy,
+        energy_per_output_token_j=None if energy is None else energy / 10,
+    )
     return ExperimentResult(
-        nodeid=f"study_s.yaml::{name}", outcome="passed", study="s", study_hash="h", point_id=name,
-        config_hash="c", cycle=1, config={}, metrics=metrics,
+        nodeid=f"study_s.yaml::{name}",
+        outcome="passed",
+        study="s",
+        study_hash="h",
+        point_id=name,
+        config_hash="c",
+        cycle=1,
+        config={},
+        metrics=metrics,
         energy=EnergyInfo(reason=None if energy else "no energy meter"),
     )
 
@@ -20,7 +34,18 @@ def result(name: str, energy: float | None) -> ExperimentResult:
 def test_table_shows_na_for_missing_energy() -> None:
     lines = summary_lines([result("a", None), result("b", 12.0)])
     assert lines[0] == "Study s [h]"
-    assert lines[1].split() == ["item", "outcome", "out", "tok/s", "J/token", "energy", "J", "duration", "s", "notes"]
+    assert lines[1].split() == [
+        "item",
+        "outcome",
+        "out",
+        "tok/s",
+        "J/token",
+        "energy",
+        "J",
+        "duration",
+        "s",
+        "notes",
+    ]
     assert lines[3].split()[:6] == ["a", "passed", "5.0", "n/a", "n/a", "2.00"]
     assert "no energy meter" in lines[3]
     assert lines[4].split()[:5] == ["b", "passed", "5.0", "1.2000", "12.0"]

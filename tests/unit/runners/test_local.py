@@ -45,14 +45,24 @@ class CudaEngine:
 
 
 def spec(tmp_path: Path, **config: object) -> RunSpec:
-    cfg = ExperimentConfig.model_validate({
-        "model": "m", "device": "cuda", "n": 4, "precision": "fp16",
-        "window": {"min_duration_s": 0.5}, "warmup": {"n_warmup": 1},
-        "thermal": {"window_s": 0.5, "max_s": 5}, "energy": {"sample_interval_s": 0.05},
-        **config,
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "model": "m",
+            "device": "cuda",
+            "n": 4,
+            "precision": "fp16",
+            "window": {"min_duration_s": 0.5},
+            "warmup": {"n_warmup": 1},
+            "thermal": {"window_s": 0.5, "max_s": 5},
+            "energy": {"sample_interval_s": 0.05},
+            **config,
+        }
+    )
     return RunSpec(
-        nodeid="x::y", point_id="y", config_hash="h", config=cfg,
+        nodeid="x::y",
+        point_id="y",
+        config_hash="h",
+        config=cfg,
         idle=IdleSpec(per_device_w={"GPU-a": 40.0, "GPU-b": 30.0}, measured_at=time.time()),
         timeseries_file=str(tmp_path / "ts.jsonl"),
     )
@@ -70,8 +80,12 @@ def test_cuda_item_measures_energy_on_its_gpus(fake_nvml: Any, tmp_path: Path) -
     duration = m.metrics.duration_s
     assert m.metrics.energy_j == pytest.approx(340.0 * duration, rel=0.25)
     assert m.energy.baseline_w == 70.0
-    assert m.metrics.energy_adjusted_j == pytest.approx(m.metrics.energy_j - 70.0 * duration, rel=0.25)
-    assert m.metrics.energy_per_output_token_j == pytest.approx(m.metrics.energy_j / m.metrics.output_tokens)
+    assert m.metrics.energy_adjusted_j == pytest.approx(
+        m.metrics.energy_j - 70.0 * duration, rel=0.25
+    )
+    assert m.metrics.energy_per_output_token_j == pytest.approx(
+        m.metrics.energy_j / m.metrics.output_tokens
+    )
     assert m.sampler is not None and m.sampler.power_w["max"] == 250.0
     assert m.thermal is not None and m.thermal.stabilised
     assert "persistence_mode_off" in [w.code for w in m.warnings]

@@ -30,12 +30,18 @@ def test_universal_and_scoped_dims_make_independent_per_backend_grids(write_stud
     assert len(torch_pts) == 2 * 2
     assert len(vllm_pts) == 2 * 3
     assert {p.config.pytorch_section.batch_size for p in torch_pts if p.config} == {1, 8}
-    assert {p.config.vllm_section.engine.max_num_seqs for p in vllm_pts if p.config} == {64, 128, 256}
+    assert {p.config.vllm_section.engine.max_num_seqs for p in vllm_pts if p.config} == {
+        64,
+        128,
+        256,
+    }
     assert "pytorch-fp16-bs8" in [p.id for p in torch_pts]
     assert "vllm-bf16-seqs128" in [p.id for p in vllm_pts]
 
 
-def test_dotted_key_is_backend_scoped_only_when_first_segment_is_a_backend(write_study: Write) -> None:
+def test_dotted_key_is_backend_scoped_only_when_first_segment_is_a_backend(
+    write_study: Write,
+) -> None:
     # decoder.temperature is a nested path, not a backend called "decoder".
     path = write_study("model: m\nsweep:\n  decoder.temperature: [0.0, 0.7]\n")
     plan = load(path)
@@ -47,16 +53,24 @@ def test_scoped_paths_work_at_any_depth(write_study: Write) -> None:
     path = write_study(
         "model: m\nbackend: vllm\nsweep:\n  vllm.engine.attention.backend: [FLASH_ATTN, FLASHINFER]\n"
     )
-    values = [p.config.vllm_section.engine.attention.backend for p in load(path).points if p.config and p.config.vllm_section.engine.attention]
+    values = [
+        p.config.vllm_section.engine.attention.backend
+        for p in load(path).points
+        if p.config and p.config.vllm_section.engine.attention
+    ]
     assert values == ["FLASH_ATTN", "FLASHINFER"]
 
 
-def test_base_merges_deeply_and_is_relative_to_the_study(tmp_path: Path, write_study: Write) -> None:
+def test_base_merges_deeply_and_is_relative_to_the_study(
+    tmp_path: Path, write_study: Write
+) -> None:
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "common.yaml").write_text(
         "model: m\ndecoder: {temperature: 0.5, top_p: 0.9}\npytorch: {batch_size: 2, use_cache: true}\n"
     )
-    path = write_study("base: configs/common.yaml\ndecoder: {top_p: 0.8}\npytorch: {batch_size: 4}\n")
+    path = write_study(
+        "base: configs/common.yaml\ndecoder: {top_p: 0.8}\npytorch: {batch_size: 4}\n"
+    )
     config = load(path, root=tmp_path).points[0].config
     assert config is not None
     # the study's nested blocks override single keys without wiping their siblings
@@ -70,10 +84,15 @@ def test_experiments_merge_deeply(write_study: Write) -> None:
         "experiments:\n  - {decoder: {top_p: 0.7}}\n  - {decoder.temperature: 0.0}\n"
     )
     configs = [p.config for p in load(path).points]
-    assert [(c.decoder.temperature, c.decoder.top_p) for c in configs if c] == [(0.5, 0.7), (0.0, 0.9)]
+    assert [(c.decoder.temperature, c.decoder.top_p) for c in configs if c] == [
+        (0.5, 0.7),
+        (0.0, 0.9),
+    ]
 
 
-def test_no_phantom_experiment_when_model_is_fixed_and_experiments_given(write_study: Write) -> None:
+def test_no_phantom_experiment_when_model_is_fixed_and_experiments_given(
+    write_study: Write,
+) -> None:
     path = write_study("model: m\nexperiments:\n  - {precision: fp16}\n  - {precision: bf16}\n")
     assert ids(path) == ["pytorch-fp16", "pytorch-bf16"]
 
@@ -95,7 +114,9 @@ def test_scoped_key_for_a_backend_missing_from_the_list_is_an_error(write_study:
 
 
 def test_backends_are_inferred_from_scoped_keys_when_not_given(write_study: Write) -> None:
-    path = write_study("model: m\nsweep:\n  vllm.engine.max_num_seqs: [64]\n  pytorch.batch_size: [2]\n")
+    path = write_study(
+        "model: m\nsweep:\n  vllm.engine.max_num_seqs: [64]\n  pytorch.batch_size: [2]\n"
+    )
     assert load(path).backends == ("pytorch", "vllm")
 
 
@@ -112,8 +133,13 @@ def test_unknown_keys_are_reported_together_with_suggestions_and_lines(write_stu
     problems = err.value.problems
     assert len(problems) == 5
     text = str(err.value)
-    for wrong, right in [("modle", "model"), ("precison", "precision"), ("temprature", "temperature"),
-                         ("bach_size", "batch_size"), ("n_cycle", "n_cycles")]:
+    for wrong, right in [
+        ("modle", "model"),
+        ("precison", "precision"),
+        ("temprature", "temperature"),
+        ("bach_size", "batch_size"),
+        ("n_cycle", "n_cycles"),
+    ]:
         assert wrong in text and f"'{right}'" in text, (wrong, text)
     assert [p.line for p in problems] == [1, 2, 3, 5, 6]
 
@@ -128,7 +154,9 @@ def test_invalid_points_become_skip_reasons_not_errors(write_study: Write) -> No
 
 
 def test_more_than_half_invalid_warns(write_study: Write) -> None:
-    path = write_study("model: m\nbackend: vllm\nsweep:\n  precision: [fp32, fp16]\n  device: [cpu, cuda]\n")
+    path = write_study(
+        "model: m\nbackend: vllm\nsweep:\n  precision: [fp32, fp16]\n  device: [cpu, cuda]\n"
+    )
     plan = load(path)
     assert len(plan.invalid_points) == 3
     assert any("3 of 4" in w for w in plan.warnings)
@@ -149,7 +177,11 @@ def test_sweep_values_must_be_non_empty_lists(write_study: Write) -> None:
 
 
 def test_config_hash_covers_workload_only(write_study: Write) -> None:
-    a = load(write_study("model: m\nwarmup: {n_warmup: 7}\nwindow: {min_duration_s: 30}\n", "study_a.yaml"))
+    a = load(
+        write_study(
+            "model: m\nwarmup: {n_warmup: 7}\nwindow: {min_duration_s: 30}\n", "study_a.yaml"
+        )
+    )
     b = load(write_study("model: m\nrunners: {vllm: docker}\n", "study_b.yaml"))
     assert a.points[0].config_hash == b.points[0].config_hash
     assert len(a.points[0].config_hash) == 16
@@ -182,7 +214,9 @@ def test_duplicate_points_run_once(write_study: Write) -> None:
 
 
 def test_grid_size_guard_names_the_size(write_study: Write) -> None:
-    path = write_study("model: m\nsweep:\n  n: [1,2,3,4,5,6,7,8,9,10]\n  random_seed: [1,2,3,4,5,6,7,8,9,10]\n")
+    path = write_study(
+        "model: m\nsweep:\n  n: [1,2,3,4,5,6,7,8,9,10]\n  random_seed: [1,2,3,4,5,6,7,8,9,10]\n"
+    )
     with pytest.raises(StudyError, match="100 points, over the limit of 50"):
         load(path, max_points=50)
 

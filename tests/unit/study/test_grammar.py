@@ -14,7 +14,10 @@ def test_deep_merge_keeps_siblings_and_does_not_mutate() -> None:
 
 
 def test_expand_dotted_merges_with_nested_blocks() -> None:
-    assert expand_dotted({"a.b": 1, "a": {"c": 2}, "x.y.z": 3}) == {"a": {"b": 1, "c": 2}, "x": {"y": {"z": 3}}}
+    assert expand_dotted({"a.b": 1, "a": {"c": 2}, "x.y.z": 3}) == {
+        "a": {"b": 1, "c": 2},
+        "x": {"y": {"z": 3}},
+    }
 
 
 def test_check_path_walks_nested_models_and_stops_at_free_form_blocks() -> None:
@@ -28,6 +31,9 @@ def test_check_path_walks_nested_models_and_stops_at_free_form_blocks() -> None:
 
 
 def test_scoped_backend() -> None:
-    assert scoped_backend("vllm.engine.max_num_seqs") == ("vllm", ("vllm", "engine", "max_num_seqs"))
+    assert scoped_backend("vllm.engine.max_num_seqs") == (
+        "vllm",
+        ("vllm", "engine", "max_num_seqs"),
+    )
     assert scoped_backend("decoder.temperature") == (None, ("decoder", "temperature"))
     assert scoped_backend("precision") == (None, ("precision",))

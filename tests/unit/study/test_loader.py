@@ -26,7 +26,7 @@ def test_duplicate_keys_are_errors() -> None:
 
 
 def test_python_tags_are_refused() -> None:
-    with pytest.raises(StudyError, match="cannot read this value|unsupported YAML tag"):
+    with pytest.raises(StudyError, match=r"cannot read this value|unsupported YAML tag"):
         parse_text("model: !!python/object/apply:os.system ['echo hi']\n", Path("s.yaml"))
 
 

@@ -35,7 +35,10 @@ def test_presets_expand_and_explicit_values_win() -> None:
         ({"pytorch": {"torch_compile_mode": "max-autotune"}}, "torch_compile: true"),
         ({"passthrough_kwargs": {"model": "x"}}, "set them directly"),
         ({"lora": {}}, "exactly one"),
-        ({"warmup": {"convergence_detection": True, "max_iterations": 2, "window_size": 3}}, "max_iterations"),
+        (
+            {"warmup": {"convergence_detection": True, "max_iterations": 2, "window_size": 3}},
+            "max_iterations",
+        ),
         ({"thermal": {"min_s": 10, "max_s": 5}}, "max_s"),
         ({"validity": {"fail_on": ["hot"]}}, "unknown warning codes"),
         ({"model": " padded "}, "surrounding spaces"),

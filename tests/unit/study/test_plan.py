@@ -31,11 +31,17 @@ def test_shuffled_is_seeded_and_repeatable(write_study: Callable[..., Path]) -> 
     assert first == names(text, write_study)
     assert sorted(first) == sorted(names(text.replace("shuffled", "sequential"), write_study))
     cycles = [[n for n in first if n.endswith(f"-c{c}")] for c in (1, 2, 3)]
-    assert len({tuple(x.rsplit("-", 1)[0] for x in c) for c in cycles}) > 1  # orders differ per cycle
+    assert (
+        len({tuple(x.rsplit("-", 1)[0] for x in c) for c in cycles}) > 1
+    )  # orders differ per cycle
     seeded = names(text.replace("shuffled}", "shuffled, shuffle_seed: 7}"), write_study)
     assert seeded != first
 
 
-def test_single_cycle_has_no_suffix_and_invalid_points_come_last(write_study: Callable[..., Path]) -> None:
-    got = names("model: m\nbackend: [vllm, pytorch]\nsweep:\n  precision: [fp32, fp16]\n", write_study)
+def test_single_cycle_has_no_suffix_and_invalid_points_come_last(
+    write_study: Callable[..., Path],
+) -> None:
+    got = names(
+        "model: m\nbackend: [vllm, pytorch]\nsweep:\n  precision: [fp32, fp16]\n", write_study
+    )
     assert got == ["vllm-fp16", "pytorch-fp32", "pytorch-fp16", "vllm-fp32"]
