@@ -29,6 +29,7 @@ MARKERS: tuple[str, ...] = (
     "pytorch: runs on the transformers backend",
     "vllm: runs on the vLLM backend",
     "gpu: needs a CUDA GPU",
+    "xdist_group(name): keep items of one group on one xdist worker",
 )
 
 PLANS_KEY = pytest.StashKey[list[StudyPlan]]()
@@ -109,6 +110,8 @@ class ExperimentItem(pytest.Function):
         point = planned.point
         item.add_marker("llem")
         item.add_marker(point.backend)
+        # All cycles of a config on one xdist worker, so they aggregate (and share a model load).
+        item.add_marker(pytest.mark.xdist_group(point.config_hash))
         if point.config is None:
             item.add_marker(pytest.mark.skip(reason=f"invalid config: {point.error}"))
         elif point.config.device == "cuda":

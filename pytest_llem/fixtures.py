@@ -33,6 +33,8 @@ def llem_preflight(
     Missing hardware skips the item (unless --llem-require-gpu); the remaining problems are
     returned and fail the item in its call phase, all listed together.
     """
+    if llem_session.resumed(request.node) is not None:
+        return []  # reported from the resumed run's results: nothing runs here
     checks = llem_session.checks_for(request.node)
     if preflight.should_skip(checks, llem_session.settings.require_gpu):
         pytest.skip("; ".join(c.message for c in checks))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llem.gate.thresholds import Limit, LimitSyntaxError, parse_fail_on
 from pytest_llem.study.expand import DEFAULT_MAX_POINTS
 
 DEFAULT_PATTERNS = ("study_*.yaml", "study_*.yml")
@@ -40,6 +41,23 @@ def _energy(text: str) -> str:
             f"--llem-energy must be one of {list(ENERGY_CHOICES)}, got {text!r}"
         )
     return text
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"--llem-shard expects K/N (e.g. 2/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"--llem-shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def _fail_on(text: str) -> tuple[Limit, ...]:
+    try:
+        return tuple(parse_fail_on(text))
+    except LimitSyntaxError as exc:
+        raise pytest.UsageError(f"--llem-fail-on / llem_fail_on: {exc}") from None
 
 
 def _bool(text: str | bool) -> bool:
@@ -102,6 +120,54 @@ OPTIONS: tuple[Option, ...] = (
         convert=_bool,
         flag=True,
     ),
+    Option("save_baseline", "store this session's results as baseline NAME", metavar="NAME"),
+    Option(
+        "compare",
+        "compare every item with baseline NAME (or a path to a baseline file)",
+        ini="llem_compare",
+        metavar="NAME",
+    ),
+    Option(
+        "baseline_dir",
+        "directory of named baselines (default: <rootdir>/.llem/baselines)",
+        ini="llem_baseline_dir",
+        metavar="DIR",
+    ),
+    Option(
+        "fail_on",
+        "gate limits, e.g. 'energy_per_output_token_j>5%,latency_p99_s<2.0' (N% = relative "
+        "regression vs the baseline; <V a ceiling; >V a floor)",
+        ini="llem_fail_on",
+        convert=_fail_on,
+        metavar="LIMITS",
+    ),
+    Option(
+        "require_energy",
+        "fail items whose gated energy metrics could not be measured",
+        ini="llem_require_energy",
+        convert=_bool,
+        flag=True,
+    ),
+    Option(
+        "require_baseline",
+        "fail items that have no baseline entry to compare with",
+        ini="llem_require_baseline",
+        convert=_bool,
+        flag=True,
+    ),
+    Option("plot", "write PNG plots (energy per token, throughput) into DIR", metavar="DIR"),
+    Option("bmf", "also export results in Bencher Metric Format (JSON) to PATH", metavar="PATH"),
+    Option(
+        "shard",
+        "run only shard K of N (deterministic, balanced, cycles kept together)",
+        convert=_shard,
+        metavar="K/N",
+    ),
+    Option(
+        "resume",
+        "reuse results of passed items from DIR/results.jsonl instead of re-running",
+        metavar="DIR",
+    ),
     Option(
         "timeseries",
         "save every item's power/thermal samples as JSONL under <results>/timeseries",
@@ -149,6 +215,17 @@ class Settings:
     energy: str | None = None
     require_gpu: bool = False
     timeseries: bool = False
+    save_baseline: str | None = None
+    compare: str | None = None
+    baseline_dir: Path = Path(".llem/baselines")
+    fail_on_cli: tuple[Limit, ...] = ()
+    fail_on_ini: tuple[Limit, ...] = ()
+    require_energy: bool = False
+    require_baseline: bool = False
+    plot_dir: Path | None = None
+    bmf_path: Path | None = None
+    shard: tuple[int, int] | None = None
+    resume_dir: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -170,12 +247,20 @@ def resolve(config: pytest.Config) -> Settings:
     for opt in OPTIONS:
         values[opt.name], sources[opt.name] = _lookup(config, opt)
     rootdir = Path(config.rootpath)
-    results = Path(values["results"]) if values["results"] else rootdir / ".llem"
-    if not results.is_absolute():
-        results = Path(config.invocation_params.dir) / results
-    json_path = Path(values["json"]) if values["json"] else results / "report.json"
-    if not json_path.is_absolute():
-        json_path = Path(config.invocation_params.dir) / json_path
+    here = Path(config.invocation_params.dir)
+
+    def path(value: str | None, default: Path | None) -> Path | None:
+        chosen = Path(value) if value else default
+        return here / chosen if chosen is not None and not chosen.is_absolute() else chosen
+
+    results = path(values["results"], rootdir / ".llem")
+    assert results is not None
+    json_path = path(values["json"], results / "report.json")
+    baseline_dir = path(values["baseline_dir"], rootdir / ".llem" / "baselines")
+    assert json_path is not None
+    assert baseline_dir is not None
+    cli_limits = config.getoption("llem_fail_on", default=None)
+    ini_limits = config.getini("llem_fail_on")
     return Settings(
         rootdir=rootdir,
         results_dir=results,
@@ -185,5 +270,16 @@ def resolve(config: pytest.Config) -> Settings:
         energy=values["energy"],
         require_gpu=bool(values["require_gpu"]),
         timeseries=bool(values["timeseries"]),
+        save_baseline=values["save_baseline"],
+        compare=values["compare"],
+        baseline_dir=baseline_dir,
+        fail_on_cli=_fail_on(cli_limits) if cli_limits else (),
+        fail_on_ini=_fail_on(ini_limits) if ini_limits else (),
+        require_energy=bool(values["require_energy"]),
+        require_baseline=bool(values["require_baseline"]),
+        plot_dir=path(values["plot"], None),
+        bmf_path=path(values["bmf"], None),
+        shard=values["shard"],
+        resume_dir=path(values["resume"], None),
         sources=sources,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem import collect, fixtures, options
+from pytest_llem import collect, fixtures, options, setup, workers
 from pytest_llem.report.reporter import REPORTER_KEY, Reporter
 from pytest_llem.session import MEASUREMENT_KEY, SESSION_KEY, LlemSession
 
@@ -26,16 +26,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    workers.pin_worker_gpu(config)  # first: before anything can initialise CUDA
     for marker in collect.MARKERS:
         config.addinivalue_line("markers", marker)
     settings = options.resolve(config)
     config.stash[SETTINGS_KEY] = settings
     config.pluginmanager.register(fixtures, "llem-fixtures")
+    workers.group_cycles(config)
     # Role objects carry the stateful hooks: the session runs items (every process that runs
     # tests), the reporter writes results (the one process that sees every report).
     if not _is_xdist_controller(config):
-        config.stash[SESSION_KEY] = LlemSession(config, settings)
+        config.stash[SESSION_KEY] = LlemSession(
+            config, settings, setup.gate(settings), setup.resume(config, settings)
+        )
         config.pluginmanager.register(config.stash[SESSION_KEY], "llem-session")
     if not _is_xdist_worker(config):
         config.stash[REPORTER_KEY] = Reporter(config, settings)
@@ -64,3 +69,12 @@ def pytest_runtest_makereport(
         if call.when == "call" and MEASUREMENT_KEY in item.stash:
             report.llem_measurement = item.stash[MEASUREMENT_KEY]  # type: ignore[attr-defined]
     return report
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    setup.select_shard(config, config.stash[SETTINGS_KEY], items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    return workers.auto_workers()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -76,6 +77,14 @@ class Host:
             return None
         return f"torch {torch.__version__} sees no CUDA device (a CPU-only build?)"
 
+    def hardware(self, device: str) -> str:
+        """Hardware fingerprint: GPU models, driver major and power limits; or the CPU model."""
+        cache = self.__dict__.setdefault("_hardware", {})
+        if device not in cache:
+            cache[device] = _gpu_fingerprint() if device == "cuda" else _cpu_fingerprint()
+        result: str = cache[device]
+        return result
+
     def energy_reason(self, source: str) -> str | None:
         """Why an energy source cannot be used here (cached per source)."""
         cache = self.__dict__.setdefault("_energy", {})
@@ -83,6 +92,31 @@ class Host:
             cache[source] = probe(source)
         result: str | None = cache[source]
         return result
+
+
+def _gpu_fingerprint() -> str:
+    try:
+        pynvml = nvml.load()
+    except nvml.NvmlUnavailable:
+        return "gpu:unknown"
+    try:
+        return nvml.fingerprint(pynvml, nvml.all_handles(pynvml))
+    except (nvml.NvmlUnavailable, pynvml.NVMLError):
+        return "gpu:unknown"
+    finally:
+        nvml.release(pynvml)
+
+
+def _cpu_fingerprint() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass  # not Linux: platform's answer stands
+    return f"cpu:{model}|{os.cpu_count()} cores"
 
 
 def _offline() -> bool:

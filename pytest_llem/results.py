@@ -136,6 +136,8 @@ class ExperimentResult(_Model):
     config_hash: str
     cycle: int
     config: dict[str, Any]
+    study_file: str | None = None
+    line: int | None = None
     metrics: Metrics | None = None
     energy: EnergyInfo | None = None
     warmup: WarmupRecord | None = None
@@ -148,6 +150,8 @@ class ExperimentResult(_Model):
     environment: dict[str, Any] = Field(default_factory=dict)
     hardware: str | None = None
     gate: dict[str, Any] | None = None
+    cycle_stats: dict[str, dict[str, float]] | None = None
+    resumed: bool = False
     message: str | None = None
     session_id: str | None = None
     started_at: str | None = None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_llem import preflight
-from pytest_llem.errors import LlemError, PreflightError
+from pytest_llem.errors import GateFailure, LlemError, PreflightError
+from pytest_llem.gate.apply import Gate
+from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.measure.baseline import IdleBaselines
 from pytest_llem.options import Settings
 from pytest_llem.report import junit
@@ -38,13 +41,29 @@ def _now() -> str:
 class LlemSession:
     """Holds this process's runners (and their model caches), host facts and idle baselines."""
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        gate: Gate,
+        resume: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.config = config
         self.settings = settings
+        self.gate = gate
+        self.resume = resume or {}
         self.host = preflight.Host()
         self.baselines = IdleBaselines(settings.results_dir / "idle_baseline.json")
         self._runners: dict[str, Runner] = {}
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
+        self.items_run = 0
+
+    def resumed(self, item: ExperimentItem) -> dict[str, Any] | None:
+        """The stored result of a passed item in the resumed run, when its config is unchanged."""
+        stored = self.resume.get(item.nodeid)
+        if stored is not None and stored.get("config_hash") == item.point.config_hash:
+            return stored
+        return None
 
     def runner_for(self, backend: str) -> Runner:
         """The runner for a backend, created on first use."""
@@ -88,13 +107,12 @@ class LlemSession:
             timeseries_file=series,
         )
 
-    def run_item(self, item: ExperimentItem, checks: list[preflight.Check]) -> Measurement:
-        """Run one item and attach its measurement and JUnit properties to it."""
-        if checks:
-            raise PreflightError(
-                "pre-flight failed:\n" + "\n".join(c.render() for c in checks),
-                "fix the problems above (all are listed)",
-            )
+    def _measure(self, item: ExperimentItem) -> tuple[Measurement, dict[str, Any]]:
+        stored = self.resumed(item)
+        if stored is not None:
+            fields = {k: v for k, v in stored.items() if k in Measurement.model_fields}
+            extra = {k: stored.get(k) for k in ("runner", "started_at", "finished_at")}
+            return Measurement.model_validate(fields), {**extra, "resumed": True}
         spec = self.spec_for(item)
         runner = self.runner_for(spec.config.backend)
         started = _now()
@@ -103,14 +121,46 @@ class LlemSession:
             measurement = runner.run(spec, line.update)
         finally:
             line.clear()
-        item.stash[MEASUREMENT_KEY] = {
-            **measurement.model_dump(mode="json"),
+        self.items_run += 1
+        extra = {
             "runner": runner.info.model_dump(mode="json"),
             "started_at": started,
             "finished_at": _now(),
         }
-        junit.add_properties(item, measurement)
-        failing = [w for w in measurement.warnings if w.code in spec.config.validity.fail_on]
+        return measurement, extra
+
+    def run_item(self, item: ExperimentItem, checks: list[preflight.Check]) -> Measurement:
+        """Run one item, attach its measurement and JUnit properties, then apply the gate."""
+        if checks:
+            raise PreflightError(
+                "pre-flight failed:\n" + "\n".join(c.render() for c in checks),
+                "fix the problems above (all are listed)",
+            )
+        config = self._config(item)
+        measurement, extra = self._measure(item)
+        hardware = self.host.hardware(config.device)
+        verdict, stats = self.gate.judge(
+            item.plan.gate,
+            item.point.config_hash,
+            hardware,
+            measurement.metrics.model_dump(),
+            final=item.cycle >= item.plan.execution.n_cycles,
+        )
+        item.stash[MEASUREMENT_KEY] = {
+            **measurement.model_dump(mode="json"),
+            **extra,
+            "hardware": hardware,
+            "gate": verdict.model_dump(mode="json") if verdict is not None else None,
+            "cycle_stats": stats,
+        }
+        junit.add_properties(item, measurement, verdict)
+        if verdict is not None and verdict.failed:
+            raise GateFailure(
+                f"regression gate failed for {item.point.id} (cycle {item.cycle}):\n"
+                + gate_table(verdict),
+                "investigate the regression, or update the baseline with --llem-save-baseline",
+            )
+        failing = [w for w in measurement.warnings if w.code in config.validity.fail_on]
         if failing:
             raise ValidityFailure(
                 "validity warnings marked fail_on:\n"
@@ -126,7 +176,17 @@ class LlemSession:
         return config
 
     def pytest_sessionfinish(self) -> None:
-        """Release runners at the end of the session."""
+        """Release runners; on an xdist worker, send a summary to the controller."""
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["llem"] = {
+                "worker": self.config.workerinput["workerid"],  # type: ignore[attr-defined]
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "items_run": self.items_run,
+                "model_loads": sum(
+                    r.cache.loads for r in self._runners.values() if isinstance(r, LocalRunner)
+                ),
+            }
         self.close()
 
     def close(self) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_llem.gate.verdict import Verdict
 from pytest_llem.results import Measurement
 
 if TYPE_CHECKING:
     from pytest_llem.collect import ExperimentItem
 
 
-def add_properties(item: ExperimentItem, measurement: Measurement) -> None:
+def add_properties(
+    item: ExperimentItem, measurement: Measurement, verdict: Verdict | None = None
+) -> None:
     """Record the item's identity, metrics and energy provenance as user properties."""
     props: list[tuple[str, object]] = [
         ("llem.point_id", item.point.id),
@@ -28,4 +31,11 @@ def add_properties(item: ExperimentItem, measurement: Measurement) -> None:
         props.append(("llem.energy_reason", energy.reason))
     if measurement.warnings:
         props.append(("llem.warnings", ",".join(w.code for w in measurement.warnings)))
+    if verdict is not None:
+        props.append(("llem.gate", verdict.status))
+        for comp in verdict.comparisons:
+            if comp.delta_pct is not None:
+                props.append((f"llem.gate.{comp.metric}.delta_pct", round(comp.delta_pct, 3)))
+            if comp.p_value is not None:
+                props.append((f"llem.gate.{comp.metric}.p_value", comp.p_value))
     item.user_properties.extend(props)

@@ -10,16 +10,18 @@ import datetime as dt
 import os
 import platform
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_llem.errors import LlemError
+from pytest_llem.gate import baseline
 from pytest_llem.options import Settings
-from pytest_llem.report import terminal
+from pytest_llem.report import bmf, document, github, plots, terminal
 from pytest_llem.results import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 
 REPORTER_KEY = pytest.StashKey["Reporter"]()
-REPORT_VERSION = 1
 
 
 def _now() -> str:
@@ -39,6 +41,9 @@ class Reporter:
         self.results: list[ExperimentResult] = []
         self._pending: dict[str, dict[str, Any]] = {}
         self.jsonl_path = settings.results_dir / "results.jsonl"
+        self.workers: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self.plots: list[Path] = []
 
     # -- hooks (this object is registered as a plugin) -----------------------------------
 
@@ -48,6 +53,7 @@ class Reporter:
         if identity is None:
             return
         state = self._pending.setdefault(report.nodeid, {"identity": identity})
+        state.setdefault("nodeid", report.nodeid.split("@", 1)[0])  # drop xdist's @group
         measurement = getattr(report, "llem_measurement", None)
         if measurement is not None:
             state["measurement"] = measurement
@@ -61,7 +67,8 @@ class Reporter:
         elif report.when == "teardown":
             if report.failed and state.get("outcome") == "passed":
                 state["outcome"], state["message"] = "error", _message(report)
-            self._finish(report.nodeid, self._pending.pop(report.nodeid))
+            state = self._pending.pop(report.nodeid)
+            self._finish(state["nodeid"], state)
 
     def _finish(self, nodeid: str, state: dict[str, Any]) -> None:
         identity = state["identity"]
@@ -75,6 +82,8 @@ class Reporter:
             config_hash=identity["config_hash"],
             cycle=identity["cycle"],
             config=identity["config"],
+            study_file=identity.get("study_file"),
+            line=identity.get("line"),
             message=state.get("message"),
             session_id=self.session_id,
             **state.get("measurement", {}),
@@ -82,13 +91,39 @@ class Reporter:
         self.results.append(result)
         append_jsonl(self.jsonl_path, result)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Collect each xdist worker's summary (sent through ``workeroutput``)."""
+        summary = getattr(node, "workeroutput", {}).get("llem")
+        if summary is not None:
+            self.workers.append(summary)
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Write the JSON report when any item ran."""
-        if self.results:
-            self.write_report(int(exitstatus))
+        """Write the JSON report and the optional outputs (baseline, plots, BMF, summary)."""
+        if not self.results:
+            return
+        self.write_report(int(exitstatus))
+        settings = self.settings
+        if settings.save_baseline:
+            target = baseline.resolve(settings.save_baseline, settings.baseline_dir)
+            baseline.save(target, baseline.build(settings.save_baseline, self.results))
+            self.notes.append(f"baseline {settings.save_baseline!r} saved: {target}")
+        if settings.plot_dir is not None:
+            try:
+                self.plots = plots.write(self.results, settings.plot_dir)
+                self.notes.extend(f"plot: {p}" for p in self.plots)
+            except LlemError as exc:
+                self.notes.append(f"plots not written: {exc}")
+        if settings.bmf_path is not None:
+            write_json_atomic(settings.bmf_path, bmf.document(self.results))
+            self.notes.append(f"Bencher Metric Format: {settings.bmf_path}")
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file:
+            with open(summary_file, "a", encoding="utf-8") as handle:
+                handle.write(github.summary_markdown(self.results, self.plots))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """Print the per-study tables."""
+        """Print the per-study tables, then GitHub annotations when running in Actions."""
         if not self.results:
             return
         terminalreporter.section("llem results")
@@ -96,39 +131,31 @@ class Reporter:
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"results: {self.jsonl_path}")
         terminalreporter.write_line(f"report:  {self.settings.json_path}")
+        for note in self.notes:
+            terminalreporter.write_line(note)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            for line in github.workflow_commands(self.results, self.settings.rootdir):
+                terminalreporter.write_line(line)
 
     def write_report(self, exitstatus: int) -> None:
         """Write the JSON report atomically (called once, at session end)."""
-        studies: dict[str, dict[str, Any]] = {}
-        for result in self.results:
-            entry = studies.setdefault(
-                result.study_hash,
-                {"name": result.study, "study_hash": result.study_hash, "items": 0},
-            )
-            entry["items"] += 1
-        counts: dict[str, int] = {}
-        for result in self.results:
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        document = {
-            "report_version": REPORT_VERSION,
-            "session": {
-                "id": self.session_id,
-                "started_at": self.started_at,
-                "finished_at": _now(),
-                "exitstatus": int(exitstatus),
-                "status": "interrupted" if int(exitstatus) == 2 else "complete",
-                "host": platform.node(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-                "pid": os.getpid(),
-                "args": list(self.config.invocation_params.args),
-                "counts": counts,
-                "results_jsonl": str(self.jsonl_path),
-            },
-            "study": list(studies.values()),
-            "items": [r.model_dump(mode="json") for r in self.results],
+        session = {
+            "id": self.session_id,
+            "started_at": self.started_at,
+            "finished_at": _now(),
+            "exitstatus": exitstatus,
+            "status": "interrupted" if exitstatus == 2 else "complete",
+            "host": platform.node(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "pid": os.getpid(),
+            "args": list(self.config.invocation_params.args),
+            "results_jsonl": str(self.jsonl_path),
+            "baseline": self.settings.compare,
+            "shard": list(self.settings.shard) if self.settings.shard else None,
+            "workers": self.workers,
         }
-        write_json_atomic(self.settings.json_path, document)
+        write_json_atomic(self.settings.json_path, document.build(self.results, session))
 
 
 def _message(report: pytest.TestReport) -> str:

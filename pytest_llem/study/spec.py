@@ -108,7 +108,12 @@ class GateConfig(_Section):
     @classmethod
     def _relative_limits(cls, value: dict[str, str | float]) -> dict[str, str | float]:
         for metric, limit in value.items():
-            amount, _ = parse_limit(limit)
+            amount, relative = parse_limit(limit)
+            if not relative:
+                raise ValueError(
+                    f"max_regression.{metric} must be a percentage such as '5%'; "
+                    "absolute limits go under budgets:"
+                )
             if amount < 0:
                 raise ValueError(f"max_regression.{metric} must not be negative")
         return value

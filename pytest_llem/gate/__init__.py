@@ -1,0 +1,1 @@
+"""The regression gate: limits, baselines, significance and per-item verdicts (pure)."""

@@ -1,0 +1,77 @@
+"""Apply the gate to one item: limits in force, cycle samples, baseline lookup, verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pytest_llem.gate import cycles
+from pytest_llem.gate.baseline import BaselineFile
+from pytest_llem.gate.thresholds import Limit, combine, from_study, parse_fail_on
+from pytest_llem.gate.verdict import Verdict, evaluate
+from pytest_llem.study.spec import GateConfig
+
+# When comparing with a baseline and nobody set a relative limit, guard the two headline
+# figures (see benchmarks/perf/README.md for why 5% with Welch at alpha 0.05, 3+ cycles).
+DEFAULT_RELATIVE = "energy_per_output_token_j>5%,output_tokens_per_s>5%"
+
+
+@dataclass
+class Gate:
+    """Session-wide gate state: limits from the command line and ini, the baseline, samples."""
+
+    cli: Sequence[Limit] = ()
+    ini: Sequence[Limit] = ()
+    baseline: BaselineFile | None = None
+    require_energy: bool = False
+    require_baseline: bool = False
+    samples: dict[str, list[Mapping[str, float | None]]] = field(default_factory=dict)
+
+    def limits(self, study: GateConfig) -> list[Limit]:
+        """Limits in force for a study: cli > ini > study; defaults when comparing."""
+        chosen = combine(list(self.cli), list(self.ini), from_study(study))
+        if self.baseline is None:
+            return [lim for lim in chosen if lim.kind != "relative"]
+        if not any(lim.kind == "relative" for lim in chosen):
+            chosen = combine(chosen, parse_fail_on(DEFAULT_RELATIVE, source="default"))
+        return chosen
+
+    def record(
+        self, config_hash: str, metrics: Mapping[str, float | None]
+    ) -> list[Mapping[str, float | None]]:
+        """Add one cycle's metrics for a config; return all cycles so far."""
+        self.samples.setdefault(config_hash, []).append(dict(metrics))
+        return self.samples[config_hash]
+
+    def judge(
+        self,
+        study: GateConfig,
+        config_hash: str,
+        hardware: str,
+        metrics: Mapping[str, float | None],
+        final: bool,
+    ) -> tuple[Verdict | None, dict[str, dict[str, float]] | None]:
+        """Record this cycle; return (verdict, or None without limits; stats at the last cycle)."""
+        history = self.record(config_hash, metrics)
+        samples = cycles.collect(history)
+        stats = cycles.summarise(samples) if final else None
+        limits = self.limits(study)
+        if not limits:
+            return None, stats
+        entry, note = (None, "")
+        if self.baseline is not None:
+            entry, note = self.baseline.lookup(config_hash, hardware)
+            note = note or f"compared with baseline {self.baseline.name!r}"
+        verdict = evaluate(
+            limits,
+            metrics,
+            samples,
+            entry.samples if entry is not None else None,
+            final,
+            study.significance,
+            self.require_energy,
+            self.require_baseline and self.baseline is not None,
+            baseline_note=note,
+        )
+        verdict.baseline = self.baseline.name if self.baseline is not None else None
+        return verdict, stats

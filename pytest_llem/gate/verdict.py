@@ -1,0 +1,202 @@
+"""Per-item verdicts: every limit checked against this item (budgets) or its config's cycles
+against the baseline's (relative limits), with significance when there are enough cycles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from pytest_llem.catalog import METRICS
+from pytest_llem.gate.significance import bootstrap_ci, one_sided_p
+from pytest_llem.gate.thresholds import Limit
+from pytest_llem.measure.stats import mean
+from pytest_llem.study.spec import SignificanceConfig
+
+Status = Literal["pass", "fail", "not_evaluated", "pending"]
+ENERGY_METRICS = frozenset(m for m in METRICS if "energy" in m or m == "avg_power_w")
+
+
+class Comparison(BaseModel):
+    """One limit checked on one metric."""
+
+    metric: str
+    limit: str
+    kind: str
+    status: Status
+    baseline: float | None = None
+    current: float | None = None
+    delta_pct: float | None = None  # positive = worse, in the metric's own direction
+    p_value: float | None = None
+    ci: tuple[float, float] | None = None
+    n_current: int = 0
+    n_baseline: int = 0
+    note: str = ""
+
+
+class Verdict(BaseModel):
+    """The gate's decision for one item."""
+
+    status: Literal["pass", "fail", "no_baseline", "not_evaluated"]
+    comparisons: list[Comparison] = Field(default_factory=list)
+    baseline: str | None = None
+    note: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """True when the item must fail."""
+        return self.status == "fail"
+
+
+def _worse_delta(metric: str, current: float, baseline: float) -> float:
+    """Relative change, positive when worse (more joules, fewer tokens/s)."""
+    if baseline == 0:
+        return 0.0 if current == baseline else float("inf")
+    change = (current - baseline) / abs(baseline)
+    return change if METRICS[metric].better == "lower" else -change
+
+
+def _budget(limit: Limit, value: float | None) -> Comparison:
+    if value is None:
+        return Comparison(
+            metric=limit.metric,
+            limit=limit.text(),
+            kind=limit.kind,
+            status="not_evaluated",
+            note="no value measured",
+        )
+    over = value > limit.value if limit.kind == "ceiling" else value < limit.value
+    return Comparison(
+        metric=limit.metric,
+        limit=limit.text(),
+        kind=limit.kind,
+        status="fail" if over else "pass",
+        current=value,
+        n_current=1,
+    )
+
+
+def _relative(
+    limit: Limit,
+    current: Sequence[float],
+    baseline: Sequence[float] | None,
+    final: bool,
+    sig: SignificanceConfig,
+) -> Comparison:
+    base = Comparison(
+        metric=limit.metric, limit=limit.text(), kind=limit.kind, status="not_evaluated"
+    )
+    if baseline is None or not baseline:
+        return base.model_copy(update={"note": "no baseline value"})
+    if not current:
+        return base.model_copy(update={"note": "no value measured", "n_baseline": len(baseline)})
+    if not final:
+        return base.model_copy(update={"status": "pending", "note": "decided at the last cycle"})
+    cur_mean, base_mean = mean(current), mean(baseline)
+    delta = _worse_delta(limit.metric, cur_mean, base_mean)
+    regressed = delta > limit.value
+    fields: dict[str, object] = {
+        "baseline": base_mean,
+        "current": cur_mean,
+        "delta_pct": delta * 100.0,
+        "n_current": len(current),
+        "n_baseline": len(baseline),
+        "ci": bootstrap_ci(current) if len(current) > 1 else None,
+    }
+    if len(current) >= sig.min_cycles and len(baseline) >= sig.min_cycles:
+        sign = 1.0 if METRICS[limit.metric].better == "lower" else -1.0
+        p = one_sided_p(sig.test, [sign * v for v in current], [sign * v for v in baseline])
+        fields["p_value"] = p
+        significant = p < sig.alpha
+        failed = regressed and significant
+        note = f"{sig.test} p={p:.3g} (alpha {sig.alpha:g})"
+        if regressed and not significant:
+            note += ": regression not significant"
+    else:
+        failed = regressed
+        note = f"significance not tested (n={len(current)}/{len(baseline)} < {sig.min_cycles})"
+    return Comparison(
+        metric=limit.metric,
+        limit=limit.text(),
+        kind=limit.kind,
+        status="fail" if failed else "pass",
+        note=note,
+        **fields,
+    )
+
+
+def evaluate(
+    limits: Sequence[Limit],
+    value: Mapping[str, float | None],
+    samples: Mapping[str, Sequence[float]],
+    baseline: Mapping[str, Sequence[float]] | None,
+    final: bool,
+    sig: SignificanceConfig,
+    require_energy: bool = False,
+    require_baseline: bool = False,
+    baseline_note: str = "",
+) -> Verdict:
+    """Check every limit; the item fails when any limit fails (or a required one is missing)."""
+    comparisons = []
+    for limit in limits:
+        if limit.kind == "relative":
+            base = baseline.get(limit.metric) if baseline is not None else None
+            comparisons.append(_relative(limit, samples.get(limit.metric, []), base, final, sig))
+        else:
+            comparisons.append(_budget(limit, value.get(limit.metric)))
+    for comp in comparisons:
+        if (
+            comp.status == "not_evaluated"
+            and require_energy
+            and comp.metric in ENERGY_METRICS
+            and comp.note == "no value measured"
+        ):
+            comp.status = "fail"
+            comp.note = "no energy measured and --llem-require-energy is set"
+    has_relative = any(lim.kind == "relative" for lim in limits)
+    if any(c.status == "fail" for c in comparisons):
+        status: Literal["pass", "fail", "no_baseline", "not_evaluated"] = "fail"
+    elif has_relative and baseline is None:
+        status = "fail" if require_baseline else "no_baseline"
+    elif comparisons and all(c.status == "not_evaluated" for c in comparisons):
+        status = "not_evaluated"
+    else:
+        status = "pass"
+    return Verdict(status=status, comparisons=comparisons, note=baseline_note)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}"
+
+
+def table(verdict: Verdict) -> str:
+    """The failure text: metric, baseline, current, delta, CI/p, limit, status."""
+    head = ("metric", "baseline", "current", "delta", "CI / p", "limit", "status")
+    rows = []
+    for c in verdict.comparisons:
+        stat = f"p={c.p_value:.3g}" if c.p_value is not None else ""
+        if c.ci is not None:
+            stat = f"[{c.ci[0]:.4g}, {c.ci[1]:.4g}] " + stat
+        delta = f"{c.delta_pct:+.1f}%" if c.delta_pct is not None else "-"
+        rows.append(
+            (
+                c.metric,
+                _fmt(c.baseline),
+                _fmt(c.current),
+                delta,
+                stat.strip() or "-",
+                c.limit,
+                c.status + (f" ({c.note})" if c.note else ""),
+            )
+        )
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if verdict.note:
+        lines.append(verdict.note)
+    return "\n".join(lines)

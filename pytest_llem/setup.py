@@ -1,0 +1,67 @@
+"""Session set-up steps that plugin.py delegates to: gate, resume, shard selection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_llem import resume as resume_mod
+from pytest_llem import shard
+from pytest_llem.gate import baseline
+from pytest_llem.gate.apply import Gate
+from pytest_llem.options import Settings
+
+
+class LlemResumeWarning(pytest.PytestWarning):
+    """Something in a resumed results file could not be reused."""
+
+
+def gate(settings: Settings) -> Gate:
+    """The session's gate; a bad baseline stops the session before anything is measured."""
+    loaded = None
+    if settings.compare:
+        path = baseline.resolve(settings.compare, settings.baseline_dir)
+        try:
+            loaded = baseline.load(path)
+        except baseline.BaselineError as exc:
+            raise pytest.UsageError(f"--llem-compare: {exc}") from None
+    return Gate(
+        cli=settings.fail_on_cli,
+        ini=settings.fail_on_ini,
+        baseline=loaded,
+        require_energy=settings.require_energy,
+        require_baseline=settings.require_baseline,
+    )
+
+
+def resume(config: pytest.Config, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Passed results of the run being resumed (warnings for unreadable lines)."""
+    if settings.resume_dir is None:
+        return {}
+    records, problems = resume_mod.load(settings.resume_dir)
+    for problem in problems:
+        config.issue_config_time_warning(LlemResumeWarning(problem), stacklevel=2)
+    return records
+
+
+def select_shard(config: pytest.Config, settings: Settings, items: list[pytest.Item]) -> None:
+    """Keep only this shard's items (``--llem-shard K/N``); deselect the others."""
+    if settings.shard is None:
+        return
+    k, n = settings.shard
+    keys = [_group_key(item) for item in items]
+    chosen = shard.assign(keys, n)
+    keep = [item for item, s in zip(items, chosen, strict=True) if s == k - 1]
+    dropped = [item for item, s in zip(items, chosen, strict=True) if s != k - 1]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def _group_key(item: pytest.Item) -> str:
+    from pytest_llem.collect import ExperimentItem
+
+    if isinstance(item, ExperimentItem):
+        return f"{item.plan.study_hash}:{item.point.config_hash}:{item.point.id}"
+    return item.nodeid
