@@ -29,7 +29,6 @@ MARKERS: tuple[str, ...] = (
     "pytorch: runs on the transformers backend",
     "vllm: runs on the vLLM backend",
     "gpu: needs a CUDA GPU",
-    "xdist_group(name): keep items of one group on one xdist worker",
 )
 
 PLANS_KEY = pytest.StashKey[list[StudyPlan]]()
@@ -110,8 +109,6 @@ class ExperimentItem(pytest.Function):
         point = planned.point
         item.add_marker("llem")
         item.add_marker(point.backend)
-        # All cycles of a config on one xdist worker, so they aggregate (and share a model load).
-        item.add_marker(pytest.mark.xdist_group(point.config_hash))
         if point.config is None:
             item.add_marker(pytest.mark.skip(reason=f"invalid config: {point.error}"))
         elif point.config.device == "cuda":
@@ -131,6 +128,7 @@ class ExperimentItem(pytest.Function):
             "n_cycles": self.plan.execution.n_cycles,
             "line": point.line,
             "config": point.config.model_dump(mode="json") if point.config else point.raw,
+            "study_gate": self.plan.gate.model_dump(mode="json"),
         }
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -34,7 +34,6 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = options.resolve(config)
     config.stash[SETTINGS_KEY] = settings
     config.pluginmanager.register(fixtures, "llem-fixtures")
-    workers.group_cycles(config)
     # Role objects carry the stateful hooks: the session runs items (every process that runs
     # tests), the reporter writes results (the one process that sees every report).
     if not _is_xdist_controller(config):
@@ -78,3 +77,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return workers.auto_workers()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    return workers.make_scheduler(config, log, config.stash[SETTINGS_KEY].study_patterns)

@@ -130,13 +130,28 @@ def _model_check(
         ref = resolve_model(config.model, base_dir)
     except ModelNotFoundError as exc:
         return None, Check("model", exc.message, exc.fix or "check the model id")
-    if Path(ref.name_or_path).exists() or not _offline():
+    if Path(ref.name_or_path).exists():
+        return ref, None
+    name = ref.name_or_path
+    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+        return ref, Check(
+            "model",
+            f"model path {name} does not exist",
+            "check the path (relative paths are relative to the study file)",
+        )
+    if not _offline():
         return ref, None
     try:
         from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
     except ImportError:
         return ref, None
-    if not isinstance(try_to_load_from_cache(ref.name_or_path, "config.json"), str):
+    except ValueError as exc:  # HFValidationError: not a valid hub id either
+        return ref, Check(
+            "model", f"model {name!r} is neither a path nor a hub id: {exc}", "fix the model value"
+        )
+    if not isinstance(cached, str):
         return ref, Check(
             "model",
             f"model {config.model!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",

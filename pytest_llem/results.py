@@ -152,6 +152,7 @@ class ExperimentResult(_Model):
     gate: dict[str, Any] | None = None
     cycle_stats: dict[str, dict[str, float]] | None = None
     resumed: bool = False
+    worker: str | None = None
     message: str | None = None
     session_id: str | None = None
     started_at: str | None = None

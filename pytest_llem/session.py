@@ -12,6 +12,7 @@ import pytest
 from pytest_llem import preflight
 from pytest_llem.errors import GateFailure, LlemError, PreflightError
 from pytest_llem.gate.apply import Gate
+from pytest_llem.gate.verdict import Verdict
 from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.measure.baseline import IdleBaselines
 from pytest_llem.options import Settings
@@ -32,6 +33,15 @@ _UNSAFE_FILE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 class ValidityFailure(LlemError):  # noqa: N818 - a verdict, like GateFailure
     """A validity warning the study asked to treat as a failure (``validity.fail_on``)."""
+
+
+def _gate_fix(verdict: Verdict) -> str:
+    if not any(c.status == "fail" for c in verdict.comparisons):
+        return (
+            "save a baseline for this config on this hardware (--llem-save-baseline), "
+            "or drop --llem-require-baseline"
+        )
+    return "investigate the regression; if it is intended, save a new baseline"
 
 
 def _now() -> str:
@@ -150,6 +160,7 @@ class LlemSession:
             **measurement.model_dump(mode="json"),
             **extra,
             "hardware": hardware,
+            "worker": getattr(self.config, "workerinput", {}).get("workerid", "main"),
             "gate": verdict.model_dump(mode="json") if verdict is not None else None,
             "cycle_stats": stats,
         }
@@ -158,7 +169,7 @@ class LlemSession:
             raise GateFailure(
                 f"regression gate failed for {item.point.id} (cycle {item.cycle}):\n"
                 + gate_table(verdict),
-                "investigate the regression, or update the baseline with --llem-save-baseline",
+                _gate_fix(verdict),
             )
         failing = [w for w in measurement.warnings if w.code in config.validity.fail_on]
         if failing:

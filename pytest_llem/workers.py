@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
+from typing import Any
 
 import pytest
 
@@ -46,8 +49,34 @@ def pin_worker_gpu(config: pytest.Config) -> str | None:
     return uuids[index]
 
 
-def group_cycles(config: pytest.Config) -> None:
-    """Make xdist keep every cycle of a config on one worker (``--dist loadgroup``)."""
-    option = config.option
-    if getattr(option, "numprocesses", None) and getattr(option, "dist", "no") in ("load", "no"):
-        option.dist = "loadgroup"
+_CYCLE = re.compile(r"-c[0-9]+$")
+
+
+def cycle_group(nodeid: str, patterns: tuple[str, ...]) -> str:
+    """The scheduling scope of an item: its nodeid without the ``-c<k>`` cycle suffix.
+
+    Items of study files whose names end in a cycle suffix share a scope, so every cycle of a
+    config runs on one worker; everything else is its own scope (plain load balancing).
+    """
+    path, sep, name = nodeid.rpartition("::")
+    filename = path.rsplit("/", 1)[-1]
+    if sep and any(fnmatch.fnmatch(filename, p) for p in patterns):
+        return f"{path}::{_CYCLE.sub('', name)}"
+    return nodeid
+
+
+def make_scheduler(config: pytest.Config, log: Any, patterns: tuple[str, ...]) -> Any:
+    """For ``--dist load`` (what ``-n`` implies): load balancing that keeps cycles together.
+
+    xdist's own ``loadgroup`` relies on rewriting item nodeids, which pytest 9.2 no longer
+    allows (``Node.nodeid`` is derived, not stored), so grouping is done by scope instead.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CycleGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return cycle_group(nodeid, patterns)
+
+    return CycleGroupScheduling(config, log)

@@ -27,7 +27,7 @@ class Comparison(BaseModel):
     status: Status
     baseline: float | None = None
     current: float | None = None
-    delta_pct: float | None = None  # positive = worse, in the metric's own direction
+    delta_pct: float | None = None  # (current - baseline) / baseline, signed as measured
     p_value: float | None = None
     ci: tuple[float, float] | None = None
     n_current: int = 0
@@ -99,7 +99,7 @@ def _relative(
     fields: dict[str, object] = {
         "baseline": base_mean,
         "current": cur_mean,
-        "delta_pct": delta * 100.0,
+        "delta_pct": (cur_mean - base_mean) / abs(base_mean) * 100.0 if base_mean else None,
         "n_current": len(current),
         "n_baseline": len(baseline),
         "ci": bootstrap_ci(current) if len(current) > 1 else None,
@@ -110,7 +110,7 @@ def _relative(
         fields["p_value"] = p
         significant = p < sig.alpha
         failed = regressed and significant
-        note = f"{sig.test} p={p:.3g} (alpha {sig.alpha:g})"
+        note = f"{sig.test} p={p:.3g}, alpha {sig.alpha:g}"
         if regressed and not significant:
             note += ": regression not significant"
     else:

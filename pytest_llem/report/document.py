@@ -7,7 +7,7 @@ config) and ``items`` (one ExperimentResult each).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_llem.gate.cycles import collect, summarise
@@ -16,13 +16,21 @@ from pytest_llem.results import ExperimentResult
 REPORT_VERSION = 1
 
 
-def studies(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
-    """One entry per study: name, hash, file, item count."""
+def studies(
+    results: Sequence[ExperimentResult], gates: Mapping[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One entry per study: name, hash, file, item count, and its ``gate:`` block."""
     out: dict[str, dict[str, Any]] = {}
     for r in results:
         entry = out.setdefault(
             r.study_hash,
-            {"name": r.study, "study_hash": r.study_hash, "file": r.study_file, "items": 0},
+            {
+                "name": r.study,
+                "study_hash": r.study_hash,
+                "file": r.study_file,
+                "items": 0,
+                "gate": gates.get(r.study_hash, {}),
+            },
         )
         entry["items"] += 1
     return list(out.values())
@@ -53,7 +61,11 @@ def configs(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
     return out
 
 
-def build(results: Sequence[ExperimentResult], session: dict[str, Any]) -> dict[str, Any]:
+def build(
+    results: Sequence[ExperimentResult],
+    session: dict[str, Any],
+    gates: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
     """The whole report document."""
     counts: dict[str, int] = {}
     for r in results:
@@ -62,7 +74,7 @@ def build(results: Sequence[ExperimentResult], session: dict[str, Any]) -> dict[
     return {
         "report_version": REPORT_VERSION,
         "session": {**session, "counts": counts, "gate_failures": gate_failures},
-        "study": studies(results),
+        "study": studies(results, gates),
         "configs": configs(results),
         "items": [r.model_dump(mode="json") for r in results],
     }

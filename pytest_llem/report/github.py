@@ -26,7 +26,8 @@ def gate_cell(result: ExperimentResult) -> str:
     deltas = [c for c in gate.get("comparisons", []) if c.get("delta_pct") is not None]
     if not deltas:
         return str(gate["status"])
-    worst = max(deltas, key=lambda c: c["delta_pct"])
+    failing = [c for c in deltas if c.get("status") == "fail"]
+    worst = (failing or sorted(deltas, key=lambda c: -abs(c["delta_pct"])))[0]
     return f"{gate['status']} ({worst['metric']} {worst['delta_pct']:+.1f}%)"
 
 

@@ -70,9 +70,19 @@ def write(results: Sequence[ExperimentResult], directory: Path) -> list[Path]:
                 low = [s["mean"] - s["ci95_low"] if s else 0.0 for s in stats]
                 high = [s["ci95_high"] - s["mean"] if s else 0.0 for s in stats]
                 ax.bar(range(len(labels)), means, yerr=[low, high], capsize=4, color="#4C72B0")
-                base = _baseline(items, metric)
-                if base is not None:
-                    ax.axhline(base, color="#C44E52", linestyle="--", label="baseline")
+                bases = [_baseline(by_point[p], metric) for p in labels]
+                marks = [(x, b) for x, b in enumerate(bases) if b is not None]
+                if marks:
+                    ax.scatter(
+                        [x for x, _ in marks],
+                        [b for _, b in marks],
+                        marker="_",
+                        s=900,
+                        linewidths=3,
+                        color="#C44E52",
+                        zorder=3,
+                        label="baseline mean",
+                    )
                     ax.legend()
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
             ax.set_title(title)

@@ -44,6 +44,7 @@ class Reporter:
         self.workers: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.plots: list[Path] = []
+        self.study_gates: dict[str, dict[str, Any]] = {}
 
     # -- hooks (this object is registered as a plugin) -----------------------------------
 
@@ -53,7 +54,7 @@ class Reporter:
         if identity is None:
             return
         state = self._pending.setdefault(report.nodeid, {"identity": identity})
-        state.setdefault("nodeid", report.nodeid.split("@", 1)[0])  # drop xdist's @group
+        state.setdefault("nodeid", report.nodeid)
         measurement = getattr(report, "llem_measurement", None)
         if measurement is not None:
             state["measurement"] = measurement
@@ -72,6 +73,7 @@ class Reporter:
 
     def _finish(self, nodeid: str, state: dict[str, Any]) -> None:
         identity = state["identity"]
+        self.study_gates.setdefault(identity["study_hash"], identity.get("study_gate") or {})
         outcome: Outcome = state.get("outcome", "error")
         result = ExperimentResult(
             nodeid=nodeid,
@@ -155,7 +157,9 @@ class Reporter:
             "shard": list(self.settings.shard) if self.settings.shard else None,
             "workers": self.workers,
         }
-        write_json_atomic(self.settings.json_path, document.build(self.results, session))
+        write_json_atomic(
+            self.settings.json_path, document.build(self.results, session, self.study_gates)
+        )
 
 
 def _message(report: pytest.TestReport) -> str:

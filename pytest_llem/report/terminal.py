@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from pytest_llem.report.github import gate_cell
 from pytest_llem.results import ExperimentResult
 
-HEADERS = ("item", "outcome", "out tok/s", "J/token", "energy J", "duration s", "notes")
+HEADERS = ("item", "outcome", "gate", "out tok/s", "J/token", "energy J", "duration s", "notes")
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -27,6 +28,7 @@ def row(result: ExperimentResult) -> tuple[str, ...]:
     return (
         result.nodeid.rsplit("::", 1)[-1],
         result.outcome,
+        gate_cell(result),
         _fmt(m.output_tokens_per_s if m else None, ".1f"),
         _fmt(m.energy_per_output_token_j if m else None, ".4f"),
         _fmt(m.energy_j if m else None, ".1f"),
@@ -55,6 +57,8 @@ def summary_lines(results: Iterable[ExperimentResult]) -> list[str]:
     lines: list[str] = []
     for (name, digest), items in by_study.items():
         lines.append(f"Study {name} [{digest}]")
-        lines.extend(table([row(r) for r in items]))
+        # Regressions first: the rows a reviewer must read.
+        ordered = sorted(items, key=lambda r: (r.gate or {}).get("status") != "fail")
+        lines.extend(table([row(r) for r in ordered]))
         lines.append("")
     return lines

@@ -10,17 +10,23 @@ import pytest
 
 from pytest_llem.energy.nvml import probe_reason
 
-pytestmark = pytest.mark.skipif(probe_reason() is not None, reason=f"needs an NVIDIA GPU: {probe_reason()}")
+pytestmark = pytest.mark.skipif(
+    probe_reason() is not None, reason=f"needs an NVIDIA GPU: {probe_reason()}"
+)
 
 
 def test_real_nvml_energy_on_a_tiny_model(
     pytester: pytest.Pytester, tiny_llama: Path, fast_study: Callable[..., str]
 ) -> None:
-    text = fast_study(tiny_llama).replace("device: cpu", "device: cuda").replace(
-        "window: {min_duration_s: 0}", "window: {min_duration_s: 5}"
+    text = (
+        fast_study(tiny_llama)
+        .replace("device: cpu", "device: cuda")
+        .replace("window: {min_duration_s: 0}", "window: {min_duration_s: 5}")
     )
     pytester.makefile(".yaml", study_gpu=text + "sweep:\n  precision: [fp16, bf16]\n")
-    result = pytester.runpytest("--llem-require-gpu", "--llem-results=out", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "--llem-require-gpu", "--llem-results=out", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=2)
     for item in json.loads((pytester.path / "out" / "report.json").read_text())["items"]:
         assert item["energy"]["source"] == "nvml"

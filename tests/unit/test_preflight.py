@@ -65,3 +65,17 @@ def test_memory_estimate_against_free_gpu_memory(
     )
     assert [c.kind for c in checks] == ["memory"]
     assert "2.4 GB" in checks[0].message
+
+
+def test_missing_local_path_is_a_model_problem_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    checks = check_point(
+        cfg(model=str(tmp_path / "gone"), device="cpu"), None, Host(), "null", local=True
+    )
+    assert [c.kind for c in checks] == ["model"] and "does not exist" in checks[0].message
+    checks = check_point(cfg(model="bad..id", device="cpu"), None, Host(), "null", local=True)
+    assert [c.kind for c in checks] == ["model"] and "neither a path nor a hub id" in checks[
+        0
+    ].message

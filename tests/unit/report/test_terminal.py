@@ -37,6 +37,7 @@ def test_table_shows_na_for_missing_energy() -> None:
     assert lines[1].split() == [
         "item",
         "outcome",
+        "gate",
         "out",
         "tok/s",
         "J/token",
@@ -46,6 +47,17 @@ def test_table_shows_na_for_missing_energy() -> None:
         "s",
         "notes",
     ]
-    assert lines[3].split()[:6] == ["a", "passed", "5.0", "n/a", "n/a", "2.00"]
+    assert lines[3].split()[:7] == ["a", "passed", "-", "5.0", "n/a", "n/a", "2.00"]
     assert "no energy meter" in lines[3]
-    assert lines[4].split()[:5] == ["b", "passed", "5.0", "1.2000", "12.0"]
+    assert lines[4].split()[:6] == ["b", "passed", "-", "5.0", "1.2000", "12.0"]
+
+
+def test_regressions_come_first() -> None:
+    ok, bad = result("ok", 1.0), result("bad", 2.0)
+    bad.gate = {
+        "status": "fail",
+        "comparisons": [{"metric": "energy_per_output_token_j", "delta_pct": 8.1}],
+    }
+    lines = summary_lines([ok, bad])
+    assert lines[3].split()[:4] == ["bad", "passed", "fail", "(energy_per_output_token_j"]
+    assert "+8.1%)" in lines[3]

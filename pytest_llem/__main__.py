@@ -1,0 +1,22 @@
+"""``python -m pytest_llem merge ...``: command-line tools beside the plugin."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    """Dispatch the subcommand."""
+    if len(sys.argv) < 2 or sys.argv[1] not in ("merge",):
+        print(
+            "usage: python -m pytest_llem merge REPORT.json [REPORT.json ...] -o OUT.json",
+            file=sys.stderr,
+        )
+        return 2
+    from pytest_llem.merge import main as merge_main
+
+    return merge_main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""The regression gate through real sessions on a tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+StudyText = Callable[..., str]
+
+
+@pytest.fixture
+def study(pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText) -> Path:
+    text = fast_study(
+        tiny_gpt2,
+        "sweep:\n  pytorch.batch_size: [1, 2]\nexecution: {n_cycles: 3, cycle_order: interleaved}\n",
+    )
+    return pytester.makefile(".yaml", study_gate=text)
+
+
+def doctor(path: Path, factor: float, hardware: str | None = None) -> None:
+    """Scale the baseline's throughput samples (and optionally move it to other hardware)."""
+    data = json.loads(path.read_text())
+    for entry in data["entries"]:
+        entry["samples"]["output_tokens_per_s"] = [
+            v * factor for v in entry["samples"]["output_tokens_per_s"]
+        ]
+        if hardware:
+            entry["hardware"] = hardware
+    path.write_text(json.dumps(data))
+
+
+def report(pytester: pytest.Pytester) -> dict[str, Any]:
+    return json.loads((pytester.path / "out" / "report.json").read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def saved(pytester: pytest.Pytester, study: Path) -> Path:
+    pytester.runpytest("--llem-results=out", "--llem-save-baseline=main").assert_outcomes(passed=6)
+    path = pytester.path / ".llem" / "baselines" / "main.json"
+    data = json.loads(path.read_text())
+    assert data["format"] == "pytest-llem-baseline" and len(data["entries"]) == 2
+    assert all(len(e["samples"]["output_tokens_per_s"]) == 3 for e in data["entries"])
+    return path
+
+
+def test_regressed_items_fail_with_the_table(pytester: pytest.Pytester, saved: Path) -> None:
+    doctor(saved, 10.0)  # the baseline was 10x faster: current is a 90% regression
+    result = pytester.runpytest("--llem-results=out", "--llem-compare=main", "--junitxml=j.xml")
+    result.assert_outcomes(passed=4, failed=2)  # decided at each config's last cycle
+    result.stdout.fnmatch_lines(
+        [
+            "*GateFailure: regression gate failed for pytorch-bs1 (cycle 3):*",
+            "*metric*baseline*current*delta*CI / p*limit*status*",
+            "*output_tokens_per_s*-9?.?%*p=*5% worse*fail*",
+            "*energy_per_output_token_j*not_evaluated (no baseline value)*",
+        ]
+    )
+    items = report(pytester)["items"]
+    last = [i for i in items if i["cycle"] == 3]
+    assert all(i["gate"]["status"] == "fail" and i["outcome"] == "failed" for i in last)
+    assert all(i["gate"]["comparisons"][1]["status"] == "pending" for i in items if i["cycle"] < 3)
+    configs = report(pytester)["configs"]
+    assert all(c["gate"] == "fail" and c["stats"]["output_tokens_per_s"]["n"] == 3 for c in configs)
+    props = {
+        p.get("name"): p.get("value")
+        for case in ET.parse(pytester.path / "j.xml").getroot().iter("testcase")
+        if case.get("name", "").endswith("-c3")
+        for p in case.iter("property")
+    }
+    assert (
+        props["llem.gate"] == "fail"
+        and float(props["llem.gate.output_tokens_per_s.delta_pct"]) < -80
+    )
+
+
+def test_unchanged_or_better_passes(pytester: pytest.Pytester, saved: Path) -> None:
+    doctor(saved, 0.5)  # the baseline was half as fast: current is an improvement
+    result = pytester.runpytest("--llem-results=out", "--llem-compare=main")
+    result.assert_outcomes(passed=6)
+    assert {c["gate"] for c in report(pytester)["configs"]} == {"pass"}
+
+
+def test_other_hardware_is_not_compared(pytester: pytest.Pytester, saved: Path) -> None:
+    doctor(saved, 10.0, hardware="gpu:NVIDIA A100-SXM4-80GB/400W|driver550")
+    result = pytester.runpytest("--llem-results=out", "--llem-compare=main")
+    result.assert_outcomes(passed=6)
+    gate = report(pytester)["items"][-1]["gate"]
+    assert gate["status"] == "no_baseline" and "only on other hardware" in gate["note"]
+    strict = pytester.runpytest(
+        "--llem-results=out", "--llem-compare=main", "--llem-require-baseline"
+    )
+    strict.assert_outcomes(failed=6)  # every item lacks its baseline
+    strict.stdout.fnmatch_lines(["*fix: save a baseline for this config on this hardware*"])
+
+
+def test_budgets_without_a_baseline(pytester: pytest.Pytester, study: Path) -> None:
+    result = pytester.runpytest("--llem-results=out", "--llem-fail-on=latency_p99_s<0.0000001")
+    result.assert_outcomes(failed=6)
+    result.stdout.fnmatch_lines(["*latency_p99_s*<= 1e-07*fail*"])
+    pytester.runpytest("--llem-results=out", "--llem-fail-on=latency_p99_s<100").assert_outcomes(
+        passed=6
+    )
+
+
+def test_study_gate_block_and_required_energy(
+    pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
+) -> None:
+    pytester.makefile(
+        ".yaml",
+        study_b=fast_study(tiny_gpt2, "gate: {budgets: {energy_per_output_token_j: 0.5}}\n"),
+    )
+    result = pytester.runpytest("--llem-results=out", "--llem-energy=null")
+    result.assert_outcomes(passed=1)  # not evaluated is shown, not a failure...
+    assert report(pytester)["items"][0]["gate"]["status"] == "not_evaluated"
+    result = pytester.runpytest("--llem-results=out", "--llem-energy=null", "--llem-require-energy")
+    result.assert_outcomes(failed=1)  # ...unless energy is required
+    result.stdout.fnmatch_lines(["*no energy measured and --llem-require-energy is set*"])
+
+
+def test_bad_limits_and_bad_baselines_stop_early(pytester: pytest.Pytester, study: Path) -> None:
+    result = pytester.runpytest("--llem-fail-on=energy_per_token>5%")
+    result.stderr.fnmatch_lines(
+        ["*unknown metric 'energy_per_token'; did you mean 'energy_per_output_token_j'?*"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (pytester.path / "broken.json").write_text("{nope")
+    result = pytester.runpytest("--llem-compare=broken.json")
+    result.stderr.fnmatch_lines(["*broken.json is not a pytest-llem baseline*"])
+    result = pytester.runpytest("--llem-compare=never-saved")
+    result.stderr.fnmatch_lines(["*cannot read baseline*never-saved.json*"])
+
+
+def test_github_summary_annotations_plots_and_bmf(
+    pytester: pytest.Pytester, saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doctor(saved, 10.0)
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = pytester.runpytest(
+        "--llem-results=out", "--llem-compare=main", "--llem-plot=plots", "--llem-bmf=bmf.json"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "::error file=study_gate.yaml,line=11,title=llem regression pytorch-bs1::output_tokens_per_s -*%25 (limit 5%25 worse)"
+        ]
+    )
+    text = summary.read_text()
+    assert "| item | outcome | gate |" in text and "fail (" in text
+    png = next((pytester.path / "plots").glob("*.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png})" in text
+    bmf = json.loads((pytester.path / "bmf.json").read_text())
+    measure = bmf["gate/pytorch-bs1"]["output_tokens_per_s"]
+    assert measure["lower_value"] <= measure["value"] <= measure["upper_value"]
+    assert "energy_per_output_token_j" not in bmf["gate/pytorch-bs1"]  # never measured here
+
+
+def test_xdist_keeps_cycles_on_one_worker(pytester: pytest.Pytester, study: Path) -> None:
+    result = pytester.runpytest_subprocess("-n", "2", "--llem-results=out")
+    result.assert_outcomes(passed=6)
+    data = report(pytester)
+    workers: dict[str, set[str]] = {}
+    for item in data["items"]:
+        workers.setdefault(item["config_hash"], set()).add(item["worker"])
+        assert "@" not in item["nodeid"]
+    assert all(len(w) == 1 for w in workers.values())
+    assert all(c["stats"]["output_tokens_per_s"]["n"] == 3 for c in data["configs"])
+    assert {w["worker"] for w in data["session"]["workers"]} <= {"gw0", "gw1"}
+
+
+def test_shards_merge_to_the_unsharded_run(pytester: pytest.Pytester, study: Path) -> None:
+    pytester.runpytest("--llem-results=full").assert_outcomes(passed=6)
+    one = pytester.runpytest("--llem-results=s1", "--llem-shard=1/2")
+    two = pytester.runpytest("--llem-results=s2", "--llem-shard=2/2")
+    assert one.parseoutcomes()["passed"] + two.parseoutcomes()["passed"] == 6
+    merged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_llem",
+            "merge",
+            "s1/report.json",
+            "s2/report.json",
+            "-o",
+            "merged.json",
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert "merged 6 items from 2 reports" in merged.stdout
+    full = json.loads((pytester.path / "full" / "report.json").read_text())
+    both = json.loads((pytester.path / "merged.json").read_text())
+
+    def key(d: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+        return sorted((i["nodeid"], i["outcome"], i["config_hash"], i["cycle"]) for i in d["items"])
+
+    assert key(full) == key(both)
+    assert sorted(c["config_hash"] for c in full["configs"]) == sorted(
+        c["config_hash"] for c in both["configs"]
+    )
+    dup = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_llem",
+            "merge",
+            "s1/report.json",
+            "s1/report.json",
+            "-o",
+            "x.json",
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert dup.returncode == 2 and "is in both" in dup.stderr
+
+
+def test_merge_reapplies_the_gate(pytester: pytest.Pytester, saved: Path) -> None:
+    doctor(saved, 10.0)
+    pytester.runpytest("--llem-results=s1", "--llem-shard=1/2").assert_outcomes(passed=3)
+    pytester.runpytest("--llem-results=s2", "--llem-shard=2/2").assert_outcomes(passed=3)
+    merged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_llem",
+            "merge",
+            "s1/report.json",
+            "s2/report.json",
+            "-o",
+            "m.json",
+            "--compare",
+            "main",
+            "--baseline-dir",
+            ".llem/baselines",
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert merged.returncode == 1, merged.stdout + merged.stderr
+    assert "2 failed (2 by the gate)" in merged.stdout
+
+
+def test_resume_reuses_passed_items_and_skips_corrupt_lines(
+    pytester: pytest.Pytester, study: Path
+) -> None:
+    pytester.runpytest("--llem-results=first").assert_outcomes(passed=6)
+    jsonl = pytester.path / "first" / "results.jsonl"
+    lines = jsonl.read_text().splitlines()
+    jsonl.write_text("\n".join(lines[:2]) + "\n" + lines[2][:40] + "\n")  # interrupted mid-write
+    result = pytester.runpytest("--llem-results=second", "--llem-resume=first")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        ["*LlemResumeWarning*results.jsonl:3: unreadable result line skipped*"]
+    )
+    items = json.loads((pytester.path / "second" / "report.json").read_text())["items"]
+    assert [i["resumed"] for i in items] == [True, True, False, False, False, False]
+    first = [json.loads(line) for line in lines[:2]]
+    assert [i["metrics"] for i in items[:2]] == [f["metrics"] for f in first]

@@ -1,0 +1,111 @@
+"""Verdicts with scripted samples: thresholds, significance, budgets, missing values."""
+
+from __future__ import annotations
+
+from pytest_llem.gate.significance import bootstrap_ci, mannwhitney_greater, t_sf, welch_greater
+from pytest_llem.gate.thresholds import parse_fail_on
+from pytest_llem.gate.verdict import evaluate, table
+from pytest_llem.study.spec import SignificanceConfig
+
+SIG = SignificanceConfig()  # welch, alpha 0.05, min_cycles 3
+BASE = {
+    "energy_per_output_token_j": [1.00, 1.01, 0.99, 1.00, 1.00],
+    "output_tokens_per_s": [100.0, 101.0, 99.0, 100.0, 100.0],
+}
+
+
+def verdict(
+    limits: str,
+    samples: dict[str, list[float]],
+    baseline: dict[str, list[float]] | None = BASE,
+    **kw: object,
+):  # type: ignore[no-untyped-def]
+    value = {k: v[-1] for k, v in samples.items()}
+    return evaluate(
+        parse_fail_on(limits), value, samples, baseline, kw.pop("final", True), SIG, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_significant_regression_fails_with_evidence() -> None:
+    v = verdict(
+        "energy_per_output_token_j>5%",
+        {"energy_per_output_token_j": [1.08, 1.09, 1.07, 1.08, 1.08]},
+    )
+    assert v.status == "fail"
+    c = v.comparisons[0]
+    assert round(c.delta_pct or 0, 1) == 8.0 and c.p_value is not None and c.p_value < 0.001
+    text = table(v)
+    for column in ("metric", "baseline", "current", "delta", "CI / p", "limit"):
+        assert column in text
+    assert "+8.0%" in text and "5% worse" in text
+
+
+def test_regression_beyond_limit_but_not_significant_passes_with_a_note() -> None:
+    noisy = {"energy_per_output_token_j": [0.80, 1.40, 0.85, 1.35, 0.90]}  # mean 1.06, huge spread
+    v = verdict("energy_per_output_token_j>5%", noisy)
+    assert v.status == "pass"
+    assert "not significant" in v.comparisons[0].note
+
+
+def test_too_few_cycles_decide_by_threshold_and_say_so() -> None:
+    v = verdict("energy_per_output_token_j>5%", {"energy_per_output_token_j": [1.08, 1.09]})
+    assert v.status == "fail"
+    assert "significance not tested (n=2/5 < 3)" in v.comparisons[0].note
+    assert v.comparisons[0].p_value is None
+
+
+def test_throughput_regression_is_a_decrease() -> None:
+    assert (
+        verdict("output_tokens_per_s>5%", {"output_tokens_per_s": [90.0, 91.0, 89.0]}).status
+        == "fail"
+    )
+    assert (
+        verdict("output_tokens_per_s>5%", {"output_tokens_per_s": [120.0, 121.0, 119.0]}).status
+        == "pass"
+    )
+
+
+def test_budgets_check_this_item() -> None:
+    assert verdict("latency_p99_s<2.0", {"latency_p99_s": [2.5]}, baseline=None).status == "fail"
+    assert verdict("latency_p99_s<2.0", {"latency_p99_s": [1.5]}, baseline=None).status == "pass"
+
+
+def test_missing_energy_is_not_evaluated_unless_required() -> None:
+    v = verdict("energy_per_output_token_j>5%", {})
+    assert v.status == "not_evaluated" and v.comparisons[0].note == "no value measured"
+    assert verdict("energy_per_output_token_j>5%", {}, require_energy=True).status == "fail"
+
+
+def test_pending_until_the_last_cycle() -> None:
+    v = verdict("energy_per_output_token_j>5%", {"energy_per_output_token_j": [2.0]}, final=False)
+    assert v.status == "pass" and v.comparisons[0].status == "pending"
+
+
+def test_no_baseline_and_required_baseline() -> None:
+    samples = {"energy_per_output_token_j": [1.0]}
+    assert verdict("energy_per_output_token_j>5%", samples, baseline=None).status == "no_baseline"
+    assert (
+        verdict(
+            "energy_per_output_token_j>5%", samples, baseline=None, require_baseline=True
+        ).status
+        == "fail"
+    )
+
+
+def test_mannwhitney_option() -> None:
+    sig = SignificanceConfig(test="mannwhitney")
+    samples = {"energy_per_output_token_j": [1.08, 1.09, 1.07, 1.08, 1.10]}
+    v = evaluate(parse_fail_on("energy_per_output_token_j>5%"), {}, samples, BASE, True, sig)
+    assert (
+        v.status == "fail"
+        and v.comparisons[0].p_value is not None
+        and v.comparisons[0].p_value < 0.01
+    )
+
+
+def test_significance_functions_against_known_values() -> None:
+    assert abs(t_sf(2.0, 10) - 0.03669) < 1e-4  # Student's t table
+    assert abs(t_sf(1.812, 10) - 0.05) < 1e-3
+    assert mannwhitney_greater([4, 5, 6], [1, 2, 3]) == 0.05  # 1 / C(6, 3)
+    assert welch_greater([1.0, 1.0], [1.0, 1.0]) == 1.0
+    assert bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0]) == bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0])
