@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
     from pytest_llem.preflight import Check
+    from pytest_llem.runners.base import Runner
     from pytest_llem.session import LlemSession
 
 MARKERS: tuple[str, ...] = (
@@ -44,12 +45,15 @@ def is_study_file(path: Path, settings: Settings) -> bool:
 
 
 def _run_item(
-    request: pytest.FixtureRequest, llem_session: LlemSession, llem_preflight: list[Check]
+    request: pytest.FixtureRequest,
+    llem_session: LlemSession,
+    llem_preflight: list[Check],
+    llem_runner: Runner,
 ) -> None:
-    """The body of every experiment item: dispatch it through the worker session."""
+    """The body of every experiment item: dispatch it to its runner through the session."""
     item = request.node
     assert isinstance(item, ExperimentItem)
-    llem_session.run_item(item, llem_preflight)
+    llem_session.run_item(item, llem_preflight, llem_runner)
 
 
 class StudyFile(pytest.File):

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_llem import preflight
 from pytest_llem.measure.baseline import IdleBaselines
+from pytest_llem.runners.base import Runner
 from pytest_llem.session import SESSION_KEY, LlemSession
 
 
@@ -39,3 +40,9 @@ def llem_preflight(
     if preflight.should_skip(checks, llem_session.settings.require_gpu):
         pytest.skip("; ".join(c.message for c in checks))
     return checks
+
+
+@pytest.fixture
+def llem_runner(request: pytest.FixtureRequest, llem_session: LlemSession) -> Runner:
+    """The runner the requesting item dispatches to: local, or a container (docker SDK)."""
+    return llem_session.runner_for(request.node)

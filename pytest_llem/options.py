@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from pytest_llem.gate.thresholds import Limit, LimitSyntaxError, parse_fail_on
+from pytest_llem.runners.docker.container import (
+    DockerOptions,
+    default_hf_cache,
+    parse_volume,
+)
+from pytest_llem.runners.resolve import parse_cli
 from pytest_llem.study.expand import DEFAULT_MAX_POINTS
+from pytest_llem.study.spec import parse_runner_value
 
 DEFAULT_PATTERNS = ("study_*.yaml", "study_*.yml")
 
@@ -60,6 +67,34 @@ def _fail_on(text: str) -> tuple[Limit, ...]:
         raise pytest.UsageError(f"--llem-fail-on / llem_fail_on: {exc}") from None
 
 
+def _strategy(text: str) -> str:
+    if text not in ("ephemeral", "persistent"):
+        raise pytest.UsageError(f"container strategy must be ephemeral or persistent, got {text!r}")
+    return text
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a number, got {text!r}") from None
+
+
+def _runner_cli(text: str) -> dict[str, str]:
+    try:
+        return parse_cli(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--llem-runner: {exc}") from None
+
+
+def _runner_ini(text: str) -> str:
+    try:
+        parse_runner_value(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"llem_runner_*: {exc}") from None
+    return text
+
+
 def _bool(text: str | bool) -> bool:
     if isinstance(text, bool):
         return text
@@ -81,6 +116,7 @@ class Option:
     convert: Callable[[str], Any] = _text
     flag: bool = False
     metavar: str | None = None
+    has_cli: bool = True
 
     @property
     def cli(self) -> str:
@@ -169,6 +205,83 @@ OPTIONS: tuple[Option, ...] = (
         metavar="DIR",
     ),
     Option(
+        "runner",
+        "where items run: local | docker | docker:<image>, for every backend, or "
+        "per backend as vllm=docker,pytorch=local",
+        convert=_runner_cli,
+        metavar="RUNNER",
+    ),
+    Option(
+        "runner_pytorch",
+        "runner of backend pytorch",
+        ini="llem_runner_pytorch",
+        convert=_runner_ini,
+        has_cli=False,
+    ),
+    Option(
+        "runner_vllm",
+        "runner of backend vllm",
+        ini="llem_runner_vllm",
+        convert=_runner_ini,
+        has_cli=False,
+    ),
+    Option(
+        "container_strategy",
+        "ephemeral (a container per item, default) or persistent "
+        "(one container per backend, exec per item)",
+        ini="llem_container_strategy",
+        convert=_strategy,
+        metavar="STRATEGY",
+    ),
+    Option(
+        "docker_timeout",
+        "seconds before an item's container is killed (default: from n and max_output_tokens)",
+        ini="llem_docker_timeout",
+        convert=_float,
+        has_cli=False,
+    ),
+    Option(
+        "docker_hf_cache",
+        "host Hugging Face cache mounted into containers ('none' to skip)",
+        ini="llem_docker_hf_cache",
+        has_cli=False,
+    ),
+    Option(
+        "docker_python",
+        "python command inside images (default: python)",
+        ini="llem_docker_python",
+        has_cli=False,
+    ),
+    Option(
+        "persistent_auto_teardown",
+        "remove persistent containers at session end (default true)",
+        ini="llem_persistent_auto_teardown",
+        convert=_bool,
+        flag=True,
+        has_cli=False,
+    ),
+    Option(
+        "persistent_warmup_delay",
+        "seconds to wait after starting a persistent container",
+        ini="llem_persistent_warmup_delay",
+        convert=_float,
+        has_cli=False,
+    ),
+    Option(
+        "persistent_max_restarts",
+        "restarts of an unhealthy persistent container (default 3)",
+        ini="llem_persistent_max_restarts",
+        convert=_positive_int,
+        has_cli=False,
+    ),
+    Option(
+        "persistent_gpu_memory_mb",
+        "GPU memory (MB) a persistent container may still hold between items (default 1024)",
+        ini="llem_persistent_gpu_memory_mb",
+        convert=_float,
+        has_cli=False,
+    ),
+    Option(
         "timeseries",
         "save every item's power/thermal samples as JSONL under <results>/timeseries",
         ini="llem_timeseries",
@@ -182,7 +295,9 @@ def add_options(parser: pytest.Parser) -> None:
     """Register the option table with pytest."""
     group = parser.getgroup("llem", "LLM inference energy benchmarks (pytest-llem)")
     for opt in OPTIONS:
-        if opt.flag:
+        if not opt.has_cli:
+            pass
+        elif opt.flag:
             group.addoption(
                 opt.cli, action="store_true", default=None, dest=opt.dest, help=opt.help
             )
@@ -195,6 +310,12 @@ def add_options(parser: pytest.Parser) -> None:
                 parser.addini(opt.ini, help=opt.help, type="bool", default=None)
             else:
                 parser.addini(opt.ini, help=opt.help, type="string", default=None)
+    parser.addini(
+        "llem_docker_volumes",
+        help="extra bind mounts for containers, one per line: /host[:/container][:ro|rw]",
+        type="linelist",
+        default=[],
+    )
     parser.addini(
         "llem_study_patterns",
         help="glob patterns of study files (default: study_*.yaml study_*.yml)",
@@ -226,7 +347,31 @@ class Settings:
     bmf_path: Path | None = None
     shard: tuple[int, int] | None = None
     resume_dir: Path | None = None
+    runner_cli: dict[str, str] = field(default_factory=dict)
+    runner_ini: dict[str, str] = field(default_factory=dict)
+    docker: DockerOptions = field(default_factory=DockerOptions)
     sources: dict[str, str] = field(default_factory=dict)
+
+
+def _docker(values: dict[str, Any], volumes: list[str]) -> DockerOptions:
+    for volume in volumes:
+        try:
+            parse_volume(volume)
+        except ValueError as exc:
+            raise pytest.UsageError(f"llem_docker_volumes: {exc}") from None
+    cache = values["docker_hf_cache"]
+    teardown = values["persistent_auto_teardown"]
+    return DockerOptions(
+        strategy=values["container_strategy"] or "ephemeral",
+        timeout_s=values["docker_timeout"],
+        hf_cache=None if cache == "none" else (cache or default_hf_cache()),
+        volumes=tuple(volumes),
+        python=values["docker_python"] or "python",
+        auto_teardown=True if teardown is None else bool(teardown),
+        warmup_delay_s=values["persistent_warmup_delay"] or 0.0,
+        max_restarts=values["persistent_max_restarts"] or 3,
+        gpu_memory_threshold_mb=values["persistent_gpu_memory_mb"] or 1024.0,
+    )
 
 
 def _lookup(config: pytest.Config, opt: Option) -> tuple[Any, str]:
@@ -281,5 +426,8 @@ def resolve(config: pytest.Config) -> Settings:
         bmf_path=path(values["bmf"], None),
         shard=values["shard"],
         resume_dir=path(values["resume"], None),
+        runner_cli=values["runner"] or {},
+        runner_ini={b: values[f"runner_{b}"] for b in ("pytorch", "vllm") if values[f"runner_{b}"]},
+        docker=_docker(values, list(config.getini("llem_docker_volumes"))),
         sources=sources,
     )

@@ -23,9 +23,10 @@ from pytest_llem.engines.models import ModelRef, resolve_model
 from pytest_llem.errors import ModelNotFoundError
 from pytest_llem.study.model import ExperimentConfig
 
-CheckKind = Literal["gpu", "energy", "backend", "model", "memory"]
-# Problems that mean "this machine lacks the hardware": skip unless --llem-require-gpu.
-HARDWARE_KINDS: frozenset[str] = frozenset({"gpu", "energy"})
+CheckKind = Literal["gpu", "energy", "backend", "model", "memory", "docker", "image", "runner"]
+# Problems that mean "this machine lacks the hardware" (or the container engine the study
+# needs): skip unless --llem-require-gpu.
+HARDWARE_KINDS: frozenset[str] = frozenset({"gpu", "energy", "docker"})
 _PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "pytorch": (("torch", "transformers"), 'pip install "pytest-llem[pytorch]"'),
     "vllm": (("vllm",), 'pip install "pytest-llem[vllm]" (on a CUDA machine)'),

@@ -122,6 +122,7 @@ class Measurement(_Model):
     model_load_s: float | None = None
     model_cached: bool = False
     environment: dict[str, Any] = Field(default_factory=dict)
+    runner: RunnerInfo | None = None
 
 
 class ExperimentResult(_Model):

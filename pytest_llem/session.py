@@ -21,6 +21,7 @@ from pytest_llem.report.progress import ProgressLine
 from pytest_llem.results import Measurement
 from pytest_llem.runners.base import IdleSpec, Runner, RunSpec
 from pytest_llem.runners.local import LocalRunner
+from pytest_llem.runners.pool import RunnerPool
 from pytest_llem.study.model import ExperimentConfig
 
 if TYPE_CHECKING:
@@ -64,9 +65,10 @@ class LlemSession:
         self.resume = resume or {}
         self.host = preflight.Host()
         self.baselines = IdleBaselines(settings.results_dir / "idle_baseline.json")
-        self._runners: dict[str, Runner] = {}
+        self.pool = RunnerPool(settings)
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
         self.items_run = 0
+        self.notes: list[str] = []
 
     def resumed(self, item: ExperimentItem) -> dict[str, Any] | None:
         """The stored result of a passed item in the resumed run, when its config is unchanged."""
@@ -75,23 +77,24 @@ class LlemSession:
             return stored
         return None
 
-    def runner_for(self, backend: str) -> Runner:
-        """The runner for a backend, created on first use."""
-        runner = self._runners.get(backend)
-        if runner is None:
-            runner = LocalRunner()
-            self._runners[backend] = runner
-        return runner
+    def runner_for(self, item: ExperimentItem) -> Runner:
+        """The runner an item dispatches to (local, or a docker strategy)."""
+        return self.pool.runner(item)
 
     def checks_for(self, item: ExperimentItem) -> list[preflight.Check]:
-        """Pre-flight checks of an item's point, cached per distinct (config, place)."""
+        """Pre-flight checks of an item: its runner, then its point (cached per config)."""
+        try:
+            runner_checks = self.pool.checks(item)
+            local = self.pool.spec(item).mode == "local"
+        except ValueError as exc:  # a malformed runner value (env, cli, study or ini)
+            return [preflight.Check("runner", str(exc), "use local, docker or docker:<image>")]
         config = self._config(item)
-        key = (config.model_dump_json(), str(item.path.parent))
+        key = (config.model_dump_json(), str(item.path.parent), local)
         if key not in self._preflight:
             self._preflight[key] = preflight.check_point(
-                config, item.path.parent, self.host, self.settings.energy, local=True
+                config, item.path.parent, self.host, self.settings.energy, local=local
             )
-        return self._preflight[key]
+        return runner_checks + self._preflight[key]
 
     def spec_for(self, item: ExperimentItem) -> RunSpec:
         """The RunSpec of an item, with the session's idle baseline for its device kind."""
@@ -117,14 +120,13 @@ class LlemSession:
             timeseries_file=series,
         )
 
-    def _measure(self, item: ExperimentItem) -> tuple[Measurement, dict[str, Any]]:
+    def _measure(self, item: ExperimentItem, runner: Runner) -> tuple[Measurement, dict[str, Any]]:
         stored = self.resumed(item)
         if stored is not None:
             fields = {k: v for k, v in stored.items() if k in Measurement.model_fields}
             extra = {k: stored.get(k) for k in ("runner", "started_at", "finished_at")}
             return Measurement.model_validate(fields), {**extra, "resumed": True}
         spec = self.spec_for(item)
-        runner = self.runner_for(spec.config.backend)
         started = _now()
         line = ProgressLine(self.config)
         try:
@@ -133,13 +135,15 @@ class LlemSession:
             line.clear()
         self.items_run += 1
         extra = {
-            "runner": runner.info.model_dump(mode="json"),
+            "runner": (measurement.runner or runner.info).model_dump(mode="json"),
             "started_at": started,
             "finished_at": _now(),
         }
         return measurement, extra
 
-    def run_item(self, item: ExperimentItem, checks: list[preflight.Check]) -> Measurement:
+    def run_item(
+        self, item: ExperimentItem, checks: list[preflight.Check], runner: Runner
+    ) -> Measurement:
         """Run one item, attach its measurement and JUnit properties, then apply the gate."""
         if checks:
             raise PreflightError(
@@ -147,7 +151,7 @@ class LlemSession:
                 "fix the problems above (all are listed)",
             )
         config = self._config(item)
-        measurement, extra = self._measure(item)
+        measurement, extra = self._measure(item, runner)
         hardware = self.host.hardware(config.device)
         verdict, stats = self.gate.judge(
             item.plan.gate,
@@ -195,13 +199,15 @@ class LlemSession:
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                 "items_run": self.items_run,
                 "model_loads": sum(
-                    r.cache.loads for r in self._runners.values() if isinstance(r, LocalRunner)
+                    r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
                 ),
             }
-        self.close()
+        notes = self.close()
+        if workeroutput is not None:
+            workeroutput["llem"]["notes"] = notes
+        else:
+            self.notes.extend(notes)
 
-    def close(self) -> None:
-        """Release every runner (models, containers)."""
-        runners, self._runners = self._runners, {}
-        for runner in runners.values():
-            runner.close()
+    def close(self) -> list[str]:
+        """Release every runner (models, containers); return notes for the user."""
+        return self.pool.close()

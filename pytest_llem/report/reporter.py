@@ -20,6 +20,7 @@ from pytest_llem.gate import baseline
 from pytest_llem.options import Settings
 from pytest_llem.report import bmf, document, github, plots, terminal
 from pytest_llem.results import ExperimentResult, Outcome, append_jsonl, write_json_atomic
+from pytest_llem.session import SESSION_KEY
 
 REPORTER_KEY = pytest.StashKey["Reporter"]()
 
@@ -99,6 +100,7 @@ class Reporter:
         summary = getattr(node, "workeroutput", {}).get("llem")
         if summary is not None:
             self.workers.append(summary)
+            self.notes.extend(summary.get("notes", []))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the JSON report and the optional outputs (baseline, plots, BMF, summary)."""
@@ -126,7 +128,12 @@ class Reporter:
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Print the per-study tables, then GitHub annotations when running in Actions."""
+        session = self.config.stash.get(SESSION_KEY, None)
+        if session is not None:
+            self.notes.extend(session.notes)  # e.g. persistent containers left running
         if not self.results:
+            for note in self.notes:
+                terminalreporter.write_line(note)
             return
         terminalreporter.section("llem results")
         for line in terminal.summary_lines(self.results):

@@ -1,0 +1,61 @@
+"""Container entrypoint: ``python -m pytest_llem.entrypoint``.
+
+Reads the RunSpec at ``LLEM_CONFIG_PATH``, runs the same library path as the local runner
+(``runners.local.execute``), and writes ``{hash}_result.json`` or ``{hash}_error.json``
+atomically next to it. Exit code 0 with a result, 1 with an error file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from pytest_llem.results import write_json_atomic
+
+
+def _load_token() -> None:
+    # The host passes the token as a file, so it never appears in `docker inspect`.
+    token_file = os.environ.pop("LLEM_TOKEN_FILE", None)
+    if token_file:
+        path = Path(token_file)
+        try:
+            os.environ["HF_TOKEN"] = path.read_text().strip()
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def main() -> int:
+    """Run one item; never raise (the host reads the files)."""
+    from pytest_llem.runners.docker.exchange import error_payload
+
+    config_path = Path(os.environ.get("LLEM_CONFIG_PATH", ""))
+    out_dir = config_path.parent
+    key = config_path.name.removesuffix("_config.json")
+    try:
+        _load_token()
+        from pytest_llem.engines.cache import ModelCache
+        from pytest_llem.runners.base import RunSpec
+        from pytest_llem.runners.local import execute
+
+        spec = RunSpec.model_validate_json(config_path.read_text(encoding="utf-8"))
+
+        def progress(phase: str, detail: str) -> None:
+            print(f"[llem] {phase} {detail}", file=sys.stderr, flush=True)
+
+        measurement = execute(spec, ModelCache(), progress)
+        write_json_atomic(out_dir / f"{key}_result.json", measurement.model_dump(mode="json"))
+        return 0
+    except BaseException as exc:  # every failure must reach the host as a file
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr, flush=True)
+        try:
+            write_json_atomic(out_dir / f"{key}_error.json", error_payload(exc, tb))
+        except OSError:
+            return 3
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Running items inside containers through the docker SDK (ephemeral or persistent)."""

@@ -1,0 +1,73 @@
+"""Image names: ``ghcr.io/llenergymeasure/{backend}:{version}-cuda{major}`` by default."""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+from typing import Any
+
+from pytest_llem.energy import nvml
+
+REGISTRY = "ghcr.io/llenergymeasure"
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_major() -> int | None:
+    """The host's CUDA major version: ``nvcc --version``, else the driver's (NVML); cached."""
+    try:
+        out = subprocess.run(
+            ["nvcc", "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+        match = re.search(r"release (\d+)\.", out.stdout)
+        if match:
+            return int(match.group(1))
+    except (OSError, subprocess.SubprocessError):
+        pass  # no toolkit: ask the driver
+    try:
+        pynvml = nvml.load()
+    except nvml.NvmlUnavailable:
+        return None
+    try:
+        return int(pynvml.nvmlSystemGetCudaDriverVersion()) // 1000
+    except pynvml.NVMLError:
+        return None
+    finally:
+        nvml.release(pynvml)
+
+
+def default_image(backend: str, version: str, major: int | None) -> str:
+    """The default image of a backend for this pytest-llem version and CUDA major."""
+    suffix = f"-cuda{major}" if major is not None else ""
+    return f"{REGISTRY}/{backend}:{version}{suffix}"
+
+
+def package_version() -> str:
+    """The installed pytest-llem version."""
+    from importlib.metadata import version
+
+    return version("pytest-llem")
+
+
+def pull_if_missing(api: Any, image: str) -> str | None:
+    """Make sure ``image`` is present (pulling it if not); return its digest or id.
+
+    Raises:
+        ImagePullError: not present and not pullable.
+    """
+    from pytest_llem.runners.docker.errors import ImagePullError, from_sdk
+
+    try:
+        found = api.images.get(image)
+    except Exception:  # ImageNotFound, or an API error: try pulling
+        try:
+            found = api.images.pull(image)
+        except Exception as exc:
+            err = from_sdk(exc, image)
+            raise ImagePullError(
+                f"image {image!r} is not present and cannot be pulled: {err.message}",
+                "build it from images/Dockerfile.<backend>, docker login, or choose another image "
+                "with --llem-runner docker:<image>",
+            ) from None
+    digests = found.attrs.get("RepoDigests") or []
+    return str(digests[0]) if digests else str(found.id)

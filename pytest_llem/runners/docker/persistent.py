@@ -1,0 +1,175 @@
+"""Persistent strategy: one long-lived container per (backend, image) per worker; ``exec``
+per item, with a health check before each item and a bounded number of restarts.
+
+The trade-off: no container start per item (faster dispatch), but items share one
+container, so GPU memory and driver state are not isolated between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from pytest_llem.measure.protocol import Progress
+from pytest_llem.results import Measurement, RunnerInfo
+from pytest_llem.runners.base import RunSpec
+from pytest_llem.runners.docker import container as shared
+from pytest_llem.runners.docker.client import client
+from pytest_llem.runners.docker.errors import (
+    ContainerError,
+    DockerError,
+    DockerTimeoutError,
+    from_sdk,
+)
+from pytest_llem.runners.docker.exchange import MOUNT, ExchangeDir
+from pytest_llem.runners.docker.images import pull_if_missing
+
+# Runs in the container: total used GPU memory (MB) over the visible GPUs, or -1 without NVML.
+GPU_MEMORY_PROBE = (
+    "import pynvml\n"
+    "try:\n"
+    "    pynvml.nvmlInit()\n"
+    "except pynvml.NVMLError:\n"
+    "    print(-1); raise SystemExit\n"
+    "handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]\n"
+    "print(sum(pynvml.nvmlDeviceGetMemoryInfo(h).used for h in handles) / 1e6)\n"
+)
+IDLE_COMMAND = "import signal\nwhile True:\n    signal.pause()\n"
+
+
+class PersistentRunner:
+    """Keeps one container running and ``exec``s the entrypoint in it for every item."""
+
+    def __init__(self, image: str, source: str, opts: shared.DockerOptions, root: Any) -> None:
+        self.image = image
+        self.opts = opts
+        self.root = root  # host directory mounted at MOUNT; items use subdirectories
+        self.info = RunnerInfo(type="docker", source=source, strategy="persistent", image=image)
+        self.box: Any = None
+        self.mounts: dict[str, dict[str, str]] = {}
+        self.restarts = 0
+        self.starts = 0
+        self.digest: str | None = None
+        self.notes: list[str] = []
+        self.last_create: dict[str, Any] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _start(self, spec: RunSpec) -> None:
+        api = client()
+        self.digest = pull_if_missing(api, self.image)
+        volumes = {str(self.root): {"bind": MOUNT, "mode": "rw"}, **self.mounts}
+        kwargs: dict[str, Any] = {
+            "image": self.image,
+            "command": [self.opts.python, "-c", IDLE_COMMAND],
+            "environment": shared.environment(spec, self.opts),
+            "volumes": volumes,
+            "shm_size": self.opts.shm_size,
+            "labels": {**shared.labels(spec), f"{shared.LABEL}.strategy": "persistent"},
+            "device_requests": shared.device_requests(spec.config),
+            "detach": True,
+        }
+        self.last_create = kwargs
+        try:
+            self.box = api.containers.run(**kwargs)
+        except Exception as exc:
+            raise from_sdk(exc, self.image) from None
+        self.starts += 1
+        if self.opts.warmup_delay_s > 0:
+            time.sleep(self.opts.warmup_delay_s)
+
+    def _stop(self) -> None:
+        if self.box is not None:
+            with contextlib.suppress(Exception):  # already gone
+                self.box.remove(force=True)
+            self.box = None
+
+    def _restart(self, spec: RunSpec, why: str) -> None:
+        if self.starts and self.restarts >= self.opts.max_restarts:
+            raise ContainerError(
+                f"the persistent container failed again ({why}) after {self.restarts} restarts",
+                "inspect the image and the GPU; or use --llem-container-strategy ephemeral",
+            )
+        if self.box is not None:
+            self.restarts += 1
+        self._stop()
+        self._start(spec)
+
+    def healthy(self, spec: RunSpec) -> str | None:
+        """None when the container may take the item; otherwise why not."""
+        if self.box is None:
+            return "not started"
+        try:
+            self.box.reload()
+        except Exception as exc:  # removed behind our back
+            return f"cannot inspect the container: {exc}"
+        if self.box.status != "running":
+            return f"container is {self.box.status}"
+        if spec.config.device == "cuda":
+            code, out = self.box.exec_run([self.opts.python, "-c", GPU_MEMORY_PROBE])
+            try:
+                used = float(out.decode().strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                return f"GPU memory probe failed (exit {code})"
+            if used > self.opts.gpu_memory_threshold_mb:
+                return f"{used:.0f} MB of GPU memory still in use"
+        return None
+
+    # -- items ------------------------------------------------------------------------------
+
+    def run(self, spec: RunSpec, progress: Progress) -> Measurement:
+        """Health-check (restart if needed), then exec the entrypoint for this item."""
+        needed = shared.mounts_for(spec, self.opts)
+        if any(self.mounts.get(k) != v for k, v in needed.items()):
+            self.mounts = {**self.mounts, **needed}  # a new study dir or model: remount
+            self._restart(spec, "new mounts needed")
+        problem = self.healthy(spec)
+        if problem is not None:
+            progress("restart", problem)
+            self._restart(spec, problem)
+        exchange = ExchangeDir(spec, root=self.root, nested=True)
+        inside = shared.container_spec(spec, exchange)
+        env = {**shared.environment(spec, self.opts), **exchange.write(inside)}
+        api = client().api
+        try:
+            exec_id = api.exec_create(self.box.id, shared.command(self.opts), environment=env)["Id"]
+            stream = api.exec_start(exec_id, stream=True)
+        except Exception as exc:
+            raise shared.keep(from_sdk(exc, self.image), exchange) from None
+        pump = shared.ProgressPump(stream, progress)
+        timeout = self.opts.timeout_s or shared.default_timeout_s(spec.config)
+        pump.thread.join(timeout)
+        if pump.thread.is_alive():
+            self._stop()  # killing the container is the only way to stop an exec
+            raise shared.keep(
+                DockerTimeoutError(
+                    f"the item did not finish within {timeout:g}s; the persistent "
+                    "container was killed (it restarts for the next item)",
+                    stderr_snippet=pump.text(0.5),
+                ),
+                exchange,
+            )
+        code = api.exec_inspect(exec_id).get("ExitCode")
+        measurement = shared.collect(
+            exchange, spec, int(code if code is not None else 1), False, pump.text()
+        )
+        info = self.info.model_copy(
+            update={"container_id": self.box.id[:12], "image_digest": self.digest}
+        )
+        return measurement.model_copy(update={"runner": info})
+
+    def close(self) -> None:
+        """Tear the container down, or leave it running and say how to remove it."""
+        if self.box is None:
+            return
+        if self.opts.auto_teardown:
+            self._stop()
+        else:
+            self.notes.append(
+                f"persistent container {self.box.id[:12]} ({self.image}) left running: "
+                f"remove it with `docker rm -f {self.box.id[:12]}`"
+            )
+
+
+__all__ = ["DockerError", "PersistentRunner"]

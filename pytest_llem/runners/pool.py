@@ -1,0 +1,168 @@
+"""The worker's runners: which runner each item uses (resolution, elevation), created once.
+
+Local runners share nothing but a model cache; docker runners are one per (image, strategy)
+and backend, so a persistent container serves one backend and one image.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_llem.options import Settings
+from pytest_llem.preflight import Check
+from pytest_llem.runners.base import Runner
+from pytest_llem.runners.local import LocalRunner
+from pytest_llem.runners.resolve import RunnerSpec, elevate, resolve
+
+if TYPE_CHECKING:
+    from pytest_llem.collect import ExperimentItem
+    from pytest_llem.study.plan import StudyPlan
+
+
+class LlemRunnerWarning(pytest.PytestWarning):
+    """A runner choice the user should know about (mixed runners, persistent containers)."""
+
+
+PERSISTENT_TRADE_OFF = (
+    "persistent containers: one container per backend and image runs every item (faster "
+    "dispatch, no container start per item), so items share GPU memory and driver state; a "
+    "health check and bounded restarts guard it. Use the ephemeral strategy for isolation."
+)
+
+
+class RunnerPool:
+    """Resolves, creates and closes the runners of one pytest process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._specs: dict[tuple[str, str], RunnerSpec] = {}
+        self._runners: dict[tuple[str, str | None, str, str], Runner] = {}
+        self._docker_checks: dict[tuple[str, bool], tuple[list[Check], list[str]]] = {}
+        self._isolation: dict[str, Check | None] = {}
+        self._warned: set[str] = set()
+        self.notes: list[str] = []
+        self._root: Path | None = None
+
+    # -- resolution -------------------------------------------------------------------------
+
+    def spec(self, item: ExperimentItem) -> RunnerSpec:
+        """The runner spec of an item's backend within its study."""
+        plan, backend = item.plan, item.point.backend
+        key = (plan.study_hash, backend)
+        if key not in self._specs:
+            specs = {
+                b: resolve(b, self.settings.runner_cli, plan.runners, self.settings.runner_ini)
+                for b in plan.backends
+            }
+            if len(specs) > 1 and any(s.mode == "local" for s in specs.values()):
+                specs = self._isolate(plan, specs)
+            for b, s in specs.items():
+                self._specs[(plan.study_hash, b)] = s
+            self._warn_mixed()
+        return self._specs[key]
+
+    def _isolate(self, plan: StudyPlan, specs: dict[str, RunnerSpec]) -> dict[str, RunnerSpec]:
+        from pytest_llem.runners.docker.client import reachable
+
+        reason = reachable()
+        if reason is None:
+            return elevate(specs)
+        self._isolation[plan.study_hash] = Check(
+            "docker",
+            f"study {plan.name} uses backends {list(specs)}, which must run in separate "
+            f"containers (their CUDA, NCCL and library state collide in one process), and "
+            f"no Docker API is reachable: {reason}",
+            "start Docker (or `podman system service`) and set DOCKER_HOST; or split the study "
+            "into one file per backend (or select one backend, e.g. -m pytorch) to run locally",
+        )
+        return specs
+
+    def _warn_mixed(self) -> None:
+        modes = {s.mode for s in self._specs.values()}
+        if modes == {"local", "docker"} and "mixed" not in self._warned:
+            self._warned.add("mixed")
+            warnings.warn(
+                LlemRunnerWarning(
+                    "some backends run locally and others in Docker: their measurements are not "
+                    "taken under the same conditions; set one runner for all with --llem-runner"
+                ),
+                stacklevel=2,
+            )
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def checks(self, item: ExperimentItem) -> list[Check]:
+        """Runner-level pre-flight problems of an item (isolation, Docker, image, GPU)."""
+        isolation = self._isolation.get(item.plan.study_hash)
+        if isolation is not None:
+            self.spec(item)
+            return [isolation]
+        spec = self.spec(item)
+        if spec.mode != "docker":
+            return []
+        from pytest_llem.runners.docker import preflight as docker_preflight
+
+        assert item.point.config is not None
+        image = self.image(spec, item.point.backend)
+        cuda = item.point.config.device == "cuda"
+        key = (image, cuda)
+        if key not in self._docker_checks:
+            self._docker_checks[key] = docker_preflight.check(image, cuda, self.settings.docker)
+            for message in self._docker_checks[key][1]:
+                warnings.warn(LlemRunnerWarning(message), stacklevel=2)
+        return list(self._docker_checks[key][0])
+
+    # -- runners ----------------------------------------------------------------------------
+
+    def image(self, spec: RunnerSpec, backend: str) -> str:
+        """The image for a docker spec: as given, or the default for the backend."""
+        if spec.image:
+            return spec.image
+        from pytest_llem.runners.docker.images import cuda_major, default_image, package_version
+
+        return default_image(backend, package_version(), cuda_major())
+
+    def runner(self, item: ExperimentItem) -> Runner:
+        """The runner of an item, created on first use."""
+        spec = self.spec(item)
+        backend = item.point.backend
+        strategy = self.settings.docker.strategy if spec.mode == "docker" else "local"
+        image = self.image(spec, backend) if spec.mode == "docker" else None
+        key = (backend, image, strategy, spec.source)
+        if key not in self._runners:
+            self._runners[key] = self._create(spec, image, strategy)
+        return self._runners[key]
+
+    def _create(self, spec: RunnerSpec, image: str | None, strategy: str) -> Runner:
+        if spec.mode == "local" or image is None:
+            return LocalRunner(spec.source)
+        opts = self.settings.docker
+        if strategy == "persistent":
+            from pytest_llem.runners.docker.persistent import PersistentRunner
+
+            if "persistent" not in self._warned:
+                self._warned.add("persistent")
+                warnings.warn(LlemRunnerWarning(PERSISTENT_TRADE_OFF), stacklevel=2)
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="llem-persistent-"))
+            return PersistentRunner(image, spec.source, opts, self._root)
+        from pytest_llem.runners.docker.ephemeral import EphemeralRunner
+
+        return EphemeralRunner(image, spec.source, opts)
+
+    def runners(self) -> list[Runner]:
+        """Every runner created so far."""
+        return list(self._runners.values())
+
+    def close(self) -> list[str]:
+        """Close every runner; return notes for the user (e.g. containers left running)."""
+        runners, self._runners = self._runners, {}
+        for runner in runners.values():
+            runner.close()
+            self.notes.extend(getattr(runner, "notes", []))
+        return self.notes

@@ -1,0 +1,92 @@
+"""Which runner each backend uses, and where that choice came from.
+
+Precedence, first match wins: env ``LLEM_RUNNER_<BACKEND>`` > ``--llem-runner`` > the study's
+``runners:`` > ini ``llem_runner_<backend>`` > ``local``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from pytest_llem.study.backends import BACKENDS
+from pytest_llem.study.spec import RunnerMode, RunnersConfig, parse_runner_value
+
+Source = Literal["env", "cli", "study", "ini", "default", "auto-elevated"]
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Where one backend's items run."""
+
+    mode: RunnerMode
+    image: str | None
+    source: Source
+
+    def label(self) -> str:
+        """``docker:<image>`` / ``local``, with the source."""
+        target = f"docker:{self.image}" if self.image else self.mode
+        return f"{target} (from {self.source})"
+
+
+def parse_cli(value: str | None) -> dict[str, str]:
+    """``--llem-runner docker`` (every backend) or ``vllm=docker:img,pytorch=local``.
+
+    Raises:
+        ValueError: unknown backend or runner value.
+    """
+    if not value:
+        return {}
+    if "=" not in value:
+        parse_runner_value(value)
+        return {backend: value for backend in BACKENDS}
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        backend, _, runner = part.partition("=")
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"--llem-runner: unknown backend {backend!r}; use one of {list(BACKENDS)}"
+            )
+        parse_runner_value(runner)
+        out[backend] = runner
+    return out
+
+
+def resolve(
+    backend: str,
+    cli: Mapping[str, str],
+    study: RunnersConfig,
+    ini: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+) -> RunnerSpec:
+    """The runner for ``backend``.
+
+    Raises:
+        ValueError: a malformed value, naming where it came from.
+    """
+    env = os.environ if env is None else env
+    layers: list[tuple[Source, str | None]] = [
+        ("env", env.get(f"LLEM_RUNNER_{backend.upper()}")),
+        ("cli", cli.get(backend)),
+        ("study", study.for_backend(backend)),
+        ("ini", ini.get(backend)),
+    ]
+    for source, value in layers:
+        if value:
+            try:
+                mode, image = parse_runner_value(value)
+            except ValueError as exc:
+                where = f"LLEM_RUNNER_{backend.upper()}" if source == "env" else source
+                raise ValueError(f"{where}: {exc}") from None
+            return RunnerSpec(mode, image, source)
+    return RunnerSpec("local", None, "default")
+
+
+def elevate(specs: Mapping[str, RunnerSpec]) -> dict[str, RunnerSpec]:
+    """A multi-backend study needs isolation: every local backend moves to Docker."""
+    return {
+        b: s if s.mode == "docker" else RunnerSpec("docker", None, "auto-elevated")
+        for b, s in specs.items()
+    }
