@@ -26,8 +26,33 @@ def _load_token() -> None:
             path.unlink(missing_ok=True)
 
 
+class _Log:
+    """stderr, plus the exchange-dir log file the host follows for progress and output."""
+
+    def __init__(self) -> None:
+        path = os.environ.get("LLEM_LOG_FILE")
+        self.file = open(path, "a", buffering=1, encoding="utf-8") if path else None  # noqa: SIM115
+
+    def write(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+        if self.file is not None:
+            self.file.write(text + "\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
 def main() -> int:
     """Run one item; never raise (the host reads the files)."""
+    log = _Log()
+    try:
+        return _run(log)
+    finally:
+        log.close()
+
+
+def _run(log: _Log) -> int:
     from pytest_llem.runners.docker.exchange import error_payload
 
     config_path = Path(os.environ.get("LLEM_CONFIG_PATH", ""))
@@ -42,14 +67,14 @@ def main() -> int:
         spec = RunSpec.model_validate_json(config_path.read_text(encoding="utf-8"))
 
         def progress(phase: str, detail: str) -> None:
-            print(f"[llem] {phase} {detail}", file=sys.stderr, flush=True)
+            log.write(f"[llem] {phase} {detail}")
 
         measurement = execute(spec, ModelCache(), progress)
         write_json_atomic(out_dir / f"{key}_result.json", measurement.model_dump(mode="json"))
         return 0
     except BaseException as exc:  # every failure must reach the host as a file
         tb = traceback.format_exc()
-        print(tb, file=sys.stderr, flush=True)
+        log.write(tb)
         try:
             write_json_atomic(out_dir / f"{key}_error.json", error_payload(exc, tb))
         except OSError:

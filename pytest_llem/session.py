@@ -88,6 +88,8 @@ class LlemSession:
             local = self.pool.spec(item).mode == "local"
         except ValueError as exc:  # a malformed runner value (env, cli, study or ini)
             return [preflight.Check("runner", str(exc), "use local, docker or docker:<image>")]
+        if any(c.kind == "docker" for c in runner_checks):
+            return runner_checks  # it cannot run at all here: point checks would only add noise
         config = self._config(item)
         key = (config.model_dump_json(), str(item.path.parent), local)
         if key not in self._preflight:
@@ -202,7 +204,7 @@ class LlemSession:
                     r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
                 ),
             }
-        notes = self.close()
+        notes = self.close()  # includes the pool's advice (persistent, mixed runners)
         if workeroutput is not None:
             workeroutput["llem"]["notes"] = notes
         else:

@@ -7,11 +7,8 @@ and backend, so a persistent container serves one backend and one image.
 from __future__ import annotations
 
 import tempfile
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import pytest
 
 from pytest_llem.options import Settings
 from pytest_llem.preflight import Check
@@ -24,10 +21,8 @@ if TYPE_CHECKING:
     from pytest_llem.study.plan import StudyPlan
 
 
-class LlemRunnerWarning(pytest.PytestWarning):
-    """A runner choice the user should know about (mixed runners, persistent containers)."""
-
-
+# Advice goes to the terminal summary (and the report), not to Python warnings: a project
+# running with -W error must not see its items fail over advice.
 PERSISTENT_TRADE_OFF = (
     "persistent containers: one container per backend and image runs every item (faster "
     "dispatch, no container start per item), so items share GPU memory and driver state; a "
@@ -86,23 +81,19 @@ class RunnerPool:
         modes = {s.mode for s in self._specs.values()}
         if modes == {"local", "docker"} and "mixed" not in self._warned:
             self._warned.add("mixed")
-            warnings.warn(
-                LlemRunnerWarning(
-                    "some backends run locally and others in Docker: their measurements are not "
-                    "taken under the same conditions; set one runner for all with --llem-runner"
-                ),
-                stacklevel=2,
+            self.notes.append(
+                "note: some backends run locally and others in Docker: their measurements are "
+                "not taken under the same conditions; set one runner for all with --llem-runner"
             )
 
     # -- checks -----------------------------------------------------------------------------
 
     def checks(self, item: ExperimentItem) -> list[Check]:
         """Runner-level pre-flight problems of an item (isolation, Docker, image, GPU)."""
+        spec = self.spec(item)  # resolves the study's runners (and isolation) on first use
         isolation = self._isolation.get(item.plan.study_hash)
         if isolation is not None:
-            self.spec(item)
             return [isolation]
-        spec = self.spec(item)
         if spec.mode != "docker":
             return []
         from pytest_llem.runners.docker import preflight as docker_preflight
@@ -113,8 +104,7 @@ class RunnerPool:
         key = (image, cuda)
         if key not in self._docker_checks:
             self._docker_checks[key] = docker_preflight.check(image, cuda, self.settings.docker)
-            for message in self._docker_checks[key][1]:
-                warnings.warn(LlemRunnerWarning(message), stacklevel=2)
+            self.notes.extend(f"note: {m}" for m in self._docker_checks[key][1])
         return list(self._docker_checks[key][0])
 
     # -- runners ----------------------------------------------------------------------------
@@ -147,7 +137,7 @@ class RunnerPool:
 
             if "persistent" not in self._warned:
                 self._warned.add("persistent")
-                warnings.warn(LlemRunnerWarning(PERSISTENT_TRADE_OFF), stacklevel=2)
+                self.notes.append(f"note: {PERSISTENT_TRADE_OFF}")
             if self._root is None:
                 self._root = Path(tempfile.mkdtemp(prefix="llem-persistent-"))
             return PersistentRunner(image, spec.source, opts, self._root)

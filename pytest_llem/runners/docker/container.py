@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_llem.engines.models import resolve_model
 from pytest_llem.measure.protocol import Progress
 from pytest_llem.results import Measurement
 from pytest_llem.runners.base import RunSpec
@@ -80,15 +79,15 @@ def mounts_for(spec: RunSpec, opts: DockerOptions) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     base = Path(spec.base_dir) if spec.base_dir else None
     if base is not None:
-        out[str(base)] = {"bind": str(base), "mode": "ro"}
-    try:
-        ref = resolve_model(spec.config.model, base)
-    except Exception:  # an unresolvable alias fails inside, with its own message
-        ref = None
-    if ref is not None and Path(ref.name_or_path).exists():
-        model_dir = str(Path(ref.name_or_path).resolve())
-        if base is None or not model_dir.startswith(str(base) + os.sep):
-            out[model_dir] = {"bind": model_dir, "mode": "ro"}
+        # Bind the real directory at the path the host uses, symlinks included, so paths in
+        # the config mean the same inside.
+        out[str(base.resolve())] = {"bind": str(base), "mode": "ro"}
+    model = Path(spec.config.model).expanduser()
+    if not model.is_absolute() and base is not None:
+        model = base / model
+    if model.exists() and (base is None or not str(model).startswith(str(base) + os.sep)):
+        target = model if model.is_dir() else model.parent
+        out[str(target.resolve())] = {"bind": str(target), "mode": "ro"}
     if opts.hf_cache:
         # rw: a model missing from the cache is downloaded once and kept for later items.
         out[opts.hf_cache] = {"bind": CONTAINER_HF_HOME, "mode": "rw"}
@@ -157,39 +156,54 @@ def keep(err: DockerError, exchange: ExchangeDir) -> DockerError:
     return err
 
 
-class ProgressPump:
-    """Reads a container's output on a thread; ``[llem] phase detail`` lines drive progress."""
+class LogTail:
+    """Follows the entrypoint's log file in the exchange dir: ``[llem] phase detail`` lines
+    drive progress, and the whole text is the failure's output. A file, not an attach stream,
+    so no API connection stays open while an item runs."""
 
-    def __init__(self, chunks: Iterable[bytes], progress: Progress) -> None:
-        self.lines: list[str] = []
-        self._chunks = chunks
+    def __init__(self, path: Path, progress: Progress) -> None:
+        self.path = path
         self._progress = progress
-        self.thread = threading.Thread(target=self._run, name="llem-container-output", daemon=True)
-        self.thread.start()
+        self._offset = 0
+        self._partial = ""
+        self.lines: list[str] = []
 
-    def _run(self) -> None:
-        buffer = ""
+    def poll(self) -> None:
+        """Read what was appended since the last poll."""
         try:
-            for chunk in self._chunks:
-                buffer += chunk.decode("utf-8", errors="replace")
-                *complete, buffer = buffer.split("\n")
-                for line in complete:
-                    self._line(line)
-        except Exception:  # the stream ends abruptly when a container is killed
-            pass
-        if buffer:
-            self._line(buffer)
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except OSError:
+            return  # not written yet
+        self._offset += len(data)
+        *complete, self._partial = (self._partial + data.decode("utf-8", errors="replace")).split(
+            "\n"
+        )
+        for line in complete:
+            self.lines.append(line)
+            if line.startswith("[llem] "):
+                phase, _, detail = line[7:].partition(" ")
+                self._progress(phase, detail)
 
-    def _line(self, line: str) -> None:
-        self.lines.append(line)
-        if line.startswith("[llem] "):
-            phase, _, detail = line[7:].partition(" ")
-            self._progress(phase, detail)
+    def text(self) -> str:
+        """Everything logged so far."""
+        self.poll()
+        return "\n".join([*self.lines, self._partial]).strip()
 
-    def text(self, wait_s: float = 5.0) -> str:
-        """Everything read so far (waits briefly for the stream to end)."""
-        self.thread.join(timeout=wait_s)
-        return "\n".join(self.lines)
+
+def wait_until(
+    done: Callable[[], bool], timeout_s: float, tail: LogTail, step_s: float = 0.25
+) -> bool:
+    """Poll ``done`` (and the log) until true or the timeout; True when done in time."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tail.poll()
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step_s)
 
 
 def labels(spec: RunSpec) -> dict[str, str]:
@@ -200,6 +214,3 @@ def labels(spec: RunSpec) -> dict[str, str]:
 def command(opts: DockerOptions) -> list[str]:
     """The entrypoint command."""
     return [opts.python, "-m", "pytest_llem.entrypoint"]
-
-
-Clock = Callable[[], float]

@@ -61,24 +61,25 @@ class EphemeralRunner:
     ) -> Measurement:
         timeout = self.opts.timeout_s or shared.default_timeout_s(spec.config)
         box.start()
-        pump = shared.ProgressPump(
-            box.logs(stream=True, follow=True, stdout=True, stderr=True), progress
-        )
-        try:
-            status = box.wait(timeout=timeout)
-        except Exception:  # requests' ReadTimeout/ConnectionError: the item outlived its bound
+        tail = shared.LogTail(exchange.log_file, progress)
+
+        def exited() -> bool:
+            box.reload()
+            return bool(box.status in ("exited", "dead", "stopped"))
+
+        if not shared.wait_until(exited, timeout, tail):
             box.kill()
             raise shared.keep(
                 DockerTimeoutError(
                     f"the item did not finish within {timeout:g}s; its container was killed",
-                    stderr_snippet=pump.text(1.0),
+                    stderr_snippet=tail.text(),
                 ),
                 exchange,
-            ) from None
-        box.reload()
-        oom = bool(box.attrs.get("State", {}).get("OOMKilled", False))
+            )
+        state = box.attrs.get("State", {})
+        output = box.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
         measurement = shared.collect(
-            exchange, spec, int(status.get("StatusCode", 1)), oom, pump.text()
+            exchange, spec, int(state.get("ExitCode", 1)), bool(state.get("OOMKilled")), output
         )
         info = self.info.model_copy(update={"container_id": box.id[:12], "image_digest": digest})
         return measurement.model_copy(update={"runner": info})

@@ -58,7 +58,10 @@ class ExchangeDir:
     def write(self, spec: RunSpec, env: dict[str, str] | None = None) -> dict[str, str]:
         """Write the config (and a token file when a token is set); return container env."""
         (self.path / self.config_name).write_text(spec.model_dump_json(), encoding="utf-8")
-        out = {"LLEM_CONFIG_PATH": self.container_path(self.config_name)}
+        out = {
+            "LLEM_CONFIG_PATH": self.container_path(self.config_name),
+            "LLEM_LOG_FILE": self.container_path(f"{self.key}_log.txt"),
+        }
         source = os.environ if env is None else env
         token = next((source[n] for n in TOKEN_ENV_NAMES if source.get(n)), None)
         if token:
@@ -85,6 +88,11 @@ class ExchangeDir:
                 fix="the container image and the host run different pytest-llem versions?",
             )
         return None, None
+
+    @property
+    def log_file(self) -> Path:
+        """The entrypoint's log (progress lines, traceback) on the host."""
+        return self.path / f"{self.key}_log.txt"
 
     def remove_token(self) -> None:
         """Delete the token file if the entrypoint did not."""

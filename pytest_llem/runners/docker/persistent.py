@@ -8,6 +8,7 @@ container, so GPU memory and driver state are not isolated between them.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import Any
 
@@ -134,26 +135,40 @@ class PersistentRunner:
         api = client().api
         try:
             exec_id = api.exec_create(self.box.id, shared.command(self.opts), environment=env)["Id"]
-            stream = api.exec_start(exec_id, stream=True)
         except Exception as exc:
             raise shared.keep(from_sdk(exc, self.image), exchange) from None
-        pump = shared.ProgressPump(stream, progress)
+        # A blocking exec on a thread: detached exec sessions are reported as running forever
+        # by podman 4, and a streamed attach leaves a socket open; this returns when done.
+        output: dict[str, Any] = {}
+
+        def run_exec() -> None:
+            try:
+                output["bytes"] = api.exec_start(exec_id, detach=False, stream=False)
+            except Exception as exc:  # the container died or was killed under the exec
+                output["error"] = exc
+
+        worker = threading.Thread(target=run_exec, name="llem-exec", daemon=True)
+        worker.start()
+        tail = shared.LogTail(exchange.log_file, progress)
         timeout = self.opts.timeout_s or shared.default_timeout_s(spec.config)
-        pump.thread.join(timeout)
-        if pump.thread.is_alive():
+        if not shared.wait_until(lambda: not worker.is_alive(), timeout, tail):
             self._stop()  # killing the container is the only way to stop an exec
             raise shared.keep(
                 DockerTimeoutError(
                     f"the item did not finish within {timeout:g}s; the persistent "
                     "container was killed (it restarts for the next item)",
-                    stderr_snippet=pump.text(0.5),
+                    stderr_snippet=tail.text(),
                 ),
                 exchange,
             )
-        code = api.exec_inspect(exec_id).get("ExitCode")
-        measurement = shared.collect(
-            exchange, spec, int(code if code is not None else 1), False, pump.text()
-        )
+        try:
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except Exception:  # some engines drop finished exec sessions: the files tell the rest
+            code = None
+        if code is None:
+            code = 0 if (exchange.path / f"{exchange.key}_result.json").is_file() else 1
+        text = output.get("bytes", b"").decode("utf-8", errors="replace") or tail.text()
+        measurement = shared.collect(exchange, spec, int(code), False, text)
         info = self.info.model_copy(
             update={"container_id": self.box.id[:12], "image_digest": self.digest}
         )

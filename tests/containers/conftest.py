@@ -1,0 +1,77 @@
+"""Real containers through a Docker-compatible API (podman in CI). Skipped without one."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TEST_IMAGE = os.environ.get("LLEM_TEST_IMAGE", "localhost/llem-test:latest")
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Any:
+    """A docker SDK client; skips when no API answers or the test image is missing."""
+    docker = pytest.importorskip("docker")
+    try:
+        api = docker.from_env(timeout=30)
+        api.ping()
+    except Exception as exc:
+        pytest.skip(
+            f"no Docker-compatible API reachable (DOCKER_HOST={os.environ.get('DOCKER_HOST')}): {exc}"
+        )
+    try:
+        api.images.get(TEST_IMAGE)
+    except Exception:
+        pytest.skip(f"test image {TEST_IMAGE} missing: build it with images/test/build.sh")
+    return api
+
+
+def host_mounts() -> list[str]:
+    """What the almost-empty test image needs from the host, read-only."""
+    paths = {
+        "/usr",
+        "/lib",
+        "/lib64",
+        "/bin",
+        "/etc/ssl",
+        sys.prefix,
+        sys.base_prefix,
+        str(PROJECT),
+    }
+    real = {str(Path(p).resolve()) for p in paths if Path(p).exists()}
+    return sorted(p for p in paths | real if Path(p).exists())
+
+
+@pytest.fixture
+def mounts() -> list[str]:
+    """Host paths the test image needs."""
+    return host_mounts()
+
+
+@pytest.fixture
+def container_ini(pytester: pytest.Pytester, docker_api: Any) -> str:
+    """An ini that makes the test image run this checkout with this virtual environment."""
+    volumes = "\n".join(f"    {p}" for p in host_mounts())
+    text = (
+        "[pytest]\n"
+        f"llem_docker_python = {sys.executable}\n"
+        "llem_docker_hf_cache = none\n"
+        f"llem_docker_volumes =\n{volumes}\n"
+    )
+    pytester.makeini(text)
+    return text
+
+
+@pytest.fixture
+def llem_containers(docker_api: Any) -> Any:
+    """pytest-llem containers that exist right now (to check nothing is left behind)."""
+
+    def list_them() -> list[Any]:
+        return docker_api.containers.list(all=True, filters={"label": "io.pytest-llem"})
+
+    return list_them
