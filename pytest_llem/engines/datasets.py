@@ -9,9 +9,10 @@ import json
 import random
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pytest_llem.errors import LlemError
-from pytest_llem.study.model import DatasetConfig
+from pytest_llem.study.model import DatasetConfig, ExperimentConfig
 
 BUILTIN: dict[str, str] = {"prompts-en": "prompts_en.jsonl"}
 # Field names tried in order when a JSONL file's prompt column is not configured.
@@ -108,3 +109,30 @@ def synthetic_ids(
         raise DatasetError("the tokenizer has no ordinary tokens", "use a jsonl dataset")
     rng = random.Random(seed)
     return [tuple(rng.choice(pool) for _ in range(input_len)) for _ in range(n)]
+
+
+def tokenized_requests(
+    tokenizer: Any, config: ExperimentConfig, base_dir: Path | None
+) -> list[Any]:
+    """``config.n`` prompts as token ids, truncated to ``max_input_tokens`` (any HF tokenizer).
+
+    Synthetic prompts are drawn from the tokenizer's ordinary vocabulary, so two backends
+    that share a tokenizer measure exactly the same inputs.
+    """
+    from pytest_llem.engines.base import Request
+
+    source = resolve_source(config.dataset, base_dir)
+    limit = config.max_input_tokens
+    if source is None:
+        seed = config.dataset.seed if config.dataset.seed is not None else config.random_seed
+        ids = synthetic_ids(
+            len(tokenizer),
+            tokenizer.all_special_ids,
+            config.n,
+            min(config.dataset.input_len, limit),
+            seed,
+        )
+        return [Request(token_ids=t) for t in ids]
+    texts = take(read_jsonl_prompts(source, config.dataset.column), config.n)
+    encoded = tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
+    return [Request(token_ids=tuple(int(t) for t in row)) for row in encoded]

@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_llem.energy.nvml import GpuRef
 from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
-from pytest_llem.engines.datasets import read_jsonl_prompts, resolve_source, synthetic_ids, take
+from pytest_llem.engines.datasets import tokenized_requests
 from pytest_llem.engines.models import resolve_model
 from pytest_llem.errors import EngineError, ModelNotFoundError
 from pytest_llem.study.model import ExperimentConfig
@@ -140,21 +140,7 @@ class TransformersEngine:
     def requests(self, config: ExperimentConfig) -> list[Request]:
         """Tokenise ``config.n`` prompts, truncated to ``max_input_tokens``; seeds torch."""
         self._torch.manual_seed(config.random_seed)
-        source = resolve_source(config.dataset, self.base_dir)
-        limit = config.max_input_tokens
-        if source is None:
-            seed = config.dataset.seed if config.dataset.seed is not None else config.random_seed
-            ids = synthetic_ids(
-                len(self.tokenizer),
-                self.tokenizer.all_special_ids,
-                config.n,
-                min(config.dataset.input_len, limit),
-                seed,
-            )
-            return [Request(token_ids=t) for t in ids]
-        texts = take(read_jsonl_prompts(source, config.dataset.column), config.n)
-        encoded = self.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
-        return [Request(token_ids=tuple(int(t) for t in row)) for row in encoded]
+        return tokenized_requests(self.tokenizer, config, self.base_dir)
 
     def batches(self, requests: list[Request], config: ExperimentConfig) -> list[list[Request]]:
         """Static batches of ``pytorch.batch_size`` (1 when streaming)."""

@@ -1,0 +1,117 @@
+"""The vLLM engine's wiring, against the fake vllm module (real vLLM runs in the gpu env)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llem.engines.vllm import VLLMEngine, engine_kwargs, load_key
+from pytest_llem.errors import EngineError
+from pytest_llem.study.model import ExperimentConfig
+
+
+def config(model: Path, **kw: Any) -> ExperimentConfig:
+    base = {
+        "model": str(model),
+        "backend": "vllm",
+        "device": "cuda",
+        "precision": "bf16",
+        "n": 6,
+        "max_output_tokens": 8,
+        "dataset": {"source": "synthetic", "input_len": 5},
+    }
+    return ExperimentConfig.model_validate({**base, **kw})
+
+
+def test_engine_section_is_forwarded_with_nested_blocks(fake_vllm: Any, tiny_llama: Path) -> None:
+    cfg = config(
+        tiny_llama,
+        vllm={
+            "engine": {
+                "max_num_seqs": 64,
+                "attention": {"backend": "FLASH_ATTN"},
+                "compilation_config": {"level": 3, "cudagraph_capture_sizes": [1, 2]},
+            }
+        },
+    )
+    engine = VLLMEngine.load(cfg)
+    llm = fake_vllm.LLM.instances[-1]
+    assert llm.kwargs == {
+        "max_num_seqs": 64,
+        "attention_config": {"backend": "FLASH_ATTN"},
+        "compilation_config": {"level": 3, "cudagraph_capture_sizes": [1, 2]},
+        "dtype": "bfloat16",
+        "seed": 42,
+    }
+    assert os.environ["VLLM_ATTENTION_BACKEND"] == "FLASH_ATTN"
+    assert engine.batches(engine.requests(cfg), cfg) == [
+        engine.requests(cfg)
+    ]  # one call: continuous batching
+
+
+def test_bad_engine_args_fail_like_vllm(fake_vllm: Any, tiny_llama: Path) -> None:
+    cfg = config(tiny_llama, passthrough_kwargs={"max_num_sequences": 8})
+    with pytest.raises(EngineError, match="unexpected keyword argument 'max_num_sequences'"):
+        VLLMEngine.load(cfg)
+
+
+def test_sampling_params_from_decoder_and_vllm_sampling(fake_vllm: Any, tiny_llama: Path) -> None:
+    cfg = config(
+        tiny_llama,
+        decoder={"temperature": 0.7, "top_k": 20, "repetition_penalty": 1.1},
+        vllm={"sampling": {"presence_penalty": 0.5, "ignore_eos": True}},
+    )
+    params = VLLMEngine.load(cfg).sampling_params(cfg)
+    assert (params.temperature, params.top_k, params.repetition_penalty) == (0.7, 20, 1.1)
+    assert (params.presence_penalty, params.ignore_eos, params.max_tokens, params.seed) == (
+        0.5,
+        True,
+        8,
+        42,
+    )
+    greedy = VLLMEngine.load(config(tiny_llama)).sampling_params(config(tiny_llama))
+    assert greedy.temperature == 0.0
+
+
+def test_generate_counts_tokens_and_uses_request_metrics(fake_vllm: Any, tiny_llama: Path) -> None:
+    cfg = config(tiny_llama)
+    engine = VLLMEngine.load(cfg)
+    requests = engine.requests(cfg)
+    result = engine.generate(requests, cfg)
+    assert [c.input_tokens for c in result.completions] == [5] * 6
+    assert all(1 <= c.output_tokens <= 8 for c in result.completions)
+    assert any(c.output_tokens < 8 for c in result.completions)  # EOS ends some early
+    assert all(c.ttft_s is not None and 0 <= c.ttft_s <= c.latency_s for c in result.completions)
+    prompts, _ = fake_vllm.LLM.instances[-1].generate_calls[-1]
+    assert prompts[0] == {"prompt_token_ids": list(requests[0].token_ids)}
+
+
+def test_beam_search_path(fake_vllm: Any, tiny_llama: Path) -> None:
+    cfg = config(tiny_llama, vllm={"beam_search": {"beam_width": 3}})
+    engine = VLLMEngine.load(cfg)
+    result = engine.generate(engine.requests(cfg), cfg)
+    assert all(c.input_tokens == 5 and 1 <= c.output_tokens <= 8 for c in result.completions)
+
+
+def test_load_key_ignores_sampling_and_fp32_is_invalid(tiny_llama: Path) -> None:
+    a = config(tiny_llama, decoder={"temperature": 0.5})
+    b = config(tiny_llama, decoder={"temperature": 1.0}, max_output_tokens=4)
+    assert load_key(a) == load_key(b)
+    assert load_key(a) != load_key(config(tiny_llama, vllm={"engine": {"max_num_seqs": 8}}))
+    assert engine_kwargs(a)["dtype"] == "bfloat16"
+    with pytest.raises(ValueError, match="fp32"):
+        config(tiny_llama, precision="fp32")
+
+
+def test_without_vllm_installed_the_error_says_how(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(EngineError, match="needs the vllm package") as err:
+        VLLMEngine.load(config(tiny_llama))
+    assert err.value.fix and "pytest-llem[vllm]" in err.value.fix
