@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time as _time
+import types as _types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -363,140 +365,142 @@ SAMPLING_FIELDS = {
 }
 
 
+class FakeSamplingParams:
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = set(kwargs) - SAMPLING_FIELDS
+        if unknown:
+            raise TypeError(f"Unexpected keyword argument {sorted(unknown)[0]!r}")
+        values = {
+            "n": 1,
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "top_k": 0,
+            "max_tokens": 16,
+            "min_tokens": 0,
+            "repetition_penalty": 1.0,
+            "seed": None,
+            **kwargs,
+        }
+        if values["temperature"] < 0:
+            raise ValueError(f"temperature must be non-negative, got {values['temperature']}.")
+        if not 0.0 < values["top_p"] <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {values['top_p']}.")
+        self.__dict__.update(values)
+
+
+class FakeBeamSearchParams:
+    def __init__(
+        self,
+        beam_width: int,
+        max_tokens: int,
+        ignore_eos: bool = False,
+        temperature: float = 0.0,
+        length_penalty: float = 1.0,
+    ) -> None:
+        self.beam_width, self.max_tokens, self.length_penalty = (
+            beam_width,
+            max_tokens,
+            length_penalty,
+        )
+
+
+class FakeLLM:
+    instances: list[Any] = []
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        unknown = set(kwargs) - ENGINE_ARGS
+        if unknown:
+            raise TypeError(
+                f"EngineArgs.__init__() got an unexpected keyword argument {sorted(unknown)[0]!r}"
+            )
+        from transformers import AutoTokenizer
+
+        self.model, self.kwargs = model, kwargs
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.generate_calls: list[tuple[Any, Any]] = []
+        FakeLLM.instances.append(self)
+
+    def get_tokenizer(self) -> Any:
+        return self.tokenizer
+
+    def _tokens(self, prompt: list[int], max_tokens: int, min_tokens: int = 0) -> list[int]:
+        # Deterministic: some prompts stop early with EOS, like a real model would.
+        length = max_tokens if sum(prompt) % 3 else max(min_tokens, max_tokens // 2)
+        out = [(prompt[i % len(prompt)] + i) % 200 + 4 for i in range(length)]
+        if length < max_tokens:
+            out[-1] = self.tokenizer.eos_token_id
+        return out
+
+    def generate(
+        self,
+        prompts: list[dict[str, list[int]]],
+        sampling_params: Any = None,
+        use_tqdm: bool = True,
+    ) -> list[Any]:
+        params = sampling_params or FakeSamplingParams()
+        self.generate_calls.append((prompts, params))
+        outputs = []
+        for i, prompt in enumerate(prompts):
+            arrival = _time.time()
+            ids = prompt["prompt_token_ids"]
+            tokens = self._tokens(ids, params.max_tokens, params.min_tokens)
+            done = _time.time()
+            metrics = _types.SimpleNamespace(
+                arrival_time=arrival,
+                first_scheduled_time=arrival,
+                first_token_time=arrival + (done - arrival) / 4,
+                last_token_time=done,
+                finished_time=done,
+            )
+            completion = _types.SimpleNamespace(
+                index=0,
+                text="",
+                token_ids=tokens,
+                cumulative_logprob=None,
+                logprobs=None,
+                finish_reason="stop" if len(tokens) < params.max_tokens else "length",
+            )
+            outputs.append(
+                _types.SimpleNamespace(
+                    request_id=str(i),
+                    prompt=None,
+                    prompt_token_ids=ids,
+                    outputs=[completion],
+                    finished=True,
+                    metrics=metrics,
+                )
+            )
+        return outputs
+
+    def beam_search(self, prompts: list[dict[str, list[int]]], params: Any) -> list[Any]:
+        results = []
+        for prompt in prompts:
+            ids = prompt["prompt_token_ids"]
+            seqs = [
+                _types.SimpleNamespace(
+                    tokens=ids + self._tokens(ids, params.max_tokens),
+                    logprobs=[],
+                    cum_logprob=-1.0,
+                    text="",
+                    finish_reason="length",
+                )
+                for _ in range(params.beam_width)
+            ]
+            results.append(_types.SimpleNamespace(sequences=seqs))
+        return results
+
+
 def make_fake_vllm() -> Any:
-    import time
     import types
 
     module = types.ModuleType("vllm")
     module.__version__ = "0.0.0-fake"  # type: ignore[attr-defined]
-
-    class SamplingParams:
-        def __init__(self, **kwargs: Any) -> None:
-            unknown = set(kwargs) - SAMPLING_FIELDS
-            if unknown:
-                raise TypeError(f"Unexpected keyword argument {sorted(unknown)[0]!r}")
-            values = {
-                "n": 1,
-                "temperature": 1.0,
-                "top_p": 1.0,
-                "top_k": 0,
-                "max_tokens": 16,
-                "min_tokens": 0,
-                "repetition_penalty": 1.0,
-                "seed": None,
-                **kwargs,
-            }
-            if values["temperature"] < 0:
-                raise ValueError(f"temperature must be non-negative, got {values['temperature']}.")
-            if not 0.0 < values["top_p"] <= 1.0:
-                raise ValueError(f"top_p must be in (0, 1], got {values['top_p']}.")
-            self.__dict__.update(values)
-
-    class BeamSearchParams:
-        def __init__(
-            self,
-            beam_width: int,
-            max_tokens: int,
-            ignore_eos: bool = False,
-            temperature: float = 0.0,
-            length_penalty: float = 1.0,
-        ) -> None:
-            self.beam_width, self.max_tokens, self.length_penalty = (
-                beam_width,
-                max_tokens,
-                length_penalty,
-            )
-
-    class LLM:
-        instances: list[Any] = []
-
-        def __init__(self, model: str, **kwargs: Any) -> None:
-            unknown = set(kwargs) - ENGINE_ARGS
-            if unknown:
-                raise TypeError(
-                    f"EngineArgs.__init__() got an unexpected keyword argument {sorted(unknown)[0]!r}"
-                )
-            from transformers import AutoTokenizer
-
-            self.model, self.kwargs = model, kwargs
-            self.tokenizer = AutoTokenizer.from_pretrained(model)
-            self.generate_calls: list[tuple[Any, Any]] = []
-            LLM.instances.append(self)
-
-        def get_tokenizer(self) -> Any:
-            return self.tokenizer
-
-        def _tokens(self, prompt: list[int], max_tokens: int, min_tokens: int = 0) -> list[int]:
-            # Deterministic: some prompts stop early with EOS, like a real model would.
-            length = max_tokens if sum(prompt) % 3 else max(min_tokens, max_tokens // 2)
-            out = [(prompt[i % len(prompt)] + i) % 200 + 4 for i in range(length)]
-            if length < max_tokens:
-                out[-1] = self.tokenizer.eos_token_id
-            return out
-
-        def generate(
-            self,
-            prompts: list[dict[str, list[int]]],
-            sampling_params: Any = None,
-            use_tqdm: bool = True,
-        ) -> list[Any]:
-            params = sampling_params or SamplingParams()
-            self.generate_calls.append((prompts, params))
-            outputs = []
-            for i, prompt in enumerate(prompts):
-                arrival = time.time()
-                ids = prompt["prompt_token_ids"]
-                tokens = self._tokens(ids, params.max_tokens, params.min_tokens)
-                done = time.time()
-                metrics = types.SimpleNamespace(
-                    arrival_time=arrival,
-                    first_scheduled_time=arrival,
-                    first_token_time=arrival + (done - arrival) / 4,
-                    last_token_time=done,
-                    finished_time=done,
-                )
-                completion = types.SimpleNamespace(
-                    index=0,
-                    text="",
-                    token_ids=tokens,
-                    cumulative_logprob=None,
-                    logprobs=None,
-                    finish_reason="stop" if len(tokens) < params.max_tokens else "length",
-                )
-                outputs.append(
-                    types.SimpleNamespace(
-                        request_id=str(i),
-                        prompt=None,
-                        prompt_token_ids=ids,
-                        outputs=[completion],
-                        finished=True,
-                        metrics=metrics,
-                    )
-                )
-            return outputs
-
-        def beam_search(self, prompts: list[dict[str, list[int]]], params: Any) -> list[Any]:
-            results = []
-            for prompt in prompts:
-                ids = prompt["prompt_token_ids"]
-                seqs = [
-                    types.SimpleNamespace(
-                        tokens=ids + self._tokens(ids, params.max_tokens),
-                        logprobs=[],
-                        cum_logprob=-1.0,
-                        text="",
-                        finish_reason="length",
-                    )
-                    for _ in range(params.beam_width)
-                ]
-                results.append(types.SimpleNamespace(sequences=seqs))
-            return results
-
+    FakeLLM.instances = []
     sampling = types.ModuleType("vllm.sampling_params")
-    sampling.BeamSearchParams = BeamSearchParams  # type: ignore[attr-defined]
-    sampling.SamplingParams = SamplingParams  # type: ignore[attr-defined]
-    module.LLM = LLM  # type: ignore[attr-defined]
-    module.SamplingParams = SamplingParams  # type: ignore[attr-defined]
+    sampling.BeamSearchParams = FakeBeamSearchParams  # type: ignore[attr-defined]
+    sampling.SamplingParams = FakeSamplingParams  # type: ignore[attr-defined]
+    module.LLM = FakeLLM  # type: ignore[attr-defined]
+    module.SamplingParams = FakeSamplingParams  # type: ignore[attr-defined]
     module.sampling_params = sampling  # type: ignore[attr-defined]
     return module
 
