@@ -11,88 +11,24 @@ from typing import Any
 
 import pytest
 
+from pytest_llem.testing import build_tiny_model
+
 # Models can never be downloaded in tests; huggingface_hub reads this once, at import time.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-CORPUS = [
-    "the quick brown fox jumps over the lazy dog",
-    "energy per token is the figure of merit for inference",
-    "a tiny model with random weights still runs the whole code path",
-    "pytest collects study files and runs every grid point as an item",
-] * 20
-
-
-def _train_tokenizer(target: Path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-    )
-    fast.save_pretrained(target)
-
-
-def _build(kind: str, target: Path) -> Path:
-    import torch
-    import transformers
-
-    _train_tokenizer(target)
-    vocab = len(transformers.AutoTokenizer.from_pretrained(target))
-    torch.manual_seed(0)
-    if kind == "gpt2":
-        config = transformers.GPT2Config(
-            vocab_size=vocab,
-            n_positions=256,
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=3,
-        )
-        model = transformers.GPT2LMHeadModel(config)
-    else:
-        config = transformers.LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            max_position_embeddings=256,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=3,
-        )
-        model = transformers.LlamaForCausalLM(config)
-    model.save_pretrained(target)
-    return target
-
 
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer GPT-2 with a trained 300-token BPE tokenizer and random weights (offline)."""
-    return _build("gpt2", tmp_path_factory.mktemp("tiny-gpt2"))
+    return build_tiny_model("gpt2", tmp_path_factory.mktemp("tiny-gpt2"))
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama (GQA) with the same tokenizer and random weights (offline)."""
-    return _build("llama", tmp_path_factory.mktemp("tiny-llama"))
+    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture

@@ -1,0 +1,81 @@
+"""Test helpers shipped with the plugin: tiny offline models for tests and benchmarks.
+
+``build_tiny_model`` trains a 300-token BPE tokenizer with ``tokenizers`` and saves a 2-layer
+GPT-2 or Llama with random weights (a few hundred KB): the real transformers code path with
+no download. Needs the ``test`` extra (torch, transformers, tokenizers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "energy per token is the figure of merit for inference",
+    "a tiny model with random weights still runs the whole code path",
+    "pytest collects study files and runs every grid point as an item",
+] * 20
+
+
+def _train_tokenizer(target: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    fast_cls: Any = PreTrainedTokenizerFast  # untyped in transformers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS, trainer=trainer)
+    fast = fast_cls(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+    )
+    fast.save_pretrained(target)
+
+
+def build_tiny_model(kind: str, target: Path) -> Path:
+    """Save a tiny random-weight ``gpt2`` or ``llama`` model and its tokenizer in ``target``."""
+    import torch
+    import transformers
+
+    _train_tokenizer(target)
+    vocab = len(transformers.AutoTokenizer.from_pretrained(target))
+    torch.manual_seed(0)
+    model: Any
+    if kind == "gpt2":
+        gpt2 = transformers.GPT2Config(
+            vocab_size=vocab,
+            n_positions=256,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=3,
+        )
+        model = transformers.GPT2LMHeadModel(gpt2)
+    else:
+        llama = transformers.LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=256,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=3,
+        )
+        model = transformers.LlamaForCausalLM(llama)
+    model.save_pretrained(target)
+    return target
