@@ -16,6 +16,7 @@ import pytest
 from pytest_llem import study
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.options import Settings
+from pytest_llem.secrets import redact
 from pytest_llem.study.plan import PlannedItem, StudyPlan
 
 if TYPE_CHECKING:
@@ -145,5 +146,5 @@ class ExperimentItem(pytest.Function):
     ) -> str | TerminalRepr:
         """Domain errors show their message and fix, not a traceback."""
         if isinstance(excinfo.value, LlemError):
-            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+            return redact(f"{type(excinfo.value).__name__}: {excinfo.value}")
         return super().repr_failure(excinfo)

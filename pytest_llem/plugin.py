@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem import collect, fixtures, options, setup, workers
+from pytest_llem import collect, fixtures, guard, options, setup, workers
 from pytest_llem.report.reporter import REPORTER_KEY, Reporter
 from pytest_llem.session import MEASUREMENT_KEY, SESSION_KEY, LlemSession
 
 SETTINGS_KEY = pytest.StashKey[options.Settings]()
+SIGTERM_KEY = pytest.StashKey[object]()
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -41,9 +42,14 @@ def pytest_configure(config: pytest.Config) -> None:
             config, settings, setup.gate(settings), setup.resume(config, settings)
         )
         config.pluginmanager.register(config.stash[SESSION_KEY], "llem-session")
+    config.stash[SIGTERM_KEY] = guard.install_sigterm()
     if not _is_xdist_worker(config):
         config.stash[REPORTER_KEY] = Reporter(config, settings)
         config.pluginmanager.register(config.stash[REPORTER_KEY], "llem-reporter")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    guard.restore_sigterm(config.stash.get(SIGTERM_KEY, None))
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
@@ -72,6 +78,16 @@ def pytest_runtest_makereport(
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     setup.select_shard(config, config.stash[SETTINGS_KEY], items)
+    if not _is_xdist_worker(config) and any(isinstance(i, collect.ExperimentItem) for i in items):
+        guard.results_dir_or_exit(config, config.stash[SETTINGS_KEY].results_dir)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    config: pytest.Config = node.config  # type: ignore[attr-defined]
+    settings = config.stash[SETTINGS_KEY]
+    if any(collect.is_study_file(Path(i.split("::", 1)[0]), settings) for i in ids):
+        guard.results_dir_or_exit(config, settings.results_dir)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_llem.secrets import redact
+
 SCHEMA_VERSION = 1
 
 Outcome = Literal["passed", "failed", "skipped", "error"]
@@ -163,7 +165,7 @@ class ExperimentResult(_Model):
 def append_jsonl(path: Path, record: BaseModel | dict[str, Any]) -> None:
     """Append one JSON line and fsync it: a crash after this call loses nothing."""
     data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
-    line = json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n"
+    line = redact(json.dumps(data, separators=(",", ":"), sort_keys=True)) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     # One write() on an O_APPEND descriptor: concurrent writers never interleave a line.
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -180,8 +182,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False)
-            handle.write("\n")
+            handle.write(redact(json.dumps(data, indent=2, sort_keys=False)) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pytest_llem.gate.verdict import Verdict
 from pytest_llem.results import Measurement
+from pytest_llem.secrets import redact
 
 if TYPE_CHECKING:
     from pytest_llem.collect import ExperimentItem
@@ -38,4 +39,6 @@ def add_properties(
                 props.append((f"llem.gate.{comp.metric}.delta_pct", round(comp.delta_pct, 3)))
             if comp.p_value is not None:
                 props.append((f"llem.gate.{comp.metric}.p_value", comp.p_value))
-    item.user_properties.extend(props)
+    item.user_properties.extend(
+        (name, redact(value) if isinstance(value, str) else value) for name, value in props
+    )

@@ -20,6 +20,7 @@ from pytest_llem.gate import baseline
 from pytest_llem.options import Settings
 from pytest_llem.report import bmf, document, github, plots, terminal
 from pytest_llem.results import ExperimentResult, Outcome, append_jsonl, write_json_atomic
+from pytest_llem.secrets import redact
 from pytest_llem.session import SESSION_KEY
 
 REPORTER_KEY = pytest.StashKey["Reporter"]()
@@ -53,6 +54,7 @@ class Reporter:
         """Track the phases of an item; on teardown, finalise and append its result."""
         identity = getattr(report, "llem_item", None)
         if identity is None:
+            self._crashed(report)
             return
         state = self._pending.setdefault(report.nodeid, {"identity": identity})
         state.setdefault("nodeid", report.nodeid)
@@ -71,6 +73,18 @@ class Reporter:
                 state["outcome"], state["message"] = "error", _message(report)
             state = self._pending.pop(report.nodeid)
             self._finish(state["nodeid"], state)
+
+    def _crashed(self, report: pytest.TestReport) -> None:
+        """An xdist worker died under an item: xdist reports it with ``when="???"``.
+
+        The item's setup report (with its identity) usually arrived first; finish it as an
+        error so the report stays complete and the session carries on.
+        """
+        state = self._pending.pop(report.nodeid, None)
+        if state is None or report.when in ("setup", "call", "teardown"):
+            return
+        state["outcome"], state["message"] = "error", _message(report) or "worker crashed"
+        self._finish(state["nodeid"], state)
 
     def _finish(self, nodeid: str, state: dict[str, Any]) -> None:
         identity = state["identity"]
@@ -91,6 +105,9 @@ class Reporter:
             session_id=self.session_id,
             **state.get("measurement", {}),
         )
+        # A retried item (xdist re-runs one whose worker crashed) keeps its latest entry in
+        # the report; the JSONL keeps every attempt, as a log.
+        self.results = [r for r in self.results if r.nodeid != nodeid]
         self.results.append(result)
         append_jsonl(self.jsonl_path, result)
 
@@ -171,6 +188,6 @@ class Reporter:
 
 def _message(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2]).removeprefix("Skipped: ")
-    text = report.longreprtext
+        return redact(str(report.longrepr[2]).removeprefix("Skipped: "))
+    text = redact(report.longreprtext)
     return text[-4000:] if len(text) > 4000 else text

@@ -152,6 +152,13 @@ class _Expander:
         if target in seen:
             self.problem(("base",), f"{ref!r} forms a cycle of base files", "break the cycle")
             return {}
+        if not target.is_file():
+            self.problem(
+                ("base",),
+                f"{ref!r} ({target}) does not exist",
+                "fix the path (relative paths are relative to the file that names them)",
+            )
+            return {}
         base_doc = loader.read(target)
         if not isinstance(base_doc.data, Mapping):
             raise StudyError.single(target, "", "a base file must be a mapping of config fields")

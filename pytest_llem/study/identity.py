@@ -59,6 +59,9 @@ def _value_text(value: Any) -> str:
 def id_part(path: Sequence[str], value: Any) -> str:
     """A readable id fragment for one varying dimension (e.g. ``bs8``, ``bf16``)."""
     leaf = path[-1]
+    if "passthrough_kwargs" in path[:-1]:
+        # Free-form values (a URL, a key a careless study pasted in) never enter ids verbatim.
+        return f"{_UNSAFE.sub('_', leaf)}-{short_hash(value)[:6]}"
     text = _value_text(value)
     if leaf in _BARE or leaf in ("model", "source", "dataset"):
         return text.lower() if leaf == "model" else text
