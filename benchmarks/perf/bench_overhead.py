@@ -63,46 +63,58 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--points", type=int, default=6)
-    parser.add_argument("--n", type=int, default=128)
-    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = build_tiny_model("llama", tmp / "model")
-        (tmp / "study_overhead.yaml").write_text(study(model, args.points, args.n, args.tokens))
-        pytest_cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "study_overhead.yaml",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--llem-results={tmp / 'out'}",
-            "--llem-energy=null",
-        ]
-        bare_cmd = [
-            sys.executable,
-            "-c",
-            BARE,
-            str(model),
-            str(args.points),
-            str(args.n),
-            str(args.tokens),
-        ]
-        bare, plugin = [], []
-        for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits both
-            bare.append(timed(bare_cmd, tmp))
-            plugin.append(timed(pytest_cmd, tmp))
-        b, p = min(bare), min(plugin)
+        overhead: dict[int, float] = {}
+        for points in (args.points, 2 * args.points):
+            (tmp / "study_overhead.yaml").write_text(study(model, points, args.n, args.tokens))
+            pytest_cmd = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "study_overhead.yaml",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--llem-results={tmp / 'out'}",
+                "--llem-energy=null",
+            ]
+            bare_cmd = [
+                sys.executable,
+                "-c",
+                BARE,
+                str(model),
+                str(points),
+                str(args.n),
+                str(args.tokens),
+            ]
+            bare, plugin = [], []
+            for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits both
+                bare.append(timed(bare_cmd, tmp))
+                plugin.append(timed(pytest_cmd, tmp))
+            b, p = min(bare), min(plugin)
+            overhead[points] = p - b
+            print(
+                f"{points} points, n={args.n}, {args.tokens} output tokens, best of {args.repeats} fresh processes"
+            )
+            print(
+                f"  bare engine loop: {b:6.2f} s   (all runs: {', '.join(f'{x:.2f}' for x in bare)})"
+            )
+            print(
+                f"  through pytest:   {p:6.2f} s   (all runs: {', '.join(f'{x:.2f}' for x in plugin)})"
+            )
+            print(f"  plugin overhead:  {p - b:+6.2f} s = {(p - b) / b:+.1%}")
+        per_item = (overhead[2 * args.points] - overhead[args.points]) / args.points
+        constant = overhead[args.points] - args.points * per_item
         print(
-            f"{args.points} points, n={args.n}, {args.tokens} output tokens, best of {args.repeats} fresh processes"
-        )
-        print(f"bare engine loop: {b:6.2f} s   (all runs: {', '.join(f'{x:.2f}' for x in bare)})")
-        print(f"through pytest:   {p:6.2f} s   (all runs: {', '.join(f'{x:.2f}' for x in plugin)})")
-        print(
-            f"plugin overhead:  {p - b:+6.2f} s = {(p - b) / b:+.1%} ({(p - b) / args.points * 1000:+.0f} ms per item)"
+            f"per session: {constant:+.2f} s (pytest start-up, plugin import, collection); "
+            f"per item: {per_item * 1000:+.0f} ms"
         )
         items, n_loads = loads(tmp / "out" / "report.json")
         print(
