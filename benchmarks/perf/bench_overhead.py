@@ -1,55 +1,81 @@
 """Plugin overhead and model cache: a study through pytest vs the same engine calls in a bare
-loop (tiny offline Llama, local runner, CPU), each in a fresh process, plus model loads counted.
+loop (tiny offline Llama, local runner, CPU), plus model loads counted.
 
-Run: python benchmarks/perf/bench_overhead.py [--points 6] [--n 64] [--tokens 32]
+Both run in one warm process, alternately, several times (the median is reported), so a
+shared machine's noise hits both alike; the one-off cost of starting pytest and importing the
+plugin is measured separately in fresh processes.
+
+Run: python benchmarks/perf/bench_overhead.py [--points 6] [--n 64] [--tokens 32] [--repeats 5]
 Target: the plugin adds at most 5% to the bare loop's wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
+from pytest_llem.engines.transformers import TransformersEngine
+from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.testing import build_tiny_model
 
-BARE = textwrap.dedent("""
-    import sys, time
-    from pytest_llem.engines.transformers import TransformersEngine
-    from pytest_llem.study.model import ExperimentConfig
-    model, points, n, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    configs = [ExperimentConfig(model=model, device="cpu", precision="fp32", n=n, max_output_tokens=tokens,
-                                random_seed=seed, pytorch={"batch_size": 8}) for seed in range(points)]
-    engine = TransformersEngine.load(configs[0])
-    for config in configs:
-        batches = engine.batches(engine.requests(config), config)
-        engine.generate(batches[0], config)          # warmup: one batch, as the study says
-        for batch in batches:                        # the measured pass
-            engine.generate(batch, config)
-""")
 
-
-def study(model: Path, points: int, n: int, tokens: int, first_dim: str = "") -> str:
+def study(
+    model: Path, points: int, n: int, tokens: int, first_dim: str = "  precision: [fp32]"
+) -> str:
     seeds = ", ".join(str(s) for s in range(points))
     return (
         f"model: {model}\ndevice: cpu\nn: {n}\nmax_output_tokens: {tokens}\n"
         "pytorch: {batch_size: 8}\nwarmup: {n_warmup: 1}\nwindow: {min_duration_s: 0}\n"
-        f"validity: {{min_window_s: 0}}\nsweep:\n{first_dim or '  precision: [fp32]'}\n"
-        f"  random_seed: [{seeds}]\n"
+        f"validity: {{min_window_s: 0}}\nsweep:\n{first_dim}\n  random_seed: [{seeds}]\n"
     )
 
 
-def timed(cmd: list[str], cwd: Path) -> float:
+def bare_loop(model: Path, points: int, n: int, tokens: int) -> None:
+    """What the study asks for, without pytest: load once, then per point warmup + one pass."""
+    configs = [
+        ExperimentConfig(
+            model=str(model),
+            device="cpu",
+            precision="fp32",
+            n=n,
+            max_output_tokens=tokens,
+            random_seed=seed,
+            pytorch={"batch_size": 8},
+        )
+        for seed in range(points)
+    ]
+    engine = TransformersEngine.load(configs[0])
+    for config in configs:
+        batches = engine.batches(engine.requests(config), config)
+        engine.generate(batches[0], config)
+        for batch in batches:
+            engine.generate(batch, config)
+    engine.close()
+
+
+def run_pytest(args: list[str]) -> int:
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = int(pytest.main(args))
+    if code != 0:
+        print(out.getvalue()[-3000:])
+        raise SystemExit(f"pytest failed with exit code {code}")
+    return code
+
+
+def fresh(cmd: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(
-        cmd, cwd=cwd, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-    )
+    subprocess.run(cmd, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -65,82 +91,90 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=6)
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = build_tiny_model("llama", tmp / "model")
+        bare_loop(model, 1, 8, 2)  # warm the imports for both sides
         overhead: dict[int, float] = {}
         for points in (args.points, 2 * args.points):
-            (tmp / "study_overhead.yaml").write_text(study(model, points, args.n, args.tokens))
-            pytest_cmd = [
-                sys.executable,
-                "-m",
-                "pytest",
-                "study_overhead.yaml",
+            path = tmp / "study_overhead.yaml"
+            path.write_text(study(model, points, args.n, args.tokens))
+            pytest_args = [
+                str(path),
                 "-q",
                 "-p",
                 "no:cacheprovider",
+                f"--rootdir={tmp}",
                 f"--llem-results={tmp / 'out'}",
                 "--llem-energy=null",
             ]
-            bare_cmd = [
-                sys.executable,
-                "-c",
-                BARE,
-                str(model),
-                str(points),
-                str(args.n),
-                str(args.tokens),
-            ]
             bare, plugin = [], []
-            for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits both
-                bare.append(timed(bare_cmd, tmp))
-                plugin.append(timed(pytest_cmd, tmp))
-            b, p = min(bare), min(plugin)
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                bare_loop(model, points, args.n, args.tokens)
+                bare.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                run_pytest(pytest_args)
+                plugin.append(time.perf_counter() - start)
+            b, p = statistics.median(bare), statistics.median(plugin)
             overhead[points] = p - b
             print(
-                f"{points} points, n={args.n}, {args.tokens} output tokens, best of {args.repeats} fresh processes"
+                f"{points} points, n={args.n}, {args.tokens} output tokens, median of {args.repeats} (warm process)"
             )
+            print(f"  bare engine loop: {b:6.2f} s   (runs: {', '.join(f'{x:.2f}' for x in bare)})")
             print(
-                f"  bare engine loop: {b:6.2f} s   (all runs: {', '.join(f'{x:.2f}' for x in bare)})"
-            )
-            print(
-                f"  through pytest:   {p:6.2f} s   (all runs: {', '.join(f'{x:.2f}' for x in plugin)})"
+                f"  through pytest:   {p:6.2f} s   (runs: {', '.join(f'{x:.2f}' for x in plugin)})"
             )
             print(f"  plugin overhead:  {p - b:+6.2f} s = {(p - b) / b:+.1%}")
         per_item = (overhead[2 * args.points] - overhead[args.points]) / args.points
-        constant = overhead[args.points] - args.points * per_item
         print(
-            f"per session: {constant:+.2f} s (pytest start-up, plugin import, collection); "
-            f"per item: {per_item * 1000:+.0f} ms"
+            f"per item: {per_item * 1000:+.0f} ms; per session: {overhead[args.points] - args.points * per_item:+.2f} s "
+            "(pytest's session machinery, incl. its garbage collection at exit)"
         )
         items, n_loads = loads(tmp / "out" / "report.json")
         print(
             f"model cache: {items} items that differ only in generation settings -> {n_loads} model load(s)"
         )
-        (tmp / "study_two.yaml").write_text(
-            study(model, 3, 8, 4, "").replace("precision: fp32\n", "")
-            + "  precision: [fp32, bf16]\n"
-        )
-        subprocess.run(
+        two = tmp / "study_two.yaml"
+        two.write_text(
+            study(model, 3, 8, 4, "  precision: [fp32, bf16]")
+        )  # precision first: grouped
+        run_pytest(
             [
-                *pytest_cmd[:3],
-                "study_two.yaml",
+                str(two),
                 "-q",
                 "-p",
                 "no:cacheprovider",
+                f"--rootdir={tmp}",
                 f"--llem-results={tmp / 'two'}",
                 "--llem-energy=null",
-            ],
-            cwd=tmp,
-            check=True,
-            capture_output=True,
+            ]
         )
         items, n_loads = loads(tmp / "two" / "report.json")
+        print(f"model cache: {items} items over 2 precisions -> {n_loads} model load(s)")
+        starts = [
+            fresh(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    str(path),
+                    "--collect-only",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    f"--rootdir={tmp}",
+                ]
+            )
+            for _ in range(3)
+        ]
+        bases = [fresh([sys.executable, "-c", "import pytest"]) for _ in range(3)]
         print(
-            f"model cache: {items} items over 2 precisions (sequential order) -> {n_loads} model load(s)"
+            f"one-off per session (fresh process): pytest + plugins start-up and collection "
+            f"{min(starts):.2f} s vs {min(bases):.2f} s to import pytest alone"
         )
 
 

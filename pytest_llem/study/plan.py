@@ -88,6 +88,8 @@ class StudyPlan:
         )
         if self.invalid_points:
             text += f" (+{len(self.invalid_points)} invalid, skipped)"
+        if len(self.backends) > 1:
+            text += f"; backends {', '.join(self.backends)} run in separate containers"
         return text
 
     def items(self) -> list[PlannedItem]:

@@ -271,3 +271,8 @@ def test_plan_is_pure_no_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_header_says_multi_backend_studies_run_in_containers(write_study: Write) -> None:
+    path = write_study("model: m\nbackend: [pytorch, vllm]\nprecision: fp16\n")
+    assert load(path).header().endswith("; backends pytorch, vllm run in separate containers")

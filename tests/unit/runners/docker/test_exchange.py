@@ -94,3 +94,14 @@ def test_device_requests(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_default_image_names() -> None:
     assert default_image("vllm", "0.1.0", 12) == "ghcr.io/llenergymeasure/vllm:0.1.0-cuda12"
     assert default_image("pytorch", "0.1.0", None) == "ghcr.io/llenergymeasure/pytorch:0.1.0"
+
+
+def test_corrupt_exchange_files_are_a_clear_error(tmp_path: Path) -> None:
+    from pytest_llem.runners.docker.container import collect
+    from pytest_llem.runners.docker.errors import ContainerError
+
+    ex = ExchangeDir(spec(tmp_path), root=tmp_path)
+    (ex.path / "0123456789abcdef_result.json").write_text('{"metrics": {"truncat')
+    with pytest.raises(ContainerError, match="CorruptExchangeFile: unreadable file") as err:
+        collect(ex, ex.spec, 0, False, "")
+    assert "exchange dir kept for debugging" in str(err.value) and ex.path.exists()
