@@ -96,16 +96,9 @@ class Host:
 
 
 def _gpu_fingerprint() -> str:
-    try:
-        pynvml = nvml.load()
-    except nvml.NvmlUnavailable:
-        return "gpu:unknown"
-    try:
-        return nvml.fingerprint(pynvml, nvml.all_handles(pynvml))
-    except (nvml.NvmlUnavailable, pynvml.NVMLError):
-        return "gpu:unknown"
-    finally:
-        nvml.release(pynvml)
+    return nvml.query(
+        lambda pynvml: nvml.fingerprint(pynvml, nvml.all_handles(pynvml)), "gpu:unknown"
+    )
 
 
 def _cpu_fingerprint() -> str:

@@ -14,16 +14,7 @@ from pytest_llem.energy import nvml
 
 def gpu_uuids() -> list[str]:
     """UUIDs of the GPUs this process may use (honouring CUDA_VISIBLE_DEVICES); [] without NVML."""
-    try:
-        pynvml = nvml.load()
-    except nvml.NvmlUnavailable:
-        return []
-    try:
-        return [uuid for uuid, _ in nvml.all_handles(pynvml)]
-    except (nvml.NvmlUnavailable, pynvml.NVMLError):
-        return []
-    finally:
-        nvml.release(pynvml)
+    return nvml.query(lambda pynvml: [uuid for uuid, _ in nvml.all_handles(pynvml)], [])
 
 
 def auto_workers() -> int | None:

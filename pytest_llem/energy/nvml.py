@@ -10,9 +10,10 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from pytest_llem.energy.base import EnergyReading, MeterInfo
 from pytest_llem.measure.stats import trapezoid
@@ -57,6 +58,23 @@ def load() -> ModuleType:
         _INIT_COUNT += 1
     module: ModuleType = pynvml
     return module
+
+
+T = TypeVar("T")
+
+
+def query(fn: Callable[[ModuleType], T], default: T) -> T:
+    """``fn(pynvml)`` with NVML loaded and released; ``default`` when NVML cannot answer."""
+    try:
+        pynvml = load()
+    except NvmlUnavailable:
+        return default
+    try:
+        return fn(pynvml)
+    except (NvmlUnavailable, pynvml.NVMLError):
+        return default
+    finally:
+        release(pynvml)
 
 
 def probe_reason() -> str | None:

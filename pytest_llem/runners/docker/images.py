@@ -24,16 +24,7 @@ def cuda_major() -> int | None:
             return int(match.group(1))
     except (OSError, subprocess.SubprocessError):
         pass  # no toolkit: ask the driver
-    try:
-        pynvml = nvml.load()
-    except nvml.NvmlUnavailable:
-        return None
-    try:
-        return int(pynvml.nvmlSystemGetCudaDriverVersion()) // 1000
-    except pynvml.NVMLError:
-        return None
-    finally:
-        nvml.release(pynvml)
+    return nvml.query(lambda pynvml: int(pynvml.nvmlSystemGetCudaDriverVersion()) // 1000, None)
 
 
 def default_image(backend: str, version: str, major: int | None) -> str:

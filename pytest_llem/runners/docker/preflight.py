@@ -26,17 +26,12 @@ GPU_PROBE = (
 
 def host_driver() -> str | None:
     """The host's NVIDIA driver version, when NVML works here."""
-    try:
-        pynvml = nvml.load()
-    except nvml.NvmlUnavailable:
-        return None
-    try:
+
+    def driver(pynvml: Any) -> str | None:
         value = pynvml.nvmlSystemGetDriverVersion()
         return value.decode() if isinstance(value, bytes) else str(value)
-    except pynvml.NVMLError:
-        return None
-    finally:
-        nvml.release(pynvml)
+
+    return nvml.query(driver, None)
 
 
 def gpu_probe(api: Any, image: str, opts: shared.DockerOptions) -> tuple[Check | None, str | None]:
