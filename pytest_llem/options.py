@@ -12,98 +12,16 @@ from typing import Any
 
 import pytest
 
-from pytest_llem.gate.thresholds import Limit, LimitSyntaxError, parse_fail_on
+from pytest_llem import converters as convert
+from pytest_llem.gate.thresholds import Limit
 from pytest_llem.runners.docker.container import (
     DockerOptions,
     default_hf_cache,
     parse_volume,
 )
-from pytest_llem.runners.resolve import parse_cli
 from pytest_llem.study.expand import DEFAULT_MAX_POINTS
-from pytest_llem.study.spec import parse_runner_value
 
 DEFAULT_PATTERNS = ("study_*.yaml", "study_*.yml")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise pytest.UsageError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _text(text: str) -> str:
-    return text
-
-
-ENERGY_CHOICES = ("auto", "nvml", "zeus", "rapl", "null")
-
-
-def _energy(text: str) -> str:
-    if text not in ENERGY_CHOICES:
-        raise pytest.UsageError(
-            f"--llem-energy must be one of {list(ENERGY_CHOICES)}, got {text!r}"
-        )
-    return text
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise pytest.UsageError(f"--llem-shard expects K/N (e.g. 2/4), got {text!r}") from None
-    if not 1 <= k <= n:
-        raise pytest.UsageError(f"--llem-shard K/N needs 1 <= K <= N, got {text!r}")
-    return k, n
-
-
-def _fail_on(text: str) -> tuple[Limit, ...]:
-    try:
-        return tuple(parse_fail_on(text))
-    except LimitSyntaxError as exc:
-        raise pytest.UsageError(f"--llem-fail-on / llem_fail_on: {exc}") from None
-
-
-def _strategy(text: str) -> str:
-    if text not in ("ephemeral", "persistent"):
-        raise pytest.UsageError(f"container strategy must be ephemeral or persistent, got {text!r}")
-    return text
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected a number, got {text!r}") from None
-
-
-def _runner_cli(text: str) -> dict[str, str]:
-    try:
-        return parse_cli(text)
-    except ValueError as exc:
-        raise pytest.UsageError(f"--llem-runner: {exc}") from None
-
-
-def _runner_ini(text: str) -> str:
-    try:
-        parse_runner_value(text)
-    except ValueError as exc:
-        raise pytest.UsageError(f"llem_runner_*: {exc}") from None
-    return text
-
-
-def _bool(text: str | bool) -> bool:
-    if isinstance(text, bool):
-        return text
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise pytest.UsageError(f"expected a boolean, got {text!r}")
 
 
 @dataclass(frozen=True)
@@ -113,7 +31,7 @@ class Option:
     name: str
     help: str
     ini: str | None = None
-    convert: Callable[[str], Any] = _text
+    convert: Callable[[str], Any] = convert.text
     flag: bool = False
     metavar: str | None = None
     has_cli: bool = True
@@ -139,21 +57,21 @@ OPTIONS: tuple[Option, ...] = (
         "max_items",
         f"refuse study grids larger than N points (default {DEFAULT_MAX_POINTS})",
         ini="llem_max_items",
-        convert=_positive_int,
+        convert=convert.positive_int,
         metavar="N",
     ),
     Option(
         "energy",
         "energy source for every item: auto|nvml|zeus|rapl|null (overrides energy.backend)",
         ini="llem_energy",
-        convert=_energy,
+        convert=convert.energy,
         metavar="SOURCE",
     ),
     Option(
         "require_gpu",
         "fail (instead of skip) items whose GPU or requested energy source is missing",
         ini="llem_require_gpu",
-        convert=_bool,
+        convert=convert.boolean,
         flag=True,
     ),
     Option("save_baseline", "store this session's results as baseline NAME", metavar="NAME"),
@@ -174,21 +92,21 @@ OPTIONS: tuple[Option, ...] = (
         "gate limits, e.g. 'energy_per_output_token_j>5%,latency_p99_s<2.0' (N% = relative "
         "regression vs the baseline; <V a ceiling; >V a floor)",
         ini="llem_fail_on",
-        convert=_fail_on,
+        convert=convert.fail_on,
         metavar="LIMITS",
     ),
     Option(
         "require_energy",
         "fail items whose gated energy metrics could not be measured",
         ini="llem_require_energy",
-        convert=_bool,
+        convert=convert.boolean,
         flag=True,
     ),
     Option(
         "require_baseline",
         "fail items that have no baseline entry to compare with",
         ini="llem_require_baseline",
-        convert=_bool,
+        convert=convert.boolean,
         flag=True,
     ),
     Option("plot", "write PNG plots (energy per token, throughput) into DIR", metavar="DIR"),
@@ -196,7 +114,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "shard",
         "run only shard K of N (deterministic, balanced, cycles kept together)",
-        convert=_shard,
+        convert=convert.shard,
         metavar="K/N",
     ),
     Option(
@@ -208,21 +126,21 @@ OPTIONS: tuple[Option, ...] = (
         "runner",
         "where items run: local | docker | docker:<image>, for every backend, or "
         "per backend as vllm=docker,pytorch=local",
-        convert=_runner_cli,
+        convert=convert.runner_cli,
         metavar="RUNNER",
     ),
     Option(
         "runner_pytorch",
         "runner of backend pytorch",
         ini="llem_runner_pytorch",
-        convert=_runner_ini,
+        convert=convert.runner_ini,
         has_cli=False,
     ),
     Option(
         "runner_vllm",
         "runner of backend vllm",
         ini="llem_runner_vllm",
-        convert=_runner_ini,
+        convert=convert.runner_ini,
         has_cli=False,
     ),
     Option(
@@ -230,14 +148,14 @@ OPTIONS: tuple[Option, ...] = (
         "ephemeral (a container per item, default) or persistent "
         "(one container per backend, exec per item)",
         ini="llem_container_strategy",
-        convert=_strategy,
+        convert=convert.strategy,
         metavar="STRATEGY",
     ),
     Option(
         "docker_timeout",
         "seconds before an item's container is killed (default: from n and max_output_tokens)",
         ini="llem_docker_timeout",
-        convert=_float,
+        convert=convert.number,
         has_cli=False,
     ),
     Option(
@@ -256,7 +174,7 @@ OPTIONS: tuple[Option, ...] = (
         "persistent_auto_teardown",
         "remove persistent containers at session end (default true)",
         ini="llem_persistent_auto_teardown",
-        convert=_bool,
+        convert=convert.boolean,
         flag=True,
         has_cli=False,
     ),
@@ -264,28 +182,28 @@ OPTIONS: tuple[Option, ...] = (
         "persistent_warmup_delay",
         "seconds to wait after starting a persistent container",
         ini="llem_persistent_warmup_delay",
-        convert=_float,
+        convert=convert.number,
         has_cli=False,
     ),
     Option(
         "persistent_max_restarts",
         "restarts of an unhealthy persistent container (default 3)",
         ini="llem_persistent_max_restarts",
-        convert=_positive_int,
+        convert=convert.positive_int,
         has_cli=False,
     ),
     Option(
         "persistent_gpu_memory_mb",
         "GPU memory (MB) a persistent container may still hold between items (default 1024)",
         ini="llem_persistent_gpu_memory_mb",
-        convert=_float,
+        convert=convert.number,
         has_cli=False,
     ),
     Option(
         "timeseries",
         "save every item's power/thermal samples as JSONL under <results>/timeseries",
         ini="llem_timeseries",
-        convert=_bool,
+        convert=convert.boolean,
         flag=True,
     ),
 )
@@ -418,8 +336,8 @@ def resolve(config: pytest.Config) -> Settings:
         save_baseline=values["save_baseline"],
         compare=values["compare"],
         baseline_dir=baseline_dir,
-        fail_on_cli=_fail_on(cli_limits) if cli_limits else (),
-        fail_on_ini=_fail_on(ini_limits) if ini_limits else (),
+        fail_on_cli=convert.fail_on(cli_limits) if cli_limits else (),
+        fail_on_ini=convert.fail_on(ini_limits) if ini_limits else (),
         require_energy=bool(values["require_energy"]),
         require_baseline=bool(values["require_baseline"]),
         plot_dir=path(values["plot"], None),
