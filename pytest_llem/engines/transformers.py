@@ -11,6 +11,7 @@ from typing import Any
 
 from pytest_llem.energy.nvml import GpuRef
 from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests
 from pytest_llem.engines.models import resolve_model
 from pytest_llem.errors import EngineError, ModelNotFoundError
@@ -198,16 +199,11 @@ class TransformersEngine:
         """CUDA devices of the model's parameters, with the UUIDs torch reports."""
         if self.device != "cuda":
             return []
-        torch = self._torch
-        indices = sorted(
-            {p.device.index or 0 for p in self.model.parameters() if p.device.type == "cuda"}
+        return gpu_refs(
+            sorted(
+                {p.device.index or 0 for p in self.model.parameters() if p.device.type == "cuda"}
+            )
         )
-        refs = []
-        for index in indices:
-            uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-            # torch prints the UUID without NVML's "GPU-" prefix
-            refs.append(GpuRef(index, f"GPU-{uuid}" if uuid is not None else None))
-        return refs
 
     def close(self) -> None:
         """Drop the model and empty the CUDA cache."""

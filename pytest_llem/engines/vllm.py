@@ -16,6 +16,7 @@ from typing import Any
 
 from pytest_llem.energy.nvml import GpuRef
 from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests
 from pytest_llem.engines.models import resolve_model
 from pytest_llem.errors import EngineError
@@ -159,17 +160,7 @@ class VLLMEngine:
 
     def devices(self) -> list[GpuRef]:
         """The first tensor x pipeline parallel CUDA devices, with UUIDs when torch has them."""
-        try:
-            import torch
-        except ImportError:
-            return [GpuRef(i) for i in range(self.n_devices)]
-        if not torch.cuda.is_available():
-            return [GpuRef(i) for i in range(self.n_devices)]
-        refs = []
-        for index in range(self.n_devices):
-            uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-            refs.append(GpuRef(index, f"GPU-{uuid}" if uuid is not None else None))
-        return refs
+        return gpu_refs(range(self.n_devices))
 
     def close(self) -> None:
         """Tear the engine down and free its GPU memory (best effort across vLLM versions)."""
