@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,11 @@ def load_engine(config: ExperimentConfig, base_dir: Path | None) -> Engine:
     return engine
 
 
+@functools.cache
+def _environment(backend: str) -> tuple[tuple[str, Any], ...]:
+    return tuple(_module(backend).environment().items())
+
+
 def environment(backend: str) -> dict[str, Any]:
-    """Library versions and device facts of a backend."""
-    result: dict[str, Any] = _module(backend).environment()
-    return result
+    """Library versions and device facts of a backend (read once per process, not per item)."""
+    return dict(_environment(backend))
