@@ -39,8 +39,3 @@ METRICS: dict[str, MetricInfo] = {
     "peak_memory_mb": MetricInfo("MB", "lower", "peak memory"),
     "model_memory_mb": MetricInfo("MB", "lower", "model memory"),
 }
-
-
-def is_known_metric(name: str) -> bool:
-    """True if ``name`` is a metric pytest-llem reports."""
-    return name in METRICS
