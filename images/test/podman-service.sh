@@ -16,9 +16,31 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 runtime = "runc"
 CONF
 fi
+answers() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
+    ok = s.recv(64).startswith(b"HTTP/1.")
+except OSError:
+    ok = False
+finally:
+    s.close()
+sys.exit(0 if ok else 1)
+PY
+}
+# A socket file left by a service that has since died (a reboot, a killed session) refuses
+# connections: remove it and start a new service rather than skipping the container tests.
+if [ -S "$SOCK" ] && ! answers "$SOCK"; then
+  rm -f "$SOCK"
+fi
 if [ ! -S "$SOCK" ]; then
   nohup podman system service --time=0 "unix://$SOCK" >/tmp/llem-podman.log 2>&1 &
-  for _ in $(seq 1 50); do [ -S "$SOCK" ] && break; sleep 0.2; done
+  for _ in $(seq 1 100); do answers "$SOCK" && break; sleep 0.2; done
 fi
+answers "$SOCK" || { echo "podman API at $SOCK does not answer (see /tmp/llem-podman.log)" >&2; exit 1; }
 "$(dirname "$0")/build.sh" >/dev/null
 echo "unix://$SOCK"
