@@ -5,6 +5,8 @@ No other module calls ``getoption``/``getini``: they read ``Settings`` from the 
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,9 +271,10 @@ class Settings:
     runner_ini: dict[str, str] = field(default_factory=dict)
     docker: DockerOptions = field(default_factory=DockerOptions)
     sources: dict[str, str] = field(default_factory=dict)
+    session_id: str = ""
 
 
-def _docker(values: dict[str, Any], volumes: list[str]) -> DockerOptions:
+def _docker(values: dict[str, Any], volumes: list[str], session_id: str) -> DockerOptions:
     for volume in volumes:
         try:
             parse_volume(volume)
@@ -289,6 +292,7 @@ def _docker(values: dict[str, Any], volumes: list[str]) -> DockerOptions:
         warmup_delay_s=values["persistent_warmup_delay"] or 0.0,
         max_restarts=values["persistent_max_restarts"] or 3,
         gpu_memory_threshold_mb=values["persistent_gpu_memory_mb"] or 1024.0,
+        session_id=session_id,
     )
 
 
@@ -324,6 +328,7 @@ def resolve(config: pytest.Config) -> Settings:
     assert baseline_dir is not None
     cli_limits = config.getoption("llem_fail_on", default=None)
     ini_limits = config.getini("llem_fail_on")
+    session_id = session_id_of(config)
     return Settings(
         rootdir=rootdir,
         results_dir=results,
@@ -346,6 +351,18 @@ def resolve(config: pytest.Config) -> Settings:
         resume_dir=path(values["resume"], None),
         runner_cli=values["runner"] or {},
         runner_ini={b: values[f"runner_{b}"] for b in ("pytorch", "vllm") if values[f"runner_{b}"]},
-        docker=_docker(values, list(config.getini("llem_docker_volumes"))),
+        docker=_docker(values, list(config.getini("llem_docker_volumes")), session_id),
         sources=sources,
+        session_id=session_id,
     )
+
+
+SESSION_ID_KEY = "llem_session_id"
+
+
+def session_id_of(config: pytest.Config) -> str:
+    """This run's id: the controller's on an xdist worker (sent in workerinput), else a new one."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and workerinput.get(SESSION_ID_KEY):
+        return str(workerinput[SESSION_ID_KEY])
+    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"

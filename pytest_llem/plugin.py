@@ -91,6 +91,14 @@ def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    # One session id across the run: results, reports and container labels all carry it.
+    workerinput: dict[str, object] = node.workerinput  # type: ignore[attr-defined]
+    config: pytest.Config = node.config  # type: ignore[attr-defined]
+    workerinput[options.SESSION_ID_KEY] = config.stash[SETTINGS_KEY].session_id
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return workers.auto_workers()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,7 @@ class Reporter:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.session_id = (
-            f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-        )
+        self.session_id = settings.session_id
         self.started_at = _now()
         self.results: list[ExperimentResult] = []
         self._pending: dict[str, dict[str, Any]] = {}

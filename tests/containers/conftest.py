@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -80,10 +81,17 @@ def container_ini(pytester: pytest.Pytester, docker_api: Any) -> str:
 
 
 @pytest.fixture
-def llem_containers(docker_api: Any) -> Any:
-    """pytest-llem containers that exist right now (to check nothing is left behind)."""
+def llem_containers(pytester: pytest.Pytester, docker_api: Any) -> Any:
+    """The containers of the last pytester run (``--llem-results=out``) that exist right now.
+
+    Selected by the run's session label, so tests running in parallel never see each other's.
+    """
 
     def list_them() -> list[Any]:
-        return docker_api.containers.list(all=True, filters={"label": "io.pytest-llem"})
+        report = json.loads((pytester.path / "out" / "report.json").read_text())
+        session = report["session"]["id"]
+        assert session, "the report names its session"
+        label = f"io.pytest-llem.session={session}"
+        return docker_api.containers.list(all=True, filters={"label": label})
 
     return list_them

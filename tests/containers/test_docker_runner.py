@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import stat
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,9 +41,15 @@ def study(
 
 
 def test_ephemeral_runs_each_item_in_its_own_container(
-    pytester: pytest.Pytester, study: Path, llem_containers: Callable[[], list[Any]]
+    pytester: pytest.Pytester,
+    study: Path,
+    llem_containers: Callable[[], list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    before = {p.name for p in Path(tempfile.gettempdir()).glob("llem-*")}
+    # A temp dir of this test's own: tests running in parallel make exchange dirs too.
+    scratch = pytester.path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     result = pytester.runpytest("--llem-results=out", RUNNER)
     result.assert_outcomes(passed=2)
     items = report(pytester)["items"]
@@ -53,8 +62,7 @@ def test_ephemeral_runs_each_item_in_its_own_container(
     assert runners[0]["image"] == TEST_IMAGE and runners[0]["image_digest"]
     assert all(i["metrics"]["output_tokens"] > 0 for i in items)
     assert llem_containers() == []  # removed
-    after = {p.name for p in Path(tempfile.gettempdir()).glob("llem-*")}
-    assert after <= before  # exchange directories removed on success
+    assert list(scratch.glob("llem-*")) == []  # exchange directories removed on success
 
 
 def test_persistent_reuses_one_container_and_tears_it_down(
@@ -293,3 +301,49 @@ def test_multi_backend_without_docker_explains_the_ways_out(
     strict = pytester.runpytest("--llem-results=out", "--llem-require-gpu")
     strict.assert_outcomes(failed=2)
     strict.stdout.fnmatch_lines(["*split the study into one file per backend*"])
+
+
+@pytest.mark.parametrize(
+    ("strategy", "sig"), [("ephemeral", signal.SIGINT), ("persistent", signal.SIGTERM)]
+)
+def test_interrupt_removes_the_containers_and_keeps_finished_items(
+    pytester: pytest.Pytester,
+    tiny_gpt2: Path,
+    fast_study: StudyText,
+    container_ini: str,
+    llem_containers: Callable[[], list[Any]],
+    strategy: str,
+    sig: signal.Signals,
+) -> None:
+    text = fast_study(tiny_gpt2).replace(
+        "window: {min_duration_s: 0}", "window: {min_duration_s: 1.5}"
+    )
+    pytester.makefile(".yaml", study_i=text + "sweep:\n  n: [1, 2, 3, 4, 5, 6]\n")
+    out = pytester.path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--llem-results={out}",
+            RUNNER, f"--llem-container-strategy={strategy}",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    jsonl = out / "results.jsonl"
+    deadline = time.monotonic() + 300
+    while (
+        time.monotonic() < deadline
+        and proc.poll() is None
+        and not (jsonl.exists() and jsonl.read_text().count("\n") >= 1)
+    ):
+        time.sleep(0.2)
+    time.sleep(1.0)  # into the next item: its container exists now
+    proc.send_signal(sig)
+    stdout, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 2, stdout
+    finished = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert 1 <= len(finished) < 6
+    assert all(i["outcome"] == "passed" and i["metrics"]["output_tokens"] > 0 for i in finished)
+    assert report(pytester)["session"]["status"] == "interrupted"
+    assert llem_containers() == []  # stopped and removed, not left running on the runner

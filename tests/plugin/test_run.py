@@ -91,14 +91,31 @@ def test_model_is_loaded_once_when_only_generation_settings_vary(
 def test_xdist_keeps_properties_and_writes_one_report(
     pytester: pytest.Pytester, study: Path
 ) -> None:
+    # Each process records the session id it runs under (workers label containers with it).
+    pytester.makeconftest(
+        """
+        import os, pytest
+        from pytest_llem.plugin import SETTINGS_KEY
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(config):
+            who = getattr(config, "workerinput", {}).get("workerid", "controller")
+            with open(f"session-{who}.txt", "w") as f:
+                f.write(config.stash[SETTINGS_KEY].session_id)
+        """
+    )
     result = pytester.runpytest_subprocess("-n", "2", "--junitxml=junit.xml", "--llem-results=out")
     result.assert_outcomes(passed=8)
+    ids = {p.name: p.read_text() for p in pytester.path.glob("session-*.txt")}
+    assert sorted(ids) == ["session-controller.txt", "session-gw0.txt", "session-gw1.txt"]
     props = junit_properties(pytester.path / "junit.xml")
     assert len(props) == 8
     assert all(float(p["llem.output_tokens_per_s"]) > 0 for p in props.values())
     report = json.loads((pytester.path / "out" / "report.json").read_text())
     assert len(report["items"]) == 8
     assert len((pytester.path / "out" / "results.jsonl").read_text().splitlines()) == 8
+    assert set(ids.values()) == {report["session"]["id"]}
+    assert {item["session_id"] for item in report["items"]} == {report["session"]["id"]}
 
 
 def test_a_failing_item_does_not_stop_the_session(

@@ -38,6 +38,7 @@ class DockerOptions:
     max_restarts: int = 3
     gpu_memory_threshold_mb: float = 1024.0
     env: dict[str, str] = field(default_factory=dict)
+    session_id: str = ""  # labels this run's containers (one id across xdist workers)
 
 
 def default_timeout_s(config: ExperimentConfig) -> float:
@@ -206,9 +207,14 @@ def wait_until(
         time.sleep(step_s)
 
 
-def labels(spec: RunSpec) -> dict[str, str]:
-    """Labels that let a user (and the teardown) find pytest-llem's containers."""
-    return {LABEL: "1", f"{LABEL}.point": spec.point_id, f"{LABEL}.config-hash": spec.config_hash}
+def labels(spec: RunSpec, opts: DockerOptions) -> dict[str, str]:
+    """Labels that let a user (and the teardown) find pytest-llem's containers, per run."""
+    return {
+        LABEL: "1",
+        f"{LABEL}.session": opts.session_id,
+        f"{LABEL}.point": spec.point_id,
+        f"{LABEL}.config-hash": spec.config_hash,
+    }
 
 
 def command(opts: DockerOptions) -> list[str]:

@@ -41,7 +41,7 @@ class EphemeralRunner:
             "environment": env,
             "volumes": volumes,
             "shm_size": self.opts.shm_size,
-            "labels": shared.labels(spec),
+            "labels": shared.labels(spec, self.opts),
             "device_requests": shared.device_requests(spec.config),
             "detach": True,
         }

@@ -67,7 +67,7 @@ class PersistentRunner:
             "environment": shared.environment(spec, self.opts),
             "volumes": volumes,
             "shm_size": self.opts.shm_size,
-            "labels": {**shared.labels(spec), f"{shared.LABEL}.strategy": "persistent"},
+            "labels": {**shared.labels(spec, self.opts), f"{shared.LABEL}.strategy": "persistent"},
             "device_requests": shared.device_requests(spec.config),
             "detach": True,
         }
