@@ -21,6 +21,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise pytest.UsageError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def text(text: str) -> str:
     return text
 

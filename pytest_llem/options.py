@@ -191,7 +191,7 @@ OPTIONS: tuple[Option, ...] = (
         "persistent_max_restarts",
         "restarts of an unhealthy persistent container (default 3)",
         ini="llem_persistent_max_restarts",
-        convert=convert.positive_int,
+        convert=convert.non_negative_int,
         has_cli=False,
     ),
     Option(
@@ -274,6 +274,11 @@ class Settings:
     session_id: str = ""
 
 
+def _or(value: Any, default: Any) -> Any:
+    """The value unless unset: 0 is a setting (no restarts), not a missing one."""
+    return default if value is None else value
+
+
 def _docker(values: dict[str, Any], volumes: list[str], session_id: str) -> DockerOptions:
     for volume in volumes:
         try:
@@ -290,20 +295,31 @@ def _docker(values: dict[str, Any], volumes: list[str], session_id: str) -> Dock
         python=values["docker_python"] or "python",
         auto_teardown=True if teardown is None else bool(teardown),
         warmup_delay_s=values["persistent_warmup_delay"] or 0.0,
-        max_restarts=values["persistent_max_restarts"] or 3,
-        gpu_memory_threshold_mb=values["persistent_gpu_memory_mb"] or 1024.0,
+        max_restarts=_or(values["persistent_max_restarts"], 3),
+        gpu_memory_threshold_mb=_or(values["persistent_gpu_memory_mb"], 1024.0),
         session_id=session_id,
     )
+
+
+def _convert(opt: Option, raw: Any, name: str) -> Any:
+    """Convert a string value; a bad one is a usage error that names the option it came from."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return opt.convert(raw)
+    except pytest.UsageError as exc:
+        message = str(exc)
+        raise pytest.UsageError(message if name in message else f"{name}: {message}") from None
 
 
 def _lookup(config: pytest.Config, opt: Option) -> tuple[Any, str]:
     value = config.getoption(opt.dest, default=None)
     if value is not None:
-        return (opt.convert(value) if isinstance(value, str) else value), "cli"
+        return _convert(opt, value, opt.cli), "cli"
     if opt.ini:
         raw = config.getini(opt.ini)
         if raw not in (None, ""):
-            return (opt.convert(raw) if isinstance(raw, str) else raw), "ini"
+            return _convert(opt, raw, f"ini {opt.ini}"), "ini"
     return None, "default"
 
 

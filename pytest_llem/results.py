@@ -109,6 +109,8 @@ class RunnerInfo(_Model):
     image: str | None = None
     image_digest: str | None = None
     container_id: str | None = None
+    # Persistent strategy: why the container was restarted before this item (health check).
+    restart_reason: str | None = None
 
 
 class Measurement(_Model):

@@ -347,3 +347,114 @@ def test_interrupt_removes_the_containers_and_keeps_finished_items(
     assert all(i["outcome"] == "passed" and i["metrics"]["output_tokens"] > 0 for i in finished)
     assert report(pytester)["session"]["status"] == "interrupted"
     assert llem_containers() == []  # stopped and removed, not left running on the runner
+
+
+KILLER = """
+import pytest
+from pytest_llem.plugin import SETTINGS_KEY
+from pytest_llem.runners.docker.client import client
+
+KILL_AFTER = {kill_after!r}
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    # A persistent container dying between items (OOM killer, driver reset, a human).
+    if item.name in KILL_AFTER:
+        session = item.config.stash[SETTINGS_KEY].session_id
+        labels = ["io.pytest-llem.strategy=persistent", f"io.pytest-llem.session={{session}}"]
+        for box in client().containers.list(filters={{"label": labels}}):
+            box.kill()
+"""
+
+
+def test_persistent_restarts_a_dead_container_and_says_why(
+    pytester: pytest.Pytester, study: Path, llem_containers: Callable[[], list[Any]]
+) -> None:
+    pytester.makeconftest(KILLER.format(kill_after=["pytorch-n2"]))
+    result = pytester.runpytest(
+        "--llem-results=out", RUNNER, "--llem-container-strategy=persistent"
+    )
+    result.assert_outcomes(passed=2)
+    first, second = (i["runner"] for i in report(pytester)["items"])
+    assert first["restart_reason"] is None
+    assert second["restart_reason"] == "container is exited"
+    assert first["container_id"] != second["container_id"]
+    assert llem_containers() == []
+
+
+def test_persistent_restarts_are_bounded(
+    pytester: pytest.Pytester,
+    tiny_gpt2: Path,
+    fast_study: StudyText,
+    container_ini: str,
+    llem_containers: Callable[[], list[Any]],
+) -> None:
+    pytester.makeini(container_ini + "llem_persistent_max_restarts = 1\n")
+    pytester.makefile(".yaml", study_r=fast_study(tiny_gpt2, "sweep:\n  n: [2, 3, 4]\n"))
+    pytester.makeconftest(KILLER.format(kill_after=["pytorch-n2", "pytorch-n3"]))
+    result = pytester.runpytest(
+        "--llem-results=out", RUNNER, "--llem-container-strategy=persistent"
+    )
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ContainerError: the persistent container failed its health check (container is "
+            "exited) and llem_persistent_max_restarts = 1 restarts are used up*"
+        ]
+    )
+    outcomes = [(i["point_id"], i["outcome"]) for i in report(pytester)["items"]]
+    assert outcomes == [
+        ("pytorch-n2", "passed"),
+        ("pytorch-n3", "passed"),
+        ("pytorch-n4", "failed"),
+    ]
+    assert llem_containers() == []
+
+
+def test_persistent_health_check_reads_gpu_memory_in_the_container(
+    docker_api: Any, tmp_path: Path, tiny_gpt2: Path, mounts: list[str]
+) -> None:
+    from pytest_llem.runners.base import RunSpec
+    from pytest_llem.runners.docker.container import DockerOptions
+    from pytest_llem.runners.docker.persistent import PersistentRunner
+    from pytest_llem.study.model import ExperimentConfig
+
+    # NVML cannot exist in a container here: the container's python answers the GPU-memory
+    # probe from a file (what NVML would report), and runs everything else for real.
+    used = tmp_path / "used_mb"
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'case "$2" in *nvmlDeviceGetMemoryInfo*) cat {used}; exit 0;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    opts = DockerOptions(python=str(python), volumes=(*mounts, str(tmp_path)), timeout_s=120)
+    root = tmp_path / "exchange"
+    root.mkdir()
+    runner = PersistentRunner(TEST_IMAGE, "cli", opts, root)
+
+    def spec(device: str) -> RunSpec:
+        config = ExperimentConfig(model=str(tiny_gpt2), device=device, n=1, max_output_tokens=2)
+        return RunSpec(
+            nodeid="x", point_id="p", config_hash="0123456789abcdef", config=config,
+            base_dir=str(tmp_path),
+        )  # fmt: skip
+
+    try:
+        measured = runner.run(spec("cpu"), lambda phase, detail: None)
+        assert measured.metrics.output_tokens > 0
+        used.write_text("2048.0\n")
+        assert runner.healthy(spec("cuda")) == "2048 MB of GPU memory still in use"
+        assert runner.healthy(spec("cpu")) is None  # cpu items do not probe GPUs
+        used.write_text("512.0\n")
+        assert runner.healthy(spec("cuda")) is None  # under the 1024 MB threshold
+        used.write_text("-1\n")
+        assert runner.healthy(spec("cuda")) is None  # no NVML in the container: nothing to hold
+        used.write_text("Traceback: boom\n")
+        assert runner.healthy(spec("cuda")) == "GPU memory probe failed (exit 0)"
+        runner.box.kill()
+        assert runner.healthy(spec("cpu")) == "container is exited"
+    finally:
+        runner.close()
+    assert runner.box is None

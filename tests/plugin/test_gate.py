@@ -55,7 +55,9 @@ def saved(pytester: pytest.Pytester, study: Path) -> Path:
 
 
 def test_regressed_items_fail_with_the_table(pytester: pytest.Pytester, saved: Path) -> None:
-    doctor(saved, 10.0)  # the baseline was 10x faster: a large regression, whatever the noise
+    # The baseline was 100x faster: a regression far beyond this busy box's noise (throughput
+    # of these sub-second items has been seen to swing 12x within one run).
+    doctor(saved, 100.0)
     result = pytester.runpytest("--llem-results=out", "--llem-compare=main", "--junitxml=j.xml")
     result.assert_outcomes(passed=4, failed=2)  # decided at each config's last cycle
     result.stdout.fnmatch_lines(
@@ -85,14 +87,14 @@ def test_regressed_items_fail_with_the_table(pytester: pytest.Pytester, saved: P
 
 
 def test_unchanged_or_better_passes(pytester: pytest.Pytester, saved: Path) -> None:
-    doctor(saved, 0.5)  # the baseline was half as fast: current is an improvement
+    doctor(saved, 0.01)  # the baseline was 100x slower: an improvement, whatever the noise
     result = pytester.runpytest("--llem-results=out", "--llem-compare=main")
     result.assert_outcomes(passed=6)
     assert {c["gate"] for c in report(pytester)["configs"]} == {"pass"}
 
 
 def test_other_hardware_is_not_compared(pytester: pytest.Pytester, saved: Path) -> None:
-    doctor(saved, 10.0, hardware="gpu:NVIDIA A100-SXM4-80GB/400W|driver550")
+    doctor(saved, 100.0, hardware="gpu:NVIDIA A100-SXM4-80GB/400W|driver550")
     result = pytester.runpytest("--llem-results=out", "--llem-compare=main")
     result.assert_outcomes(passed=6)
     gate = report(pytester)["items"][-1]["gate"]
@@ -144,7 +146,7 @@ def test_bad_limits_and_bad_baselines_stop_early(pytester: pytest.Pytester, stud
 def test_github_summary_annotations_plots_and_bmf(
     pytester: pytest.Pytester, saved: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    doctor(saved, 10.0)
+    doctor(saved, 100.0)
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -232,7 +234,7 @@ def test_shards_merge_to_the_unsharded_run(pytester: pytest.Pytester, study: Pat
 
 
 def test_merge_reapplies_the_gate(pytester: pytest.Pytester, saved: Path) -> None:
-    doctor(saved, 10.0)
+    doctor(saved, 100.0)
     pytester.runpytest("--llem-results=s1", "--llem-shard=1/2").assert_outcomes(passed=3)
     pytester.runpytest("--llem-results=s2", "--llem-shard=2/2").assert_outcomes(passed=3)
     merged = subprocess.run(

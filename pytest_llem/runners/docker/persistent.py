@@ -87,13 +87,16 @@ class PersistentRunner:
             self.box = None
 
     def _restart(self, spec: RunSpec, why: str) -> None:
-        if self.starts and self.restarts >= self.opts.max_restarts:
+        # Only health failures count against the bound: a first start, a remount for a new
+        # study directory, or the replacement after a timeout kill are planned, not failures.
+        if self.restarts >= self.opts.max_restarts:
             raise ContainerError(
-                f"the persistent container failed again ({why}) after {self.restarts} restarts",
-                "inspect the image and the GPU; or use --llem-container-strategy ephemeral",
+                f"the persistent container failed its health check ({why}) and "
+                f"llem_persistent_max_restarts = {self.opts.max_restarts} restarts are used up",
+                "inspect the image and the GPU (`docker logs` of the container); raise "
+                "llem_persistent_max_restarts; or use --llem-container-strategy ephemeral",
             )
-        if self.box is not None:
-            self.restarts += 1
+        self.restarts += 1
         self._stop()
         self._start(spec)
 
@@ -124,7 +127,9 @@ class PersistentRunner:
         needed = shared.mounts_for(spec, self.opts)
         if any(self.mounts.get(k) != v for k, v in needed.items()):
             self.mounts = {**self.mounts, **needed}  # a new study dir or model: remount
-            self._restart(spec, "new mounts needed")
+            self._stop()
+        if self.box is None:
+            self._start(spec)
         problem = self.healthy(spec)
         if problem is not None:
             progress("restart", problem)
@@ -170,7 +175,11 @@ class PersistentRunner:
         text = output.get("bytes", b"").decode("utf-8", errors="replace") or tail.text()
         measurement = shared.collect(exchange, spec, int(code), False, text)
         info = self.info.model_copy(
-            update={"container_id": self.box.id[:12], "image_digest": self.digest}
+            update={
+                "container_id": self.box.id[:12],
+                "image_digest": self.digest,
+                "restart_reason": problem,
+            }
         )
         return measurement.model_copy(update={"runner": info})
 

@@ -1,0 +1,60 @@
+"""Option resolution: cli > ini > default, and bad values name the option they came from."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llem.plugin import SETTINGS_KEY
+
+
+def test_cli_beats_ini_beats_default(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllem_max_items = 50\nllem_energy = null\n")
+    config = pytester.parseconfigure("--llem-max-items=7")
+    settings = config.stash[SETTINGS_KEY]
+    assert settings.max_items == 7 and settings.sources["max_items"] == "cli"
+    assert settings.energy == "null" and settings.sources["energy"] == "ini"
+    assert settings.docker.max_restarts == 3 and settings.sources["persistent_max_restarts"] == (
+        "default"
+    )
+
+
+def test_zero_is_a_setting_not_a_missing_value(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nllem_persistent_max_restarts = 0\nllem_persistent_gpu_memory_mb = 0\n"
+    )
+    docker = pytester.parseconfigure().stash[SETTINGS_KEY].docker
+    assert docker.max_restarts == 0
+    assert docker.gpu_memory_threshold_mb == 0.0
+
+
+@pytest.mark.parametrize(
+    ("ini", "args", "message"),
+    [
+        (
+            "",
+            ["--llem-max-items=many"],
+            "--llem-max-items: expected a positive integer, got 'many'",
+        ),
+        (
+            "llem_persistent_max_restarts = -1",
+            [],
+            "ini llem_persistent_max_restarts: expected an integer >= 0, got '-1'",
+        ),
+        (
+            "llem_docker_timeout = soon",
+            [],
+            "ini llem_docker_timeout: expected a number, got 'soon'",
+        ),
+        # Converters that already name their option are not prefixed a second time.
+        ("", ["--llem-energy=solar"], "--llem-energy must be one of *, got 'solar'"),
+    ],
+)
+def test_a_bad_value_names_its_option(
+    pytester: pytest.Pytester, ini: str, args: list[str], message: str
+) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str()
+    assert "--llem-energy: --llem-energy" not in result.stderr.str()
