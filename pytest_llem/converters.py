@@ -11,24 +11,22 @@ from pytest_llem.study.spec import parse_runner_value
 ENERGY_CHOICES = ("auto", "nvml", "zeus", "rapl", "null")
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str, minimum: int, wording: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise pytest.UsageError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise pytest.UsageError(f"expected a positive integer, got {text!r}")
+        raise pytest.UsageError(f"expected {wording}, got {text!r}") from None
+    if value < minimum:
+        raise pytest.UsageError(f"expected {wording}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise pytest.UsageError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _integer(text, 0, "an integer >= 0")
 
 
 def text(text: str) -> str:

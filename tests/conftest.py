@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time as _time
 import types as _types
 from collections.abc import Callable
@@ -58,6 +61,54 @@ def _fast_study(model: Path | str, extra: str = "") -> str:
 def fast_study() -> Callable[..., str]:
     """Build study text that runs in well under a second per item on CPU (tiny model)."""
     return _fast_study
+
+
+Interrupted = tuple[int, str, list[dict[str, Any]]]
+
+
+@pytest.fixture
+def interrupt_study(pytester: pytest.Pytester, tiny_gpt2: Path) -> Callable[..., Interrupted]:
+    """Run a 6-item study in a real pytest process and send ``sig`` once an item has finished.
+
+    Returns the exit code, the output and the JSONL lines written before the signal landed.
+    """
+
+    def run(sig: int, *args: str) -> Interrupted:
+        text = _fast_study(tiny_gpt2).replace(
+            "window: {min_duration_s: 0}", "window: {min_duration_s: 1.5}"
+        )
+        pytester.makefile(".yaml", study_long=text + "sweep:\n  n: [1, 2, 3, 4, 5, 6]\n")
+        out = pytester.path / "out"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                f"--llem-results={out}",
+                *args,
+            ],
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        jsonl = out / "results.jsonl"
+        deadline = _time.monotonic() + 300
+        while (
+            _time.monotonic() < deadline
+            and proc.poll() is None
+            and not (jsonl.exists() and jsonl.read_text().count("\n") >= 1)
+        ):
+            _time.sleep(0.2)
+        _time.sleep(1.0)  # into the next item: its model (or container) is busy now
+        proc.send_signal(sig)
+        stdout, _ = proc.communicate(timeout=180)
+        finished = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        return proc.returncode, stdout, finished
+
+    return run
 
 
 # --------------------------------------------------------------------------------------------

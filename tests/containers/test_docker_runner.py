@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import stat
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -308,41 +306,16 @@ def test_multi_backend_without_docker_explains_the_ways_out(
 )
 def test_interrupt_removes_the_containers_and_keeps_finished_items(
     pytester: pytest.Pytester,
-    tiny_gpt2: Path,
-    fast_study: StudyText,
     container_ini: str,
+    interrupt_study: Callable[..., Any],
     llem_containers: Callable[[], list[Any]],
     strategy: str,
     sig: signal.Signals,
 ) -> None:
-    text = fast_study(tiny_gpt2).replace(
-        "window: {min_duration_s: 0}", "window: {min_duration_s: 1.5}"
+    returncode, stdout, finished = interrupt_study(
+        sig, RUNNER, f"--llem-container-strategy={strategy}"
     )
-    pytester.makefile(".yaml", study_i=text + "sweep:\n  n: [1, 2, 3, 4, 5, 6]\n")
-    out = pytester.path / "out"
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--llem-results={out}",
-            RUNNER, f"--llem-container-strategy={strategy}",
-        ],
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    jsonl = out / "results.jsonl"
-    deadline = time.monotonic() + 300
-    while (
-        time.monotonic() < deadline
-        and proc.poll() is None
-        and not (jsonl.exists() and jsonl.read_text().count("\n") >= 1)
-    ):
-        time.sleep(0.2)
-    time.sleep(1.0)  # into the next item: its container exists now
-    proc.send_signal(sig)
-    stdout, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 2, stdout
-    finished = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert returncode == 2, stdout
     assert 1 <= len(finished) < 6
     assert all(i["outcome"] == "passed" and i["metrics"]["output_tokens"] > 0 for i in finished)
     assert report(pytester)["session"]["status"] == "interrupted"

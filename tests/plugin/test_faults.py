@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,32 +16,12 @@ StudyText = Callable[..., str]
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_study_keeps_finished_items_and_writes_the_report(
-    pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText, sig: signal.Signals
+    pytester: pytest.Pytester, interrupt_study: Callable[..., Any], sig: signal.Signals
 ) -> None:
-    text = fast_study(tiny_gpt2).replace(
-        "window: {min_duration_s: 0}", "window: {min_duration_s: 1.5}"
-    )
-    pytester.makefile(".yaml", study_long=text + "sweep:\n  n: [1, 2, 3, 4, 5, 6]\n")
-    out = pytester.path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--llem-results={out}"],
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    jsonl = out / "results.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (
-        jsonl.exists() and jsonl.read_text().count("\n") >= 1
-    ):
-        time.sleep(0.2)
-    proc.send_signal(sig)
-    stdout, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 2, stdout
-    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    returncode, stdout, lines = interrupt_study(sig)
+    assert returncode == 2, stdout
     assert 1 <= len(lines) < 6
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((pytester.path / "out" / "report.json").read_text())
     assert report["session"]["status"] == "interrupted"
     assert [i["nodeid"] for i in report["items"]][: len(lines)] == [i["nodeid"] for i in lines]
     assert all(i["metrics"]["output_tokens"] > 0 for i in lines if i["outcome"] == "passed")
