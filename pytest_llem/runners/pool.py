@@ -6,6 +6,7 @@ and backend, so a persistent container serves one backend and one image.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,4 +156,9 @@ class RunnerPool:
         for runner in runners.values():
             runner.close()
             self.notes.extend(getattr(runner, "notes", []))
+        if self._root is not None:
+            # Empty once every item succeeded; a failed item's exchange dir (path printed) or
+            # a container left running (auto_teardown off) keeps it, and rmdir leaves it be.
+            with contextlib.suppress(OSError):
+                self._root.rmdir()
         return self.notes

@@ -64,8 +64,14 @@ def test_ephemeral_runs_each_item_in_its_own_container(
 
 
 def test_persistent_reuses_one_container_and_tears_it_down(
-    pytester: pytest.Pytester, study: Path, llem_containers: Callable[[], list[Any]]
+    pytester: pytest.Pytester,
+    study: Path,
+    llem_containers: Callable[[], list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    scratch = pytester.path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     result = pytester.runpytest(
         "--llem-results=out", RUNNER, "--llem-container-strategy=persistent"
     )
@@ -75,6 +81,7 @@ def test_persistent_reuses_one_container_and_tears_it_down(
     assert {r["strategy"] for r in runners} == {"persistent"}
     assert runners[0]["container_id"] == runners[1]["container_id"]
     assert llem_containers() == []
+    assert list(scratch.iterdir()) == []  # its exchange root went with it
 
 
 def test_persistent_without_teardown_says_how_to_remove(
