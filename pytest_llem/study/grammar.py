@@ -111,21 +111,22 @@ def suggest(name: str, choices: list[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def check_path(model: type[BaseModel], path: Path_) -> tuple[int, str] | None:
+def check_path(model: type[BaseModel], path: Path_) -> tuple[int, str, str] | None:
     """Check a key path against a model's fields.
 
     Returns:
-        None when the path exists; otherwise (index of the bad segment, message).
+        None when the path exists; otherwise (index of the bad segment, message, fix).
     """
     current: type[BaseModel] | None = model
     for index, seg in enumerate(path):
         if current is None:
-            return index, f"{'.'.join(path[:index])} is a value, not a block"
+            parent = ".".join(path[:index])
+            return index, f"{parent} is a value, not a block", f"give {parent} a value, not keys"
         fields = current.model_fields
         if seg not in fields:
             hint = suggest(seg, sorted(fields))
-            message = f"unknown key {seg!r}"
-            return index, f"{message}; did you mean {hint!r}?" if hint else message
+            fix = f"did you mean {hint!r}?" if hint else f"use one of {sorted(fields)}"
+            return index, f"unknown key {seg!r}", fix
         annotation = fields[seg].annotation
         if _is_open_mapping(annotation):
             return None
@@ -135,13 +136,14 @@ def check_path(model: type[BaseModel], path: Path_) -> tuple[int, str] | None:
 
 def unknown_keys(
     model: type[BaseModel], block: Mapping[str, Any], prefix: Path_ = ()
-) -> Iterator[tuple[Path_, str]]:
-    """Yield (path, message) for every key of a nested block that ``model`` does not know."""
+) -> Iterator[tuple[Path_, str, str]]:
+    """Yield (path, message, fix) for every key of a nested block that ``model`` does not know."""
     for key, value in block.items():
         path = (*prefix, *split_key(key))
         problem = check_path(model, path)
         if problem is not None:
-            yield path[: problem[0] + 1], problem[1]
+            index, message, fix = problem
+            yield path[: index + 1], message, fix
         elif isinstance(value, Mapping) and not _ends_open(model, path):
             yield from unknown_keys(model, value, path)
 

@@ -80,10 +80,10 @@ class Expander:
     def check_block(self, block: Mapping[str, Any], where: tuple[str | int, ...]) -> None:
         for key, value in block.items():
             head = len(split_key(key))
-            for path, message in unknown_keys(ExperimentConfig, {key: value}):
+            for path, message, fix in unknown_keys(ExperimentConfig, {key: value}):
                 keypath = (*where, key, *path[head:])
                 field = ".".join(str(k) for k in (*where, *path))
-                self.problem(keypath, message, "fix or remove the key", field)
+                self.problem(keypath, message, fix, field)
 
     def check_section(
         self, data: Mapping[str, Any], key: str, model: type[BaseModel]
@@ -145,8 +145,8 @@ class Expander:
         data = dict(base_doc.data)
         nested = data.pop("base", None)
         problems = [
-            Problem(".".join(path), msg, "fix or remove the key", base_doc.line_of(path))
-            for path, msg in unknown_keys(ExperimentConfig, data)
+            Problem(".".join(path), msg, fix, base_doc.line_of(path))
+            for path, msg, fix in unknown_keys(ExperimentConfig, data)
         ]
         if problems:
             raise StudyError(target, problems)
@@ -184,7 +184,7 @@ class Expander:
                 continue
             bad = check_path(ExperimentConfig, path)
             if bad is not None:
-                self.problem(keypath, bad[1], "check the spelling of the dotted key")
+                self.problem(keypath, bad[1], bad[2])
                 continue
             dim: Dim = (path, list(values), self.doc.line_of(keypath))
             if backend is None:

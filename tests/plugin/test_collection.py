@@ -71,9 +71,8 @@ def test_bad_study_is_a_collection_error_naming_file_line_and_fix(
     pytester.makefile(".yaml", study_good="model: m\ndevice: cpu\n")
     result = pytester.runpytest("--collect-only", "-q")
     out = result.stdout.str()
-    assert (
-        "study_bad.yaml:3: sweep.precison: unknown key 'precison'; did you mean 'precision'?" in out
-    )
+    assert "study_bad.yaml:3: sweep.precison: unknown key 'precison'\n" in out
+    assert "    fix: did you mean 'precision'?\n" in out
     assert "study_good.yaml::pytorch" in out
     assert result.ret == pytest.ExitCode.INTERRUPTED
 

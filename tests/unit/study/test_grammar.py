@@ -25,9 +25,11 @@ def test_check_path_walks_nested_models_and_stops_at_free_form_blocks() -> None:
     assert check_path(ExperimentConfig, ("passthrough_kwargs", "anything", "goes")) is None
     assert check_path(ExperimentConfig, ("vllm", "engine", "compilation_config", "level")) is None
     bad = check_path(ExperimentConfig, ("vllm", "engin", "x"))
-    assert bad is not None and bad[0] == 1 and "'engine'" in bad[1]
+    assert bad == (1, "unknown key 'engin'", "did you mean 'engine'?")
     scalar = check_path(ExperimentConfig, ("precision", "x"))
-    assert scalar is not None and "is a value" in scalar[1]
+    assert scalar == (1, "precision is a value, not a block", "give precision a value, not keys")
+    far = check_path(ExperimentConfig, ("decoder", "zzzzzz"))
+    assert far is not None and far[2].startswith("use one of [") and "'temperature'" in far[2]
 
 
 def test_scoped_backend() -> None:
