@@ -23,7 +23,9 @@ def row(result: ExperimentResult) -> tuple[str, ...]:
     if result.warnings:
         notes = ", ".join([*([notes] if notes else []), *(w.code for w in result.warnings)])
     if result.outcome in ("skipped", "failed", "error") and result.message:
-        first = next((ln.strip() for ln in result.message.splitlines() if ln.strip()), "")
+        lines = [ln.strip() for ln in result.message.splitlines() if ln.strip()]
+        # A heading such as "pre-flight failed:" says little alone: show its first point too.
+        first = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else lines[0]
         notes = first if len(first) <= 70 else first[:67] + "..."
     return (
         result.nodeid.rsplit("::", 1)[-1],

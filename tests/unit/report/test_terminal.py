@@ -61,3 +61,20 @@ def test_regressions_come_first() -> None:
     lines = summary_lines([ok, bad])
     assert lines[3].split()[:4] == ["bad", "passed", "fail", "(energy_per_output_token_j"]
     assert "+8.1%)" in lines[3]
+
+
+def test_failure_notes_show_the_first_point_under_a_heading() -> None:
+    from pytest_llem.report.terminal import row
+
+    failed = result("a", None).model_copy(
+        update={
+            "outcome": "failed",
+            "message": "PreflightError: pre-flight failed:\n[model] model path /m does not exist\n"
+            "    fix: check the path",
+        }
+    )
+    assert (
+        row(failed)[-1] == "PreflightError: pre-flight failed: [model] model path /m does not e..."
+    )
+    plain = failed.model_copy(update={"message": "DatasetError: no such file\nmore detail"})
+    assert row(plain)[-1] == "DatasetError: no such file"
