@@ -396,6 +396,7 @@ def test_persistent_health_check_reads_gpu_memory_in_the_container(
 ) -> None:
     from pytest_llem.runners.base import RunSpec
     from pytest_llem.runners.docker.container import DockerOptions
+    from pytest_llem.runners.docker.errors import ContainerError
     from pytest_llem.runners.docker.persistent import PersistentRunner
     from pytest_llem.study.model import ExperimentConfig
 
@@ -435,6 +436,15 @@ def test_persistent_health_check_reads_gpu_memory_in_the_container(
         assert runner.healthy(spec("cuda")) == "GPU memory probe failed (exit 0)"
         runner.box.kill()
         assert runner.healthy(spec("cpu")) == "container is exited"
+        # Memory held by something else survives a restart: one restart, then a clear error.
+        used.write_text("2048.0\n")
+        with pytest.raises(ContainerError) as info:
+            runner.run(spec("cuda"), lambda phase, detail: None)
+        assert info.value.message == (
+            "the persistent container is still unhealthy after a restart "
+            "(2048 MB of GPU memory still in use)"
+        )
+        assert runner.restarts == 1 and runner.box.status == "running"
     finally:
         runner.close()
     assert runner.box is None

@@ -134,6 +134,15 @@ class PersistentRunner:
         if problem is not None:
             progress("restart", problem)
             self._restart(spec, problem)
+            # A fresh container that is still unhealthy (another process holding the GPU's
+            # memory, a broken image) would fail every restart the same way: stop here.
+            still = self.healthy(spec)
+            if still is not None:
+                raise ContainerError(
+                    f"the persistent container is still unhealthy after a restart ({still})",
+                    "check what else holds the GPU (nvidia-smi); raise "
+                    "llem_persistent_gpu_memory_mb; or use --llem-container-strategy ephemeral",
+                )
         exchange = ExchangeDir(spec, root=self.root, nested=True)
         inside = shared.container_spec(spec, exchange)
         env = {**shared.environment(spec, self.opts), **exchange.write(inside)}
