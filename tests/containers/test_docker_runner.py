@@ -316,9 +316,13 @@ def test_interrupt_removes_the_containers_and_keeps_finished_items(
     container_ini: str,
     interrupt_study: Callable[..., Any],
     llem_containers: Callable[[], list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
     strategy: str,
     sig: signal.Signals,
 ) -> None:
+    scratch = pytester.path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the session's exchange dirs go here
     returncode, stdout, finished = interrupt_study(
         sig, RUNNER, f"--llem-container-strategy={strategy}"
     )
@@ -327,6 +331,7 @@ def test_interrupt_removes_the_containers_and_keeps_finished_items(
     assert all(i["outcome"] == "passed" and i["metrics"]["output_tokens"] > 0 for i in finished)
     assert report(pytester)["session"]["status"] == "interrupted"
     assert llem_containers() == []  # stopped and removed, not left running on the runner
+    assert list(scratch.glob("llem-*")) == []  # nor the interrupted item's exchange dir
 
 
 KILLER = """

@@ -3,10 +3,11 @@ reading the exchange files back, and streaming the entrypoint's progress lines."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -155,6 +156,20 @@ def keep(err: DockerError, exchange: ExchangeDir) -> DockerError:
     """Say where the kept exchange directory is."""
     err.message += f"\n  exchange dir kept for debugging: {exchange.path}"
     return err
+
+
+@contextlib.contextmanager
+def dropped_on_interrupt(exchange: ExchangeDir) -> Iterator[None]:
+    """Remove an item's exchange dir when the session is interrupted while it runs.
+
+    A failed item keeps its dir and prints the path; an interrupted one has nothing to inspect
+    and nobody would be told where it is, so it would only pile up in the temp dir.
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        exchange.cleanup()
+        raise
 
 
 class LogTail:

@@ -51,7 +51,8 @@ class EphemeralRunner:
         except Exception as exc:  # SDK errors of every kind become DockerErrors
             raise shared.keep(from_sdk(exc, self.image), exchange) from None
         try:
-            return self._wait(box, spec, exchange, progress, digest)
+            with shared.dropped_on_interrupt(exchange):
+                return self._wait(box, spec, exchange, progress, digest)
         finally:
             with contextlib.suppress(Exception):  # already gone: nothing to clean
                 box.remove(force=True)

@@ -165,7 +165,9 @@ class PersistentRunner:
         worker.start()
         tail = shared.LogTail(exchange.log_file, progress)
         timeout = self.opts.timeout_s or shared.default_timeout_s(spec.config)
-        if not shared.wait_until(lambda: not worker.is_alive(), timeout, tail):
+        with shared.dropped_on_interrupt(exchange):
+            finished = shared.wait_until(lambda: not worker.is_alive(), timeout, tail)
+        if not finished:
             self._stop()  # killing the container is the only way to stop an exec
             raise shared.keep(
                 DockerTimeoutError(
