@@ -222,11 +222,15 @@ def wait_until(
         time.sleep(step_s)
 
 
+def run_labels(opts: DockerOptions) -> dict[str, str]:
+    """Labels every container of this run carries (item containers and probes alike)."""
+    return {LABEL: "1", f"{LABEL}.session": opts.session_id}
+
+
 def labels(spec: RunSpec, opts: DockerOptions) -> dict[str, str]:
     """Labels that let a user (and the teardown) find pytest-llem's containers, per run."""
     return {
-        LABEL: "1",
-        f"{LABEL}.session": opts.session_id,
+        **run_labels(opts),
         f"{LABEL}.point": spec.point_id,
         f"{LABEL}.config-hash": spec.config_hash,
     }

@@ -50,7 +50,6 @@ class PersistentRunner:
         self.box: Any = None
         self.mounts: dict[str, dict[str, str]] = {}
         self.restarts = 0
-        self.starts = 0
         self.digest: str | None = None
         self.notes: list[str] = []
         self.last_create: dict[str, Any] = {}
@@ -76,7 +75,6 @@ class PersistentRunner:
             self.box = api.containers.run(**kwargs)
         except Exception as exc:
             raise from_sdk(exc, self.image) from None
-        self.starts += 1
         if self.opts.warmup_delay_s > 0:
             time.sleep(self.opts.warmup_delay_s)
 

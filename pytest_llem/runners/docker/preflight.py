@@ -47,11 +47,7 @@ def gpu_probe(api: Any, image: str, opts: shared.DockerOptions) -> tuple[Check |
             detach=True,
             volumes=volumes,
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
-            labels={
-                shared.LABEL: "1",
-                f"{shared.LABEL}.session": opts.session_id,
-                f"{shared.LABEL}.probe": "gpu",
-            },
+            labels={**shared.run_labels(opts), f"{shared.LABEL}.probe": "gpu"},
         )
         box.wait(timeout=120)
         out = box.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
