@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from pytest_llem.energy import nvml
+from pytest_llem.energy.nvml_facts import fingerprint
 from pytest_llem.energy.select import FIXES, probe, requested
 from pytest_llem.engines.models import ModelRef, resolve_model
 from pytest_llem.errors import ModelNotFoundError
@@ -96,9 +97,7 @@ class Host:
 
 
 def _gpu_fingerprint() -> str:
-    return nvml.query(
-        lambda pynvml: nvml.fingerprint(pynvml, nvml.all_handles(pynvml)), "gpu:unknown"
-    )
+    return nvml.query(lambda pynvml: fingerprint(pynvml, nvml.all_handles(pynvml)), "gpu:unknown")
 
 
 def _cpu_fingerprint() -> str:

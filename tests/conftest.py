@@ -66,20 +66,43 @@ def fast_study() -> Callable[..., str]:
 Interrupted = tuple[int, str, list[dict[str, Any]]]
 
 
+# Loaded into the interrupted session: the signal is sent from inside the run at a known point
+# (the second item's measured window has begun, so its model or container is busy), never after
+# a sleep that a loaded machine can outlast.
+INTERRUPTER = """
+import os
+from pytest_llem.report import progress
+
+SIG = {sig}
+_finished = []
+_update = progress.ProgressLine.update
+
+def pytest_runtest_logfinish(nodeid, location):
+    _finished.append(nodeid)
+
+def update(self, phase, detail):
+    _update(self, phase, detail)
+    if len(_finished) == 1 and phase == "measure":
+        _finished.append("signalled")
+        os.kill(os.getpid(), SIG)
+
+progress.ProgressLine.update = update
+"""
+
+
 @pytest.fixture
 def interrupt_study(pytester: pytest.Pytester, tiny_gpt2: Path) -> Callable[..., Interrupted]:
-    """Run a 6-item study in a real pytest process and send ``sig`` once an item has finished.
+    """Run a 6-item study in a real pytest process that sends itself ``sig`` in item 2.
 
     Returns the exit code, the output and the JSONL lines written before the signal landed.
     """
 
     def run(sig: int, *args: str) -> Interrupted:
-        text = _fast_study(tiny_gpt2).replace(
-            "window: {min_duration_s: 0}", "window: {min_duration_s: 1.5}"
-        )
+        pytester.makeconftest(INTERRUPTER.format(sig=int(sig)))
+        text = _fast_study(tiny_gpt2)
         pytester.makefile(".yaml", study_long=text + "sweep:\n  n: [1, 2, 3, 4, 5, 6]\n")
         out = pytester.path / "out"
-        proc = subprocess.Popen(
+        proc = subprocess.run(
             [
                 sys.executable,
                 "-m",
@@ -93,20 +116,12 @@ def interrupt_study(pytester: pytest.Pytester, tiny_gpt2: Path) -> Callable[...,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            timeout=600,
+            check=False,
         )
         jsonl = out / "results.jsonl"
-        deadline = _time.monotonic() + 300
-        while (
-            _time.monotonic() < deadline
-            and proc.poll() is None
-            and not (jsonl.exists() and jsonl.read_text().count("\n") >= 1)
-        ):
-            _time.sleep(0.2)
-        _time.sleep(1.0)  # into the next item: its model (or container) is busy now
-        proc.send_signal(sig)
-        stdout, _ = proc.communicate(timeout=180)
         finished = [json.loads(line) for line in jsonl.read_text().splitlines()]
-        return proc.returncode, stdout, finished
+        return proc.returncode, proc.stdout, finished
 
     return run
 
@@ -123,10 +138,15 @@ class FakeGpu:
     """One scripted GPU whose energy counter advances with real time at ``power_w``."""
 
     def __init__(
-        self, uuid: str, power_w: float = 100.0, name: str = "NVIDIA H100 80GB HBM3"
+        self,
+        uuid: str,
+        power_w: float = 100.0,
+        name: str = "NVIDIA H100 80GB HBM3",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         import time
 
+        self.clock = clock or time.perf_counter
         self.uuid = uuid
         self.name = name
         self.power_w = power_w
@@ -139,13 +159,11 @@ class FakeGpu:
         self.persistence = 1
         self.pids: list[int] = []
         self.power_limit_mw = 700_000
-        self._t0 = time.perf_counter()
+        self._t0 = self.clock()
         self._energy_mj = 0.0
 
     def energy_mj(self) -> int:
-        import time
-
-        now = time.perf_counter()
+        now = self.clock()
         self._energy_mj += (now - self._t0) * self.power_w * 1000.0
         self._t0 = now
         return int(self._energy_mj)
@@ -164,6 +182,8 @@ class FakeNvml:
         self.init_error: int | None = None
         self.initialised = 0
         self.calls: list[str] = []
+        # Tests that check energy arithmetic drive GPUs and meters with one hand-moved clock.
+        self.clock: Callable[[], float] | None = None
         module = types.ModuleType("pynvml")
         for name in dir(real):
             if name.startswith(("NVMLError", "NVML_")) or name == "nvmlClocksEventReasonSwPowerCap":
@@ -174,7 +194,7 @@ class FakeNvml:
         self.module = module
 
     def add(self, uuid: str, **kw: object) -> FakeGpu:
-        gpu = FakeGpu(uuid)
+        gpu = FakeGpu(uuid, clock=self.clock)
         for key, value in kw.items():
             setattr(gpu, key, value)
         self.gpus.append(gpu)
@@ -280,6 +300,17 @@ class FakeNvml:
         return self._gpu(handle).power_limit_mw
 
 
+def unset_env(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Unset variables so that teardown restores them exactly, also when they were absent.
+
+    ``delenv(name, raising=False)`` records nothing for an absent variable, so a value that the
+    code under test sets later (the vLLM engine's attention backend, say) would outlive the test.
+    """
+    for name in names:
+        monkeypatch.setenv(name, "")  # records the original state, absent included
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
     """Install a fake ``pynvml`` (no GPUs until the test adds some)."""
@@ -287,8 +318,7 @@ def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
 
     fake = FakeNvml()
     monkeypatch.setitem(sys.modules, "pynvml", fake.module)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    unset_env(monkeypatch, "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
     return fake
 
 
@@ -500,5 +530,5 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Any:
     module = make_fake_vllm()
     monkeypatch.setitem(sys.modules, "vllm", module)
     monkeypatch.setitem(sys.modules, "vllm.sampling_params", module.sampling_params)
-    monkeypatch.delenv("VLLM_ATTENTION_BACKEND", raising=False)
+    unset_env(monkeypatch, "VLLM_ATTENTION_BACKEND")
     return module

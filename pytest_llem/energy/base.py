@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,3 +41,13 @@ class EnergyMeter(Protocol):
 
     def close(self) -> None:
         """Release device handles."""
+
+
+def trapezoid(times_s: Sequence[float], values: Sequence[float]) -> float:
+    """Integral of a sampled signal by the trapezoidal rule (e.g. W over s -> J)."""
+    if len(times_s) != len(values):
+        raise ValueError("times and values differ in length")
+    return math.fsum(
+        (times_s[i] - times_s[i - 1]) * (values[i] + values[i - 1]) / 2.0
+        for i in range(1, len(values))
+    )

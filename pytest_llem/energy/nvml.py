@@ -1,4 +1,6 @@
-"""NVML access (nvidia-ml-py, module ``pynvml``): device handles, the energy meter, facts.
+"""NVML access (nvidia-ml-py, module ``pynvml``): loading, reference counting, device handles.
+
+The meter is in ``nvml_meter``, device facts and fingerprints in ``nvml_facts``.
 
 NVML and CUDA enumerate GPUs in different orders unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, and
 on a shared node a wrong index measures a neighbour's job: devices are matched by UUID.
@@ -9,29 +11,20 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
 
-from pytest_llem.energy.base import EnergyReading, MeterInfo
-from pytest_llem.measure.stats import trapezoid
+from pytest_llem.devices import GpuRef
 
 _LOCK = threading.Lock()
 _INIT_COUNT = 0
 
+__all__ = ["GpuRef", "NvmlUnavailable", "load", "query", "release", "resolve_handles"]
+
 
 class NvmlUnavailable(Exception):  # noqa: N818 - a probe outcome carrying the reason
     """NVML cannot be used here; ``str()`` is the reason recorded in results."""
-
-
-@dataclass(frozen=True)
-class GpuRef:
-    """A CUDA device the engine uses: its index as CUDA sees it and, when known, its UUID."""
-
-    cuda_index: int
-    uuid: str | None = None
 
 
 def _error_name(exc: BaseException) -> str:
@@ -97,7 +90,8 @@ def release(pynvml: ModuleType) -> None:
                 pynvml.nvmlShutdown()
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """NVML strings are bytes in old bindings and str in new ones."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -130,7 +124,7 @@ def resolve_handles(
                 handle = pynvml.nvmlDeviceGetHandleByUUID(gpu.uuid)
             else:
                 handle = _handle_by_index(pynvml, gpu.cuda_index, visible, env)
-            out.append((_text(pynvml.nvmlDeviceGetUUID(handle)), handle))
+            out.append((as_text(pynvml.nvmlDeviceGetUUID(handle)), handle))
         except pynvml.NVMLError as exc:
             raise NvmlUnavailable(
                 f"cannot open GPU cuda:{gpu.cuda_index}: {_error_name(exc)}"
@@ -162,7 +156,7 @@ def all_handles(pynvml: ModuleType) -> list[tuple[str, Any]]:
     handles = []
     for index in range(pynvml.nvmlDeviceGetCount()):
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        handles.append((_text(pynvml.nvmlDeviceGetUUID(handle)), handle))
+        handles.append((as_text(pynvml.nvmlDeviceGetUUID(handle)), handle))
     return handles
 
 
@@ -173,125 +167,3 @@ def supports_counter(pynvml: ModuleType, handle: Any) -> bool:
     except pynvml.NVMLError_NotSupported:
         return False
     return True
-
-
-class _PowerPoller:
-    """Background power polling for GPUs without the energy counter."""
-
-    def __init__(
-        self, pynvml: ModuleType, handles: list[tuple[str, Any]], interval_s: float
-    ) -> None:
-        self.pynvml = pynvml
-        self.handles = handles
-        self.interval_s = interval_s
-        self.samples: dict[str, list[tuple[float, float]]] = {u: [] for u, _ in handles}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="llem-power-poller", daemon=True)
-
-    def _sample(self) -> None:
-        now = time.perf_counter()
-        for uuid, handle in self.handles:
-            watts = self.pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
-            self.samples[uuid].append((now, watts))
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._sample()
-
-    def start(self) -> None:
-        self._sample()  # an edge sample at the window start
-        self._thread.start()
-
-    def stop(self) -> dict[str, float]:
-        self._stop.set()
-        self._thread.join()
-        self._sample()  # and one at the end
-        return {
-            uuid: trapezoid([t for t, _ in s], [w for _, w in s])
-            for uuid, s in self.samples.items()
-        }
-
-
-class NvmlMeter:
-    """Energy of a window on every GPU the engine uses: counter deltas, or polled power."""
-
-    def __init__(
-        self, pynvml: ModuleType, handles: list[tuple[str, Any]], interval_s: float
-    ) -> None:
-        self.pynvml = pynvml
-        self.handles = handles
-        self.interval_s = interval_s
-        self.counter = all(supports_counter(pynvml, h) for _, h in handles)
-        if self.counter:
-            self.info = MeterInfo(source="nvml", method="counter", resolution_j=0.001)
-        else:
-            self.info = MeterInfo(
-                source="nvml", method=f"polling@{interval_s * 1000:g}ms", resolution_j=None
-            )
-        self._start: dict[str, int] = {}
-        self._poller: _PowerPoller | None = None
-        self._t0 = 0.0
-
-    def start(self) -> None:
-        """Read every counter (or start polling) at the window's opening edge."""
-        self._t0 = time.perf_counter()
-        if self.counter:
-            self._start = {
-                u: self.pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for u, h in self.handles
-            }
-        else:
-            self._poller = _PowerPoller(self.pynvml, self.handles, self.interval_s)
-            self._poller.start()
-
-    def stop(self) -> EnergyReading:
-        """Read the counters again (or integrate the polled power) and return joules per GPU."""
-        if self.counter:
-            per_device = {
-                u: (self.pynvml.nvmlDeviceGetTotalEnergyConsumption(h) - self._start[u]) / 1000.0
-                for u, h in self.handles
-            }
-        else:
-            assert self._poller is not None
-            per_device = self._poller.stop()
-        duration = time.perf_counter() - self._t0
-        return EnergyReading(
-            total_j=sum(per_device.values()), per_device_j=per_device, duration_s=duration
-        )
-
-    def close(self) -> None:
-        """Release NVML."""
-        release(self.pynvml)
-
-
-def device_facts(pynvml: ModuleType, handles: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(warning code, message) for conditions that make a GPU measurement less trustworthy."""
-    out: list[tuple[str, str]] = []
-    own = os.getpid()
-    for uuid, handle in handles:
-        try:
-            if pynvml.nvmlDeviceGetPersistenceMode(handle) == pynvml.NVML_FEATURE_DISABLED:
-                out.append(("persistence_mode_off", f"{uuid}: persistence mode is off"))
-        except pynvml.NVMLError:
-            pass  # not supported on this GPU/OS: nothing to report
-        try:
-            procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-        except pynvml.NVMLError:
-            procs = []
-        others = sorted({p.pid for p in procs if p.pid != own})
-        if others:
-            out.append(("other_processes", f"{uuid}: other processes use this GPU: pids {others}"))
-    return out
-
-
-def fingerprint(pynvml: ModuleType, handles: list[tuple[str, Any]]) -> str:
-    """Hardware identity of the GPUs: model, driver major, power limit (W)."""
-    driver = _text(pynvml.nvmlSystemGetDriverVersion()).split(".")[0]
-    parts = []
-    for _, handle in handles:
-        name = _text(pynvml.nvmlDeviceGetName(handle))
-        try:
-            limit = round(pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0)
-        except pynvml.NVMLError:
-            limit = 0
-        parts.append(f"{name}/{limit}W")
-    return f"gpu:{'+'.join(parts)}|driver{driver}"

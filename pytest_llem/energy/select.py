@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_llem.devices import GpuRef
 from pytest_llem.energy import nvml, rapl
 from pytest_llem.energy.base import EnergyMeter
 from pytest_llem.energy.null import NullMeter
+from pytest_llem.energy.nvml_meter import NvmlMeter
 from pytest_llem.errors import LlemError
 from pytest_llem.study.model import ExperimentConfig
 
@@ -32,7 +34,7 @@ def requested(config: ExperimentConfig, override: str | None) -> str:
 
 
 def _open(
-    source: str, config: ExperimentConfig, gpus: list[nvml.GpuRef], rapl_root: Path
+    source: str, config: ExperimentConfig, gpus: list[GpuRef], rapl_root: Path
 ) -> EnergyMeter:
     if source == "rapl":
         return rapl.RaplMeter(rapl_root)
@@ -47,7 +49,7 @@ def _open(
         handles = nvml.resolve_handles(pynvml, gpus)
         if not handles:
             raise nvml.NvmlUnavailable("no NVML: the engine reported no CUDA device")
-        return nvml.NvmlMeter(pynvml, handles, config.energy.sample_interval_s)
+        return NvmlMeter(pynvml, handles, config.energy.sample_interval_s)
     except BaseException:
         nvml.release(pynvml)
         raise
@@ -56,7 +58,7 @@ def _open(
 def select_meter(
     config: ExperimentConfig,
     override: str | None,
-    gpus: list[nvml.GpuRef],
+    gpus: list[GpuRef],
     rapl_root: Path = rapl.DEFAULT_ROOT,
 ) -> EnergyMeter:
     """The meter for one item.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pytest_llem.energy.nvml import GpuRef
+from pytest_llem.devices import GpuRef
 from pytest_llem.study.model import ExperimentConfig
 
 

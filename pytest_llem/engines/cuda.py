@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pytest_llem.energy.nvml import GpuRef
+from pytest_llem.devices import GpuRef
 
 
 def gpu_refs(indices: Iterable[int]) -> list[GpuRef]:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_llem.energy.nvml import GpuRef
+from pytest_llem.devices import GpuRef
 from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
 from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests

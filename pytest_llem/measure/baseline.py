@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from pytest_llem.energy import nvml, rapl
 from pytest_llem.energy.base import EnergyMeter
+from pytest_llem.energy.nvml_meter import NvmlMeter
 from pytest_llem.results import write_json_atomic
 from pytest_llem.study.model import ExperimentConfig
 
@@ -101,7 +102,7 @@ class IdleBaselines:
         try:
             handles = nvml.all_handles(pynvml)
             key = "nvml:" + ",".join(sorted(u for u, _ in handles))
-            return key, nvml.NvmlMeter(pynvml, handles, interval_s)
+            return key, NvmlMeter(pynvml, handles, interval_s)
         except BaseException:
             nvml.release(pynvml)
             raise

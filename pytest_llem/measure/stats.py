@@ -40,16 +40,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def trapezoid(times_s: Sequence[float], values: Sequence[float]) -> float:
-    """Integral of a sampled signal by the trapezoidal rule (e.g. W over s -> J)."""
-    if len(times_s) != len(values):
-        raise ValueError("times and values differ in length")
-    return math.fsum(
-        (times_s[i] - times_s[i - 1]) * (values[i] + values[i - 1]) / 2.0
-        for i in range(1, len(values))
-    )
-
-
 def slope_per_s(times_s: Sequence[float], values: Sequence[float]) -> float:
     """Least-squares slope of values over time (units per second); 0.0 if undefined."""
     if len(values) < 2:

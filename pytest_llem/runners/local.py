@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
+from pytest_llem.devices import GpuRef
 from pytest_llem.energy import nvml
+from pytest_llem.energy.nvml_facts import device_facts
 from pytest_llem.energy.sampler import GpuSampler
 from pytest_llem.energy.select import select_meter
 from pytest_llem.engines import registry
@@ -18,33 +21,44 @@ from pytest_llem.measure.thermal import ThermalWait
 from pytest_llem.results import Measurement, RunnerInfo, ValidityWarning
 from pytest_llem.runners.base import RunSpec
 
+Instruments3 = tuple[GpuSampler | None, ThermalWait | None, list[ValidityWarning]]
+_NONE: Instruments3 = (None, None, [])
+
+
+def _open_instruments(pynvml: ModuleType, spec: RunSpec, gpus: list[GpuRef]) -> Instruments3:
+    handles = nvml.resolve_handles(pynvml, gpus)
+    interval = spec.config.energy.sample_interval_s
+    series = Path(spec.timeseries_file) if spec.timeseries_file else None
+    sampler = GpuSampler(pynvml, handles, interval, series)
+
+    def read() -> list[tuple[str, float | None, float | None]]:
+        return [(s.device, s.temperature_c, s.power_w) for s in sampler.sample_once()]
+
+    facts = [ValidityWarning(code=c, message=m) for c, m in device_facts(pynvml, handles)]
+    return sampler, ThermalWait(read, interval_s=max(interval, 0.5)), facts
+
 
 @contextlib.contextmanager
-def gpu_instruments(
-    spec: RunSpec, gpus: list[nvml.GpuRef]
-) -> Iterator[tuple[GpuSampler | None, ThermalWait | None, list[ValidityWarning]]]:
-    """Sampler, thermal wait and device warnings for the engine's GPUs (none without NVML)."""
+def gpu_instruments(spec: RunSpec, gpus: list[GpuRef]) -> Iterator[Instruments3]:
+    """Sampler, thermal wait and device warnings for the engine's GPUs (none without NVML).
+
+    Opening them may fail (no NVML, an unmatched device): the item then runs without them. A
+    failure in the body is the body's: it propagates unchanged, NVML released.
+    """
     if spec.config.device != "cuda" or not gpus:
-        yield None, None, []
+        yield _NONE
         return
     try:
         pynvml = nvml.load()
     except nvml.NvmlUnavailable:
-        yield None, None, []
+        yield _NONE
         return
     try:
-        handles = nvml.resolve_handles(pynvml, gpus)
-        interval = spec.config.energy.sample_interval_s
-        series = Path(spec.timeseries_file) if spec.timeseries_file else None
-        sampler = GpuSampler(pynvml, handles, interval, series)
-
-        def read() -> list[tuple[str, float | None, float | None]]:
-            return [(s.device, s.temperature_c, s.power_w) for s in sampler.sample_once()]
-
-        facts = [ValidityWarning(code=c, message=m) for c, m in nvml.device_facts(pynvml, handles)]
-        yield sampler, ThermalWait(read, interval_s=max(interval, 0.5)), facts
-    except nvml.NvmlUnavailable:
-        yield None, None, []
+        try:
+            opened = _open_instruments(pynvml, spec, gpus)
+        except nvml.NvmlUnavailable:
+            opened = _NONE
+        yield opened
     finally:
         nvml.release(pynvml)
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from pytest_llem.energy import nvml
+from pytest_llem.energy.nvml_facts import device_facts, fingerprint
+from pytest_llem.energy.nvml_meter import NvmlMeter
+
+
+class Clock:
+    """One clock for the fake GPUs and the meter, moved by hand: windows of exact length."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_missing_library_is_a_reason_not_a_crash(fake_nvml: Any) -> None:
@@ -25,34 +36,39 @@ def test_real_module_on_this_machine_reports_why() -> None:
 
 
 def test_counter_meter_measures_every_used_gpu(fake_nvml: Any) -> None:
+    clock = fake_nvml.clock = Clock()
     a = fake_nvml.add("GPU-a", power_w=200.0)
     fake_nvml.add("GPU-b", power_w=50.0)  # not used by the engine: must not be counted
     c = fake_nvml.add("GPU-c", power_w=100.0)
     pynvml = nvml.load()
     handles = nvml.resolve_handles(pynvml, [nvml.GpuRef(0, "GPU-a"), nvml.GpuRef(1, "GPU-c")])
-    meter = nvml.NvmlMeter(pynvml, handles, 0.01)
+    meter = NvmlMeter(pynvml, handles, 0.01, clock)
     assert meter.info.method == "counter" and meter.info.resolution_j == 0.001
     meter.start()
-    time.sleep(0.3)
+    clock.now += 0.3
     reading = meter.stop()
     meter.close()
     assert set(reading.per_device_j) == {a.uuid, c.uuid}
-    assert reading.per_device_j["GPU-a"] == pytest.approx(200.0 * reading.duration_s, rel=0.2)
+    assert reading.duration_s == pytest.approx(0.3)
+    assert reading.per_device_j["GPU-a"] == pytest.approx(60.0, abs=0.002)  # 1 mJ counter steps
+    assert reading.per_device_j["GPU-c"] == pytest.approx(30.0, abs=0.002)
     assert reading.total_j == pytest.approx(sum(reading.per_device_j.values()))
     assert fake_nvml.initialised == 0  # released
 
 
 def test_polling_fallback_for_gpus_without_the_counter(fake_nvml: Any) -> None:
+    clock = fake_nvml.clock = Clock()
     fake_nvml.add("GPU-old", power_w=150.0, supports_energy=False)
     pynvml = nvml.load()
     handles = nvml.resolve_handles(pynvml, [nvml.GpuRef(0, "GPU-old")])
-    meter = nvml.NvmlMeter(pynvml, handles, 0.02)
+    meter = NvmlMeter(pynvml, handles, 0.02, clock)
     assert meter.info.method == "polling@20ms" and meter.info.resolution_j is None
-    meter.start()
-    time.sleep(0.3)
-    reading = meter.stop()
+    meter.start()  # an edge sample now; the poller thread samples the same clock meanwhile
+    clock.now += 0.3
+    reading = meter.stop()  # and one at the closing edge
     meter.close()
-    assert reading.total_j == pytest.approx(150.0 * reading.duration_s, rel=0.1)
+    assert reading.duration_s == pytest.approx(0.3)
+    assert reading.total_j == pytest.approx(150.0 * 0.3)
 
 
 def test_cuda_index_matching_needs_pci_order_on_multi_gpu(fake_nvml: Any) -> None:
@@ -78,7 +94,7 @@ def test_device_facts_and_fingerprint(fake_nvml: Any) -> None:
     gpu = fake_nvml.add("GPU-a", persistence=0, pids=[999999])
     pynvml = nvml.load()
     handles = nvml.resolve_handles(pynvml, [nvml.GpuRef(0, gpu.uuid)])
-    codes = [code for code, _ in nvml.device_facts(pynvml, handles)]
+    codes = [code for code, _ in device_facts(pynvml, handles)]
     assert codes == ["persistence_mode_off", "other_processes"]
-    assert nvml.fingerprint(pynvml, handles) == "gpu:NVIDIA H100 80GB HBM3/700W|driver550"
+    assert fingerprint(pynvml, handles) == "gpu:NVIDIA H100 80GB HBM3/700W|driver550"
     nvml.release(pynvml)

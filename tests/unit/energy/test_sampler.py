@@ -21,7 +21,10 @@ def test_sampler_summarises_and_counts_throttle_seconds(fake_nvml: Any, tmp_path
     series = tmp_path / "ts" / "item.jsonl"
     sampler = GpuSampler(pynvml, handles, 0.02, series)
     sampler.start()
-    time.sleep(0.2)
+    # Wait for the thread's samples (an event, not a sleep: a loaded machine may be slow).
+    deadline = time.monotonic() + 60
+    while len(sampler.samples) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     summary = sampler.stop()
     nvml.release(pynvml)
     assert summary.samples >= 5

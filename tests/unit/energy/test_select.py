@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from pytest_llem.devices import GpuRef
 from pytest_llem.energy.null import NullMeter
-from pytest_llem.energy.nvml import GpuRef, NvmlMeter
+from pytest_llem.energy.nvml_meter import NvmlMeter
 from pytest_llem.energy.rapl import RaplMeter
 from pytest_llem.energy.select import EnergyUnavailable, probe, select_meter
 from pytest_llem.study.model import ExperimentConfig

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_llem.measure.stats import cv, mean, percentile, slope_per_s, stdev, trapezoid
+from pytest_llem.measure.stats import cv, mean, percentile, slope_per_s, stdev
 
 
 def test_percentile_matches_linear_interpolation() -> None:
@@ -27,13 +27,6 @@ def test_mean_stdev_cv() -> None:
     assert stdev([1.0]) == 0.0
     assert cv([2.0, 4.0]) == pytest.approx(math.sqrt(2.0) / 3.0)
     assert cv([0.0, 0.0]) == math.inf
-
-
-def test_trapezoid_integrates_power_to_energy() -> None:
-    # 100 W for 2 s then ramp to 200 W over 1 s: 200 J + 150 J
-    assert trapezoid([0.0, 2.0, 3.0], [100.0, 100.0, 200.0]) == pytest.approx(350.0)
-    with pytest.raises(ValueError):
-        trapezoid([0.0], [1.0, 2.0])
 
 
 def test_slope() -> None:

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from pytest_llem.energy.nvml import GpuRef
+from pytest_llem.devices import GpuRef
+from pytest_llem.energy import nvml
 from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
 from pytest_llem.engines.cache import ModelCache
 from pytest_llem.runners.base import IdleSpec, RunSpec
-from pytest_llem.runners.local import execute
+from pytest_llem.runners.local import execute, gpu_instruments
 from pytest_llem.study.model import ExperimentConfig
 
 
@@ -101,3 +102,29 @@ def test_cuda_item_without_nvml_records_why(fake_nvml: Any, tmp_path: Path) -> N
     assert m.energy.source is None and m.metrics.energy_j is None
     assert "NVMLError_LibraryNotFound" in (m.energy.reason or "")
     assert m.sampler is None and m.thermal is None
+
+
+def test_a_failure_inside_the_instruments_propagates_unchanged(
+    fake_nvml: Any, tmp_path: Path
+) -> None:
+    # A GPU lost mid-window raises NvmlUnavailable in the body: it must reach the item as
+    # itself, not as "generator didn't stop after throw()", and NVML must be released.
+    fake_nvml.add("GPU-a")
+
+    def lose_the_gpu() -> None:
+        with gpu_instruments(spec(tmp_path), [GpuRef(0, "GPU-a")]) as (sampler, thermal, _):
+            assert sampler is not None and thermal is not None
+            raise nvml.NvmlUnavailable("GPU lost")
+
+    with pytest.raises(nvml.NvmlUnavailable, match="GPU lost"):
+        lose_the_gpu()
+    assert fake_nvml.initialised == 0
+
+
+def test_instruments_that_cannot_open_leave_the_item_without_them(
+    fake_nvml: Any, tmp_path: Path
+) -> None:
+    fake_nvml.add("GPU-a")
+    with gpu_instruments(spec(tmp_path), [GpuRef(0, "GPU-unknown")]) as opened:
+        assert opened == (None, None, [])
+    assert fake_nvml.initialised == 0
