@@ -16,15 +16,14 @@ import pytest
 from pytest_llem import study
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.options import Settings
+from pytest_llem.preflight import Check
+from pytest_llem.runners.base import Runner
 from pytest_llem.secrets import redact
+from pytest_llem.session import ItemOutcome, ItemRef, LlemSession
 from pytest_llem.study.plan import PlannedItem, StudyPlan
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
-
-    from pytest_llem.preflight import Check
-    from pytest_llem.runners.base import Runner
-    from pytest_llem.session import LlemSession
 
 MARKERS: tuple[str, ...] = (
     "llem: an LLM inference energy benchmark item (pytest-llem)",
@@ -34,6 +33,7 @@ MARKERS: tuple[str, ...] = (
 )
 
 PLANS_KEY = pytest.StashKey[list[StudyPlan]]()
+MEASUREMENT_KEY = pytest.StashKey[dict[str, Any]]()
 
 
 class LlemStudyWarning(pytest.PytestWarning):
@@ -45,6 +45,13 @@ def is_study_file(path: Path, settings: Settings) -> bool:
     return any(fnmatch.fnmatch(path.name, pattern) for pattern in settings.study_patterns)
 
 
+def item_timeout(plan: StudyPlan, settings: Settings) -> float | None:
+    """The per-item timeout: the study's ``execution.timeout_s``, else ini ``llem_item_timeout``."""
+    if plan.execution.timeout_s is not None:
+        return plan.execution.timeout_s
+    return settings.item_timeout_s
+
+
 def _run_item(
     request: pytest.FixtureRequest,
     llem_session: LlemSession,
@@ -54,7 +61,7 @@ def _run_item(
     """The body of every experiment item: dispatch it to its runner through the session."""
     item = request.node
     assert isinstance(item, ExperimentItem)
-    llem_session.run_item(item, llem_preflight, llem_runner)
+    llem_session.run_item(item.ref, llem_preflight, llem_runner, item.record)
 
 
 class StudyFile(pytest.File):
@@ -76,11 +83,24 @@ class StudyFile(pytest.File):
             raise self.CollectError(f"{self.path}: {exc}") from None
         for message in plan.warnings:
             self.warn(LlemStudyWarning(f"{self.path.name}: {message}"))
+        timeout_s = item_timeout(plan, self.settings)
+        if timeout_s is not None and not self.config.pluginmanager.hasplugin("timeout"):
+            source = (
+                "execution.timeout_s"
+                if plan.execution.timeout_s is not None
+                else "ini llem_item_timeout"
+            )
+            raise self.CollectError(
+                f"{self.path}: {source} is set, and per-item timeouts are enforced by "
+                "pytest-timeout, which is not installed\n"
+                '  fix: pip install "pytest-llem[timeout]" (or pytest-timeout), or remove '
+                f"{source}"
+            )
         self.config.stash.setdefault(PLANS_KEY, []).append(plan)
         items: list[pytest.Item] = []
         shared: Any = None
         for planned in plan.items():
-            item = ExperimentItem.build(self, plan, planned, shared)
+            item = ExperimentItem.build(self, plan, planned, shared, timeout_s)
             # Every item of a file requests the same fixtures through the same callobj, so the
             # fixture closure is computed once and shared, as pytest does for parametrized
             # functions; per-item computation dominated collection time at 10k points.
@@ -100,9 +120,14 @@ class ExperimentItem(pytest.Function):
 
     @classmethod
     def build(
-        cls, parent: StudyFile, plan: StudyPlan, planned: PlannedItem, fixtureinfo: Any = None
+        cls,
+        parent: StudyFile,
+        plan: StudyPlan,
+        planned: PlannedItem,
+        fixtureinfo: Any = None,
+        timeout_s: float | None = None,
     ) -> ExperimentItem:
-        """Create the item and attach its markers (skip for invalid points)."""
+        """Create the item and attach its markers (skip for invalid points, timeout)."""
         item: ExperimentItem = cls.from_parent(
             parent,
             name=planned.name,
@@ -118,7 +143,21 @@ class ExperimentItem(pytest.Function):
             item.add_marker(pytest.mark.skip(reason=f"invalid config: {point.error}"))
         elif point.config.device == "cuda":
             item.add_marker("gpu")
+        if timeout_s is not None:
+            # pytest-timeout's signal method fails the hung item with its stack and lets the
+            # session go on (the thread method would end the whole process).
+            item.add_marker(pytest.mark.timeout(timeout_s, method="signal"))
         return item
+
+    @property
+    def ref(self) -> ItemRef:
+        """The item as the session sees it: plan, point and cycle, no pytest node."""
+        return ItemRef(self.nodeid, self.plan, self.point, self.cycle, self.path.parent)
+
+    def record(self, outcome: ItemOutcome) -> None:
+        """Keep a run's measurement (for the report) and its JUnit properties."""
+        self.stash[MEASUREMENT_KEY] = outcome.measurement
+        self.user_properties.extend(outcome.properties)
 
     def identity(self) -> dict[str, Any]:
         """Who this item is, as primitives (travels on reports, also through xdist)."""

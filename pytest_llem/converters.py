@@ -71,6 +71,13 @@ def number(text: str) -> float:
         raise pytest.UsageError(f"expected a number, got {text!r}") from None
 
 
+def positive_number(text: str) -> float:
+    value = number(text)
+    if not value > 0:  # also refuses nan
+        raise pytest.UsageError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def runner_cli(text: str) -> dict[str, str]:
     try:
         return parse_cli(text)

@@ -8,9 +8,19 @@ from __future__ import annotations
 import pytest
 
 from pytest_llem import preflight
+from pytest_llem.collect import ExperimentItem
 from pytest_llem.measure.baseline import IdleBaselines
 from pytest_llem.runners.base import Runner
-from pytest_llem.session import SESSION_KEY, LlemSession
+from pytest_llem.session import SESSION_KEY, ItemRef, LlemSession
+
+
+def _ref(request: pytest.FixtureRequest) -> ItemRef:
+    item = request.node
+    if not isinstance(item, ExperimentItem):
+        raise pytest.UsageError(
+            f"{request.fixturename} serves pytest-llem study items only, not {item.nodeid}"
+        )
+    return item.ref
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +44,10 @@ def llem_preflight(
     Missing hardware skips the item (unless --llem-require-gpu); the remaining problems are
     returned and fail the item in its call phase, all listed together.
     """
-    if llem_session.resumed(request.node) is not None:
+    ref = _ref(request)
+    if llem_session.resumed(ref) is not None:
         return []  # reported from the resumed run's results: nothing runs here
-    checks = llem_session.checks_for(request.node)
+    checks = llem_session.checks_for(ref)
     if preflight.should_skip(checks, llem_session.settings.require_gpu):
         pytest.skip("; ".join(c.message for c in checks))
     return checks
@@ -45,4 +56,4 @@ def llem_preflight(
 @pytest.fixture
 def llem_runner(request: pytest.FixtureRequest, llem_session: LlemSession) -> Runner:
     """The runner the requesting item dispatches to: local, or a container (docker SDK)."""
-    return llem_session.runner_for(request.node)
+    return llem_session.runner_for(_ref(request))

@@ -16,7 +16,7 @@ import pytest
 
 from pytest_llem import converters as convert
 from pytest_llem.gate.thresholds import Limit
-from pytest_llem.runners.docker.container import (
+from pytest_llem.runners.docker.options import (
     DockerOptions,
     default_hf_cache,
     parse_volume,
@@ -202,6 +202,14 @@ OPTIONS: tuple[Option, ...] = (
         has_cli=False,
     ),
     Option(
+        "item_timeout",
+        "seconds before an item fails as hung (study execution.timeout_s wins; needs "
+        "pytest-timeout)",
+        ini="llem_item_timeout",
+        convert=convert.positive_number,
+        has_cli=False,
+    ),
+    Option(
         "timeseries",
         "save every item's power/thermal samples as JSONL under <results>/timeseries",
         ini="llem_timeseries",
@@ -256,6 +264,7 @@ class Settings:
     energy: str | None = None
     require_gpu: bool = False
     timeseries: bool = False
+    item_timeout_s: float | None = None
     save_baseline: str | None = None
     compare: str | None = None
     baseline_dir: Path = Path(".llem/baselines")
@@ -354,6 +363,7 @@ def resolve(config: pytest.Config) -> Settings:
         energy=values["energy"],
         require_gpu=bool(values["require_gpu"]),
         timeseries=bool(values["timeseries"]),
+        item_timeout_s=values["item_timeout"],
         save_baseline=values["save_baseline"],
         compare=values["compare"],
         baseline_dir=baseline_dir,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem import collect, fixtures, guard, options, setup, workers
+from pytest_llem import collect, fixtures, guard, hookspecs, options, setup, workers
 from pytest_llem.report.reporter import REPORTER_KEY, Reporter
-from pytest_llem.session import MEASUREMENT_KEY, SESSION_KEY, LlemSession
+from pytest_llem.session import SESSION_KEY, LlemSession
 
 SETTINGS_KEY = pytest.StashKey[options.Settings]()
 SIGTERM_KEY = pytest.StashKey[object]()
@@ -21,6 +21,10 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
     return bool(getattr(config.option, "numprocesses", None)) and not _is_xdist_worker(config)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,8 +75,8 @@ def pytest_runtest_makereport(
     if isinstance(item, collect.ExperimentItem):
         # Plain data attributes survive pytest-xdist's report serialisation.
         report.llem_item = item.identity()  # type: ignore[attr-defined]
-        if call.when == "call" and MEASUREMENT_KEY in item.stash:
-            report.llem_measurement = item.stash[MEASUREMENT_KEY]  # type: ignore[attr-defined]
+        if call.when == "call" and collect.MEASUREMENT_KEY in item.stash:
+            report.llem_measurement = item.stash[collect.MEASUREMENT_KEY]  # type: ignore[attr-defined]
     return report
 
 

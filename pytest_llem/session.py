@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,14 +24,42 @@ from pytest_llem.report.progress import ProgressLine
 from pytest_llem.results import Measurement
 from pytest_llem.runners.base import IdleSpec, Runner, RunSpec
 from pytest_llem.runners.local import LocalRunner
-from pytest_llem.runners.pool import RunnerPool
+from pytest_llem.runners.pool import RunnerPool, RunnerSettings
 from pytest_llem.study.model import ExperimentConfig
-
-if TYPE_CHECKING:
-    from pytest_llem.collect import ExperimentItem
+from pytest_llem.study.plan import Point, StudyPlan
 
 SESSION_KEY = pytest.StashKey["LlemSession"]()
-MEASUREMENT_KEY = pytest.StashKey[dict[str, Any]]()
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """What the session needs of an item: who it is and which plan, point and cycle it runs.
+
+    Collection builds it; the session never sees the pytest item, so nothing below collection
+    depends on pytest's node classes.
+    """
+
+    nodeid: str
+    plan: StudyPlan
+    point: Point
+    cycle: int
+    study_dir: Path
+
+    @property
+    def config(self) -> ExperimentConfig:
+        """The point's config (invalid points are skipped before they run)."""
+        assert self.point.config is not None, "invalid points are skipped before they run"
+        return self.point.config
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What a run leaves on its item: the report's measurement and the JUnit properties."""
+
+    measurement: dict[str, Any]
+    properties: list[tuple[str, object]]
+
+
 _UNSAFE_FILE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -65,42 +96,43 @@ class LlemSession:
         self.resume = resume or {}
         self.host = preflight.Host()
         self.baselines = IdleBaselines(settings.results_dir / "idle_baseline.json")
-        self.pool = RunnerPool(settings)
+        self.pool = RunnerPool(
+            RunnerSettings(settings.runner_cli, settings.runner_ini, settings.docker)
+        )
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
         self.items_run = 0
-        self.notes: list[str] = []
 
-    def resumed(self, item: ExperimentItem) -> dict[str, Any] | None:
+    def resumed(self, item: ItemRef) -> dict[str, Any] | None:
         """The stored result of a passed item in the resumed run, when its config is unchanged."""
         stored = self.resume.get(item.nodeid)
         if stored is not None and stored.get("config_hash") == item.point.config_hash:
             return stored
         return None
 
-    def runner_for(self, item: ExperimentItem) -> Runner:
+    def runner_for(self, item: ItemRef) -> Runner:
         """The runner an item dispatches to (local, or a docker strategy)."""
-        return self.pool.runner(item)
+        return self.pool.runner(item.plan, item.point)
 
-    def checks_for(self, item: ExperimentItem) -> list[preflight.Check]:
+    def checks_for(self, item: ItemRef) -> list[preflight.Check]:
         """Pre-flight checks of an item: its runner, then its point (cached per config)."""
         try:
-            runner_checks = self.pool.checks(item)
-            local = self.pool.spec(item).mode == "local"
+            runner_checks = self.pool.checks(item.plan, item.point)
+            local = self.pool.spec(item.plan, item.point.backend).mode == "local"
         except ValueError as exc:  # a malformed runner value (env, cli, study or ini)
             return [preflight.Check("runner", str(exc), "use local, docker or docker:<image>")]
         if any(c.kind == "docker" for c in runner_checks):
             return runner_checks  # it cannot run at all here: point checks would only add noise
-        config = self._config(item)
-        key = (config.model_dump_json(), str(item.path.parent), local)
+        config = item.config
+        key = (config.model_dump_json(), str(item.study_dir), local)
         if key not in self._preflight:
             self._preflight[key] = preflight.check_point(
-                config, item.path.parent, self.host, self.settings.energy, local=local
+                config, item.study_dir, self.host, self.settings.energy, local=local
             )
         return runner_checks + self._preflight[key]
 
-    def spec_for(self, item: ExperimentItem) -> RunSpec:
+    def spec_for(self, item: ItemRef) -> RunSpec:
         """The RunSpec of an item, with the session's idle baseline for its device kind."""
-        config = self._config(item)
+        config = item.config
         idle = self.baselines.get(config)
         series = None
         if self.settings.timeseries or config.energy.save_timeseries:
@@ -111,7 +143,7 @@ class LlemSession:
             point_id=item.point.id,
             config_hash=item.point.config_hash,
             config=config,
-            base_dir=str(item.path.parent),
+            base_dir=str(item.study_dir),
             energy_backend=self.settings.energy,
             idle=IdleSpec(
                 per_device_w=idle.per_device_w,
@@ -122,7 +154,7 @@ class LlemSession:
             timeseries_file=series,
         )
 
-    def _measure(self, item: ExperimentItem, runner: Runner) -> tuple[Measurement, dict[str, Any]]:
+    def _measure(self, item: ItemRef, runner: Runner) -> tuple[Measurement, dict[str, Any]]:
         stored = self.resumed(item)
         if stored is not None:
             fields = {k: v for k, v in stored.items() if k in Measurement.model_fields}
@@ -144,15 +176,23 @@ class LlemSession:
         return measurement, extra
 
     def run_item(
-        self, item: ExperimentItem, checks: list[preflight.Check], runner: Runner
+        self,
+        item: ItemRef,
+        checks: list[preflight.Check],
+        runner: Runner,
+        record: Callable[[ItemOutcome], None],
     ) -> Measurement:
-        """Run one item, attach its measurement and JUnit properties, then apply the gate."""
+        """Run one item, ``record`` its measurement and JUnit properties, then apply the gate.
+
+        ``record`` is called before a gate or validity failure is raised, so a failed item
+        still carries what it measured.
+        """
         if checks:
             raise PreflightError(
                 "pre-flight failed:\n" + "\n".join(c.render() for c in checks),
                 "fix the problems above (all are listed)",
             )
-        config = self._config(item)
+        config = item.config
         measurement, extra = self._measure(item, runner)
         hardware = self.host.hardware(config.device)
         verdict, stats = self.gate.judge(
@@ -162,15 +202,19 @@ class LlemSession:
             measurement.metrics.model_dump(),
             final=item.cycle >= item.plan.execution.n_cycles,
         )
-        item.stash[MEASUREMENT_KEY] = {
-            **measurement.model_dump(mode="json"),
-            **extra,
-            "hardware": hardware,
-            "worker": getattr(self.config, "workerinput", {}).get("workerid", "main"),
-            "gate": verdict.model_dump(mode="json") if verdict is not None else None,
-            "cycle_stats": stats,
-        }
-        junit.add_properties(item, measurement, verdict)
+        record(
+            ItemOutcome(
+                measurement={
+                    **measurement.model_dump(mode="json"),
+                    **extra,
+                    "hardware": hardware,
+                    "worker": getattr(self.config, "workerinput", {}).get("workerid", "main"),
+                    "gate": verdict.model_dump(mode="json") if verdict is not None else None,
+                    "cycle_stats": stats,
+                },
+                properties=junit.properties(item.point, item.cycle, measurement, verdict),
+            )
+        )
         if verdict is not None and verdict.failed:
             raise GateFailure(
                 f"regression gate failed for {item.point.id} (cycle {item.cycle}):\n"
@@ -186,29 +230,24 @@ class LlemSession:
             )
         return measurement
 
-    @staticmethod
-    def _config(item: ExperimentItem) -> ExperimentConfig:
-        config = item.point.config
-        assert config is not None, "invalid points are skipped before they run"
-        return config
-
+    @pytest.hookimpl(tryfirst=True)  # before the reporter writes the report
     def pytest_sessionfinish(self) -> None:
-        """Release runners; on an xdist worker, send a summary to the controller."""
+        """Release runners and send this process's summary to the reporter (one channel)."""
+        workerinput = getattr(self.config, "workerinput", None)
+        summary: dict[str, Any] = {
+            "worker": workerinput["workerid"] if workerinput else "main",
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "items_run": self.items_run,
+            "model_loads": sum(
+                r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
+            ),
+        }
+        summary["notes"] = self.close()  # includes the pool's advice (persistent, mixed runners)
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
-            workeroutput["llem"] = {
-                "worker": self.config.workerinput["workerid"],  # type: ignore[attr-defined]
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                "items_run": self.items_run,
-                "model_loads": sum(
-                    r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
-                ),
-            }
-        notes = self.close()  # includes the pool's advice (persistent, mixed runners)
-        if workeroutput is not None:
-            workeroutput["llem"]["notes"] = notes
+            workeroutput["llem"] = summary  # xdist carries it to the controller
         else:
-            self.notes.extend(notes)
+            self.config.hook.pytest_llem_worker_summary(config=self.config, summary=summary)
 
     def close(self) -> list[str]:
         """Release every runner (models, containers); return notes for the user."""

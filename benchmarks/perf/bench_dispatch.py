@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from pytest_llem.runners.base import RunSpec
-from pytest_llem.runners.docker.container import DockerOptions
 from pytest_llem.runners.docker.ephemeral import EphemeralRunner
+from pytest_llem.runners.docker.options import DockerOptions
 from pytest_llem.runners.docker.persistent import PersistentRunner
 from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.testing import build_tiny_model

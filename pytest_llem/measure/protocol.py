@@ -17,6 +17,7 @@ from pytest_llem.measure import metrics
 from pytest_llem.measure.baseline import Baseline, IdleReading
 from pytest_llem.measure.stats import cv
 from pytest_llem.measure.validity import assess
+from pytest_llem.progress import Progress, quiet
 from pytest_llem.results import (
     EnergyInfo,
     Measurement,
@@ -27,12 +28,7 @@ from pytest_llem.results import (
 )
 from pytest_llem.study.model import ExperimentConfig
 
-Progress = Callable[[str, str], None]
 Clock = Callable[[], float]
-
-
-def _quiet(phase: str, detail: str) -> None:
-    """Default progress sink: say nothing."""
 
 
 class Sampler(Protocol):
@@ -62,7 +58,7 @@ class Instruments:
     idle: IdleReading | None = None
     clock: Clock = time.perf_counter
     wall_clock: Clock = time.time
-    progress: Progress = _quiet
+    progress: Progress = quiet
     device_warnings: list[ValidityWarning] = field(default_factory=list)
 
 

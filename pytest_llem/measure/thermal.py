@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from pytest_llem.measure.protocol import Progress
 from pytest_llem.measure.stats import mean, slope_per_s
+from pytest_llem.progress import Progress
 from pytest_llem.results import ThermalRecord
 from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.study.protocol import ThermalConfig

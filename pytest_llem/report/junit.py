@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pytest_llem.gate.verdict import Verdict
 from pytest_llem.results import Measurement
 from pytest_llem.secrets import redact
-
-if TYPE_CHECKING:
-    from pytest_llem.collect import ExperimentItem
+from pytest_llem.study.plan import Point
 
 
-def add_properties(
-    item: ExperimentItem, measurement: Measurement, verdict: Verdict | None = None
-) -> None:
-    """Record the item's identity, metrics and energy provenance as user properties."""
+def properties(
+    point: Point, cycle: int, measurement: Measurement, verdict: Verdict | None = None
+) -> list[tuple[str, object]]:
+    """The item's identity, metrics and energy provenance as JUnit user properties."""
     props: list[tuple[str, object]] = [
-        ("llem.point_id", item.point.id),
-        ("llem.config_hash", item.point.config_hash),
-        ("llem.cycle", item.cycle),
+        ("llem.point_id", point.id),
+        ("llem.config_hash", point.config_hash),
+        ("llem.cycle", cycle),
     ]
     for name, value in measurement.metrics.model_dump().items():
         if value is not None:
@@ -39,6 +35,4 @@ def add_properties(
                 props.append((f"llem.gate.{comp.metric}.delta_pct", round(comp.delta_pct, 3)))
             if comp.p_value is not None:
                 props.append((f"llem.gate.{comp.metric}.p_value", comp.p_value))
-    item.user_properties.extend(
-        (name, redact(value) if isinstance(value, str) else value) for name, value in props
-    )
+    return [(name, redact(value) if isinstance(value, str) else value) for name, value in props]

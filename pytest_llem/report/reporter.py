@@ -20,7 +20,6 @@ from pytest_llem.options import Settings
 from pytest_llem.report import bmf, document, github, plots, terminal
 from pytest_llem.results import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 from pytest_llem.secrets import redact
-from pytest_llem.session import SESSION_KEY
 
 REPORTER_KEY = pytest.StashKey["Reporter"]()
 
@@ -110,11 +109,17 @@ class Reporter:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """Collect each xdist worker's summary (sent through ``workeroutput``)."""
+        """Pass each xdist worker's summary (sent through ``workeroutput``) on, as one would
+        be sent in a single-process run."""
         summary = getattr(node, "workeroutput", {}).get("llem")
         if summary is not None:
-            self.workers.append(summary)
-            self.notes.extend(summary.get("notes", []))
+            self.config.hook.pytest_llem_worker_summary(config=self.config, summary=summary)
+
+    def pytest_llem_worker_summary(self, summary: dict[str, Any]) -> None:
+        """Keep a process's summary for the report and its notes for the terminal."""
+        if summary.get("worker") != "main":
+            self.workers.append(summary)  # the report lists xdist workers only, as before
+        self.notes.extend(summary.get("notes", []))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the JSON report and the optional outputs (baseline, plots, BMF, summary)."""
@@ -142,9 +147,6 @@ class Reporter:
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Print the per-study tables, then GitHub annotations when running in Actions."""
-        session = self.config.stash.get(SESSION_KEY, None)
-        if session is not None:
-            self.notes.extend(session.notes)  # e.g. persistent containers left running
         if not self.results:
             for note in self.notes:
                 terminalreporter.write_line(note)

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from pytest_llem.measure.protocol import Progress
+from pytest_llem.progress import Progress
 from pytest_llem.results import Measurement, RunnerInfo
 from pytest_llem.study.model import ExperimentConfig
 

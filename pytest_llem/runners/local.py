@@ -16,8 +16,9 @@ from pytest_llem.engines import registry
 from pytest_llem.engines.cache import ModelCache
 from pytest_llem.measure import protocol
 from pytest_llem.measure.baseline import IdleReading
-from pytest_llem.measure.protocol import Instruments, Progress
+from pytest_llem.measure.protocol import Instruments
 from pytest_llem.measure.thermal import ThermalWait
+from pytest_llem.progress import Progress
 from pytest_llem.results import Measurement, RunnerInfo, ValidityWarning
 from pytest_llem.runners.base import RunSpec
 

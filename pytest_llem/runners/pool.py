@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from pytest_llem.options import Settings
 from pytest_llem.preflight import Check
 from pytest_llem.runners.base import Runner
+from pytest_llem.runners.docker.options import DockerOptions
 from pytest_llem.runners.local import LocalRunner
 from pytest_llem.runners.resolve import RunnerSpec, elevate, resolve
+from pytest_llem.study.plan import Point, StudyPlan
 
-if TYPE_CHECKING:
-    from pytest_llem.collect import ExperimentItem
-    from pytest_llem.study.plan import StudyPlan
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """What the pool needs of the session's settings (passed down, never imported up)."""
+
+    runner_cli: dict[str, str] = field(default_factory=dict)
+    runner_ini: dict[str, str] = field(default_factory=dict)
+    docker: DockerOptions = field(default_factory=DockerOptions)
 
 
 # Advice goes to the terminal summary (and the report), not to Python warnings: a project
@@ -34,7 +40,7 @@ PERSISTENT_TRADE_OFF = (
 class RunnerPool:
     """Resolves, creates and closes the runners of one pytest process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: RunnerSettings) -> None:
         self.settings = settings
         self._specs: dict[tuple[str, str], RunnerSpec] = {}
         self._runners: dict[tuple[str, str | None, str, str], Runner] = {}
@@ -46,9 +52,8 @@ class RunnerPool:
 
     # -- resolution -------------------------------------------------------------------------
 
-    def spec(self, item: ExperimentItem) -> RunnerSpec:
-        """The runner spec of an item's backend within its study."""
-        plan, backend = item.plan, item.point.backend
+    def spec(self, plan: StudyPlan, backend: str) -> RunnerSpec:
+        """The runner spec of a backend within its study."""
         key = (plan.study_hash, backend)
         if key not in self._specs:
             specs = {
@@ -89,19 +94,19 @@ class RunnerPool:
 
     # -- checks -----------------------------------------------------------------------------
 
-    def checks(self, item: ExperimentItem) -> list[Check]:
-        """Runner-level pre-flight problems of an item (isolation, Docker, image, GPU)."""
-        spec = self.spec(item)  # resolves the study's runners (and isolation) on first use
-        isolation = self._isolation.get(item.plan.study_hash)
+    def checks(self, plan: StudyPlan, point: Point) -> list[Check]:
+        """Runner-level pre-flight problems of a point (isolation, Docker, image, GPU)."""
+        spec = self.spec(plan, point.backend)  # resolves the study's runners on first use
+        isolation = self._isolation.get(plan.study_hash)
         if isolation is not None:
             return [isolation]
         if spec.mode != "docker":
             return []
         from pytest_llem.runners.docker import preflight as docker_preflight
 
-        assert item.point.config is not None
-        image = self.image(spec, item.point.backend)
-        cuda = item.point.config.device == "cuda"
+        assert point.config is not None
+        image = self.image(spec, point.backend)
+        cuda = point.config.device == "cuda"
         key = (image, cuda)
         if key not in self._docker_checks:
             self._docker_checks[key] = docker_preflight.check(image, cuda, self.settings.docker)
@@ -118,10 +123,10 @@ class RunnerPool:
 
         return default_image(backend, package_version(), cuda_major())
 
-    def runner(self, item: ExperimentItem) -> Runner:
-        """The runner of an item, created on first use."""
-        spec = self.spec(item)
-        backend = item.point.backend
+    def runner(self, plan: StudyPlan, point: Point) -> Runner:
+        """The runner of a point, created on first use."""
+        backend = point.backend
+        spec = self.spec(plan, backend)
         strategy = self.settings.docker.strategy if spec.mode == "docker" else "local"
         image = self.image(spec, backend) if spec.mode == "docker" else None
         key = (backend, image, strategy, spec.source)

@@ -33,6 +33,11 @@ class ExecutionConfig(_Section):
     shuffle_seed: int | None = None
     experiment_gap_s: float = Field(default=0.0, ge=0.0, description="Pause between items")
     cycle_gap_s: float = Field(default=0.0, ge=0.0, description="Pause between cycles")
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Fail an item that runs longer (model load included); needs pytest-timeout",
+    )
 
 
 def is_valid_image(image: str) -> bool:

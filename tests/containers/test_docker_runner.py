@@ -242,9 +242,9 @@ def test_gpu_device_requests_are_sent(
     docker_api: Any, tmp_path: Path, tiny_gpt2: Path, mounts: list[str]
 ) -> None:
     from pytest_llem.runners.base import RunSpec
-    from pytest_llem.runners.docker.container import DockerOptions
     from pytest_llem.runners.docker.ephemeral import EphemeralRunner
     from pytest_llem.runners.docker.errors import DockerError
+    from pytest_llem.runners.docker.options import DockerOptions
     from pytest_llem.study.model import ExperimentConfig
 
     opts = DockerOptions(python=sys.executable, volumes=tuple(mounts), timeout_s=120)
@@ -400,8 +400,8 @@ def test_persistent_health_check_reads_gpu_memory_in_the_container(
     docker_api: Any, tmp_path: Path, tiny_gpt2: Path, mounts: list[str]
 ) -> None:
     from pytest_llem.runners.base import RunSpec
-    from pytest_llem.runners.docker.container import DockerOptions
     from pytest_llem.runners.docker.errors import ContainerError
+    from pytest_llem.runners.docker.options import DockerOptions
     from pytest_llem.runners.docker.persistent import PersistentRunner
     from pytest_llem.study.model import ExperimentConfig
 

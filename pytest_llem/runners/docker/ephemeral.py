@@ -5,20 +5,21 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pytest_llem.measure.protocol import Progress
+from pytest_llem.progress import Progress
 from pytest_llem.results import Measurement, RunnerInfo
 from pytest_llem.runners.base import RunSpec
-from pytest_llem.runners.docker import container as shared
+from pytest_llem.runners.docker import collect, create
 from pytest_llem.runners.docker.client import client
 from pytest_llem.runners.docker.errors import DockerTimeoutError, from_sdk
-from pytest_llem.runners.docker.exchange import MOUNT, ExchangeDir
+from pytest_llem.runners.docker.exchange import ExchangeDir
 from pytest_llem.runners.docker.images import pull_if_missing
+from pytest_llem.runners.docker.options import DockerOptions, default_timeout_s
 
 
 class EphemeralRunner:
     """``docker run`` per item: full isolation (GPU memory, CUDA context, libraries)."""
 
-    def __init__(self, image: str, source: str, opts: shared.DockerOptions) -> None:
+    def __init__(self, image: str, source: str, opts: DockerOptions) -> None:
         self.image = image
         self.opts = opts
         self.info = RunnerInfo(type="docker", source=source, strategy="ephemeral", image=image)
@@ -29,29 +30,25 @@ class EphemeralRunner:
         api = client()
         digest = pull_if_missing(api, self.image)
         exchange = ExchangeDir(spec)
-        inside = shared.container_spec(spec, exchange)
-        env = {**shared.environment(spec, self.opts), **exchange.write(inside)}
-        volumes = {
-            str(exchange.path): {"bind": MOUNT, "mode": "rw"},
-            **shared.mounts_for(spec, self.opts),
-        }
-        kwargs: dict[str, Any] = {
-            "image": self.image,
-            "command": shared.command(self.opts),
-            "environment": env,
-            "volumes": volumes,
-            "shm_size": self.opts.shm_size,
-            "labels": shared.labels(spec, self.opts),
-            "device_requests": shared.device_requests(spec.config),
-            "detach": True,
-        }
+        inside = collect.container_spec(spec, exchange)
+        env = {**create.environment(spec, self.opts), **exchange.write(inside)}
+        kwargs = create.create_kwargs(
+            self.image,
+            spec,
+            self.opts,
+            exchange.path,
+            command=create.command(self.opts),
+            environment=env,
+            mounts=create.mounts_for(spec, self.opts),
+            labels=create.labels(spec, self.opts),
+        )
         self.last_create = kwargs
         try:
             box = api.containers.create(**kwargs)
         except Exception as exc:  # SDK errors of every kind become DockerErrors
-            raise shared.keep(from_sdk(exc, self.image), exchange) from None
+            raise collect.keep(from_sdk(exc, self.image), exchange) from None
         try:
-            with shared.dropped_on_interrupt(exchange):
+            with collect.dropped_on_interrupt(exchange):
                 return self._wait(box, spec, exchange, progress, digest)
         finally:
             with contextlib.suppress(Exception):  # already gone: nothing to clean
@@ -60,17 +57,17 @@ class EphemeralRunner:
     def _wait(
         self, box: Any, spec: RunSpec, exchange: ExchangeDir, progress: Progress, digest: str | None
     ) -> Measurement:
-        timeout = self.opts.timeout_s or shared.default_timeout_s(spec.config)
+        timeout = self.opts.timeout_s or default_timeout_s(spec.config)
         box.start()
-        tail = shared.LogTail(exchange.log_file, progress)
+        tail = collect.LogTail(exchange.log_file, progress)
 
         def exited() -> bool:
             box.reload()
             return bool(box.status in ("exited", "dead", "stopped"))
 
-        if not shared.wait_until(exited, timeout, tail):
+        if not collect.wait_until(exited, timeout, tail):
             box.kill()
-            raise shared.keep(
+            raise collect.keep(
                 DockerTimeoutError(
                     f"the item did not finish within {timeout:g}s; its container was killed",
                     stderr_snippet=tail.text(),
@@ -79,7 +76,7 @@ class EphemeralRunner:
             )
         state = box.attrs.get("State", {})
         output = box.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
-        measurement = shared.collect(
+        measurement = collect.read_outcome(
             exchange, spec, int(state.get("ExitCode", 1)), bool(state.get("OOMKilled")), output
         )
         info = self.info.model_copy(update={"container_id": box.id[:12], "image_digest": digest})

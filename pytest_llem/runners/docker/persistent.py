@@ -12,10 +12,10 @@ import threading
 import time
 from typing import Any
 
-from pytest_llem.measure.protocol import Progress
+from pytest_llem.progress import Progress
 from pytest_llem.results import Measurement, RunnerInfo
 from pytest_llem.runners.base import RunSpec
-from pytest_llem.runners.docker import container as shared
+from pytest_llem.runners.docker import collect, create
 from pytest_llem.runners.docker.client import client
 from pytest_llem.runners.docker.errors import (
     ContainerError,
@@ -23,8 +23,9 @@ from pytest_llem.runners.docker.errors import (
     DockerTimeoutError,
     from_sdk,
 )
-from pytest_llem.runners.docker.exchange import MOUNT, ExchangeDir
+from pytest_llem.runners.docker.exchange import ExchangeDir
 from pytest_llem.runners.docker.images import pull_if_missing
+from pytest_llem.runners.docker.options import DockerOptions, default_timeout_s
 
 # Runs in the container: total used GPU memory (MB) over the visible GPUs, or -1 without NVML.
 GPU_MEMORY_PROBE = (
@@ -42,7 +43,7 @@ IDLE_COMMAND = "import signal\nwhile True:\n    signal.pause()\n"
 class PersistentRunner:
     """Keeps one container running and ``exec``s the entrypoint in it for every item."""
 
-    def __init__(self, image: str, source: str, opts: shared.DockerOptions, root: Any) -> None:
+    def __init__(self, image: str, source: str, opts: DockerOptions, root: Any) -> None:
         self.image = image
         self.opts = opts
         self.root = root  # host directory mounted at MOUNT; items use subdirectories
@@ -59,17 +60,16 @@ class PersistentRunner:
     def _start(self, spec: RunSpec) -> None:
         api = client()
         self.digest = pull_if_missing(api, self.image)
-        volumes = {str(self.root): {"bind": MOUNT, "mode": "rw"}, **self.mounts}
-        kwargs: dict[str, Any] = {
-            "image": self.image,
-            "command": [self.opts.python, "-c", IDLE_COMMAND],
-            "environment": shared.environment(spec, self.opts),
-            "volumes": volumes,
-            "shm_size": self.opts.shm_size,
-            "labels": {**shared.labels(spec, self.opts), f"{shared.LABEL}.strategy": "persistent"},
-            "device_requests": shared.device_requests(spec.config),
-            "detach": True,
-        }
+        kwargs = create.create_kwargs(
+            self.image,
+            spec,
+            self.opts,
+            self.root,
+            command=[self.opts.python, "-c", IDLE_COMMAND],
+            environment=create.environment(spec, self.opts),
+            mounts=self.mounts,
+            labels={**create.labels(spec, self.opts), f"{create.LABEL}.strategy": "persistent"},
+        )
         self.last_create = kwargs
         try:
             self.box = api.containers.run(**kwargs)
@@ -122,7 +122,7 @@ class PersistentRunner:
 
     def run(self, spec: RunSpec, progress: Progress) -> Measurement:
         """Health-check (restart if needed), then exec the entrypoint for this item."""
-        needed = shared.mounts_for(spec, self.opts)
+        needed = create.mounts_for(spec, self.opts)
         if any(self.mounts.get(k) != v for k, v in needed.items()):
             self.mounts = {**self.mounts, **needed}  # a new study dir or model: remount
             self._stop()
@@ -142,13 +142,13 @@ class PersistentRunner:
                     "llem_persistent_gpu_memory_mb; or use --llem-container-strategy ephemeral",
                 )
         exchange = ExchangeDir(spec, root=self.root, nested=True)
-        inside = shared.container_spec(spec, exchange)
-        env = {**shared.environment(spec, self.opts), **exchange.write(inside)}
+        inside = collect.container_spec(spec, exchange)
+        env = {**create.environment(spec, self.opts), **exchange.write(inside)}
         api = client().api
         try:
-            exec_id = api.exec_create(self.box.id, shared.command(self.opts), environment=env)["Id"]
+            exec_id = api.exec_create(self.box.id, create.command(self.opts), environment=env)["Id"]
         except Exception as exc:
-            raise shared.keep(from_sdk(exc, self.image), exchange) from None
+            raise collect.keep(from_sdk(exc, self.image), exchange) from None
         # A blocking exec on a thread: detached exec sessions are reported as running forever
         # by podman 4, and a streamed attach leaves a socket open; this returns when done.
         output: dict[str, Any] = {}
@@ -161,13 +161,13 @@ class PersistentRunner:
 
         worker = threading.Thread(target=run_exec, name="llem-exec", daemon=True)
         worker.start()
-        tail = shared.LogTail(exchange.log_file, progress)
-        timeout = self.opts.timeout_s or shared.default_timeout_s(spec.config)
-        with shared.dropped_on_interrupt(exchange):
-            finished = shared.wait_until(lambda: not worker.is_alive(), timeout, tail)
+        tail = collect.LogTail(exchange.log_file, progress)
+        timeout = self.opts.timeout_s or default_timeout_s(spec.config)
+        with collect.dropped_on_interrupt(exchange):
+            finished = collect.wait_until(lambda: not worker.is_alive(), timeout, tail)
         if not finished:
             self._stop()  # killing the container is the only way to stop an exec
-            raise shared.keep(
+            raise collect.keep(
                 DockerTimeoutError(
                     f"the item did not finish within {timeout:g}s; the persistent "
                     "container was killed (it restarts for the next item)",
@@ -182,7 +182,7 @@ class PersistentRunner:
         if code is None:
             code = 0 if (exchange.path / f"{exchange.key}_result.json").is_file() else 1
         text = output.get("bytes", b"").decode("utf-8", errors="replace") or tail.text()
-        measurement = shared.collect(exchange, spec, int(code), False, text)
+        measurement = collect.read_outcome(exchange, spec, int(code), False, text)
         info = self.info.model_copy(
             update={
                 "container_id": self.box.id[:12],

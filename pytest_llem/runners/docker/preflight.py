@@ -7,10 +7,11 @@ from typing import Any
 
 from pytest_llem.energy import nvml
 from pytest_llem.preflight import Check
-from pytest_llem.runners.docker import container as shared
+from pytest_llem.runners.docker import create
 from pytest_llem.runners.docker.client import client
 from pytest_llem.runners.docker.errors import DockerError
 from pytest_llem.runners.docker.images import pull_if_missing
+from pytest_llem.runners.docker.options import DockerOptions, parse_volume
 
 # Runs inside the image: the driver version NVML reports, or the NVML error.
 GPU_PROBE = (
@@ -34,11 +35,11 @@ def host_driver() -> str | None:
     return nvml.query(driver, None)
 
 
-def gpu_probe(api: Any, image: str, opts: shared.DockerOptions) -> tuple[Check | None, str | None]:
+def gpu_probe(api: Any, image: str, opts: DockerOptions) -> tuple[Check | None, str | None]:
     """Run the GPU probe in the run image with a GPU request: (problem, warning)."""
     from docker.types import DeviceRequest
 
-    volumes = dict(shared.parse_volume(v) for v in opts.volumes)
+    volumes = dict(parse_volume(v) for v in opts.volumes)
     box = None
     try:
         box = api.containers.run(
@@ -47,7 +48,7 @@ def gpu_probe(api: Any, image: str, opts: shared.DockerOptions) -> tuple[Check |
             detach=True,
             volumes=volumes,
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
-            labels={**shared.run_labels(opts), f"{shared.LABEL}.probe": "gpu"},
+            labels={**create.run_labels(opts), f"{create.LABEL}.probe": "gpu"},
         )
         box.wait(timeout=120)
         out = box.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
@@ -78,7 +79,7 @@ def gpu_probe(api: Any, image: str, opts: shared.DockerOptions) -> tuple[Check |
     return None, warning
 
 
-def check(image: str, cuda: bool, opts: shared.DockerOptions) -> tuple[list[Check], list[str]]:
+def check(image: str, cuda: bool, opts: DockerOptions) -> tuple[list[Check], list[str]]:
     """All problems (and warnings) for running items of this kind in ``image``."""
     try:
         api = client()

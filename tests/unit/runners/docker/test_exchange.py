@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from pytest_llem.runners.base import RunSpec
-from pytest_llem.runners.docker import container
+from pytest_llem.runners.docker import create
 from pytest_llem.runners.docker.exchange import MOUNT, ExchangeDir
 from pytest_llem.runners.docker.images import default_image
+from pytest_llem.runners.docker.options import DockerOptions, default_timeout_s, parse_volume
 from pytest_llem.study.model import ExperimentConfig
 
 
@@ -64,30 +65,27 @@ def test_entrypoint_writes_an_error_file_for_a_bad_spec(
 def test_mounts_env_and_volumes(tmp_path: Path) -> None:
     model = tmp_path.parent / f"{tmp_path.name}-model"
     model.mkdir()
-    opts = container.DockerOptions(hf_cache="/cache", volumes=("/data", "/a:/b:rw"))
-    mounts = container.mounts_for(spec(tmp_path, model=str(model)), opts)
+    opts = DockerOptions(hf_cache="/cache", volumes=("/data", "/a:/b:rw"))
+    mounts = create.mounts_for(spec(tmp_path, model=str(model)), opts)
     assert mounts[str(tmp_path.resolve())] == {"bind": str(tmp_path), "mode": "ro"}
     assert mounts[str(model.resolve())] == {"bind": str(model), "mode": "ro"}
-    assert mounts["/cache"] == {"bind": container.CONTAINER_HF_HOME, "mode": "rw"}
+    assert mounts["/cache"] == {"bind": create.CONTAINER_HF_HOME, "mode": "rw"}
     assert mounts["/data"] == {"bind": "/data", "mode": "ro"} and mounts["/a"] == {
         "bind": "/b",
         "mode": "rw",
     }
     with pytest.raises(ValueError, match="expected /host/path"):
-        container.parse_volume("relative:/x")
-    assert (
-        container.default_timeout_s(ExperimentConfig(model="m", n=100, max_output_tokens=128))
-        > 1000
-    )
+        parse_volume("relative:/x")
+    assert default_timeout_s(ExperimentConfig(model="m", n=100, max_output_tokens=128)) > 1000
 
 
 def test_device_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert container.device_requests(ExperimentConfig(model="m", device="cpu")) == []
-    [all_gpus] = container.device_requests(ExperimentConfig(model="m", device="cuda"))
+    assert create.device_requests(ExperimentConfig(model="m", device="cpu")) == []
+    [all_gpus] = create.device_requests(ExperimentConfig(model="m", device="cuda"))
     assert all_gpus["Count"] == -1 and all_gpus["Capabilities"] == [["gpu"]]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-abc")
-    [pinned] = container.device_requests(ExperimentConfig(model="m", device="cuda"))
+    [pinned] = create.device_requests(ExperimentConfig(model="m", device="cuda"))
     assert pinned["DeviceIDs"] == ["GPU-abc"]
 
 
@@ -97,7 +95,7 @@ def test_default_image_names() -> None:
 
 
 def test_corrupt_exchange_files_are_a_clear_error(tmp_path: Path) -> None:
-    from pytest_llem.runners.docker.container import collect
+    from pytest_llem.runners.docker.collect import read_outcome as collect
     from pytest_llem.runners.docker.errors import ContainerError
 
     ex = ExchangeDir(spec(tmp_path), root=tmp_path)
