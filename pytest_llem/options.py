@@ -281,6 +281,7 @@ class Settings:
     docker: DockerOptions = field(default_factory=DockerOptions)
     sources: dict[str, str] = field(default_factory=dict)
     session_id: str = ""
+    xdist_dist: str | None = None  # pytest-xdist's --dist, when xdist is installed
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -380,6 +381,7 @@ def resolve(config: pytest.Config) -> Settings:
         docker=_docker(values, list(config.getini("llem_docker_volumes")), session_id),
         sources=sources,
         session_id=session_id,
+        xdist_dist=config.getoption("dist", default=None),
     )
 
 

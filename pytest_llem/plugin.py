@@ -91,6 +91,9 @@ def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
     config: pytest.Config = node.config  # type: ignore[attr-defined]
     settings = config.stash[SETTINGS_KEY]
     if any(collect.is_study_file(Path(i.split("::", 1)[0]), settings) for i in ids):
+        problem = workers.cycle_split_problem(settings.xdist_dist, ids, settings.study_patterns)
+        if problem is not None:
+            pytest.exit(f"pytest-llem: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
         guard.results_dir_or_exit(config, settings.results_dir)
 
 
@@ -109,4 +112,5 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    return workers.make_scheduler(config, log, config.stash[SETTINGS_KEY].study_patterns)
+    settings = config.stash[SETTINGS_KEY]
+    return workers.make_scheduler(config, log, settings.xdist_dist, settings.study_patterns)

@@ -18,7 +18,9 @@ from pytest_llem.secrets import redact
 
 SCHEMA_VERSION = 1
 
-Outcome = Literal["passed", "failed", "skipped", "error"]
+# pytest's outcomes, pytest's xfail pair, and "rerun": an attempt that pytest-rerunfailures
+# repeats (the JSONL keeps it; the report keeps the item's last attempt).
+Outcome = Literal["passed", "failed", "skipped", "error", "xfailed", "xpassed", "rerun"]
 
 
 class _Model(BaseModel):
@@ -141,6 +143,7 @@ class ExperimentResult(_Model):
     config_hash: str
     cycle: int
     config: dict[str, Any]
+    attempt: int = 1  # >1 when a plugin (pytest-rerunfailures, xdist) ran the item again
     study_file: str | None = None
     line: int | None = None
     metrics: Metrics | None = None

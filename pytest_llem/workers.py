@@ -56,13 +56,39 @@ def cycle_group(nodeid: str, patterns: tuple[str, ...]) -> str:
     return nodeid
 
 
-def make_scheduler(config: pytest.Config, log: Any, patterns: tuple[str, ...]) -> Any:
+# Modes that keep every cycle of a config on one worker: ours (load), xdist's per-file modes,
+# and no distribution at all. Others can split a config's cycles over workers (worksteal moves
+# items, loadgroup groups by marker only, each runs every item on every worker), and the gate
+# would judge a config on part of its cycles.
+CYCLE_SAFE_DIST = frozenset({"no", "load", "loadscope", "loadfile"})
+
+
+def cycle_split_problem(dist: str | None, ids: list[str], patterns: tuple[str, ...]) -> str | None:
+    """Why ``--dist dist`` cannot run these collected ids, or None when it can."""
+    if dist is None or dist in CYCLE_SAFE_DIST:
+        return None
+    cycled = [i for i in ids if cycle_group(i, patterns) != i]
+    if not cycled:
+        return None
+    return (
+        f"--dist {dist} can split the cycles of a config over workers (e.g. {cycled[0]}), and "
+        "the gate would judge it on part of its cycles\n"
+        "  fix: use -n N with the default --dist load (pytest-llem keeps cycles together), "
+        "or --dist loadfile"
+    )
+
+
+def make_scheduler(
+    config: pytest.Config, log: Any, dist: str | None, patterns: tuple[str, ...]
+) -> Any:
     """For ``--dist load`` (what ``-n`` implies): load balancing that keeps cycles together.
 
     xdist's own ``loadgroup`` relies on rewriting item nodeids, which pytest 9.2 no longer
-    allows (``Node.nodeid`` is derived, not stored), so grouping is done by scope instead.
+    allows (``Node.nodeid`` is derived, not stored), so grouping is done by scope instead,
+    overriding ``LoadScopeScheduling._split_scope`` (private: tests/plugin/test_gate.py fails
+    if configs stop spreading over workers or cycles stop staying together).
     """
-    if config.getvalue("dist") != "load":
+    if dist != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 

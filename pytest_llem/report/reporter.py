@@ -38,6 +38,7 @@ class Reporter:
         self.started_at = _now()
         self.results: list[ExperimentResult] = []
         self._pending: dict[str, dict[str, Any]] = {}
+        self._attempts: dict[str, int] = {}
         self.jsonl_path = settings.results_dir / "results.jsonl"
         self.workers: list[dict[str, Any]] = []
         self.notes: list[str] = []
@@ -58,10 +59,10 @@ class Reporter:
         if measurement is not None:
             state["measurement"] = measurement
         if report.when == "setup" and report.outcome != "passed":
-            state["outcome"] = "skipped" if report.skipped else "error"
+            state["outcome"] = _outcome(report, failed="error")
             state["message"] = _message(report)
         elif report.when == "call":
-            state["outcome"] = report.outcome
+            state["outcome"] = _outcome(report)
             if report.outcome != "passed":
                 state["message"] = _message(report)
         elif report.when == "teardown":
@@ -86,9 +87,11 @@ class Reporter:
         identity = state["identity"]
         self.study_gates.setdefault(identity["study_hash"], identity.get("study_gate") or {})
         outcome: Outcome = state.get("outcome", "error")
+        self._attempts[nodeid] = self._attempts.get(nodeid, 0) + 1
         result = ExperimentResult(
             nodeid=nodeid,
             outcome=outcome,
+            attempt=self._attempts[nodeid],
             study=identity["study"],
             study_hash=identity["study_hash"],
             point_id=identity["point_id"],
@@ -183,6 +186,21 @@ class Reporter:
         write_json_atomic(
             self.settings.json_path, document.build(self.results, session, self.study_gates)
         )
+
+
+def _outcome(report: pytest.TestReport, failed: Outcome = "failed") -> Outcome:
+    """The report's outcome in the results' vocabulary, whatever plugin produced it.
+
+    xfail keeps pytest's pair; pytest-rerunfailures reports ``rerun``; anything unknown is an
+    error with the report's text rather than a crash that loses what was measured.
+    """
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.outcome == "failed":
+        return failed
+    if report.outcome in ("passed", "skipped", "rerun"):
+        return report.outcome
+    return "error"
 
 
 def _message(report: pytest.TestReport) -> str:

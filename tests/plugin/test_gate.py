@@ -168,7 +168,12 @@ def test_github_summary_annotations_plots_and_bmf(
     assert "energy_per_output_token_j" not in bmf["gate/pytorch-bs1"]  # never measured here
 
 
-def test_xdist_keeps_cycles_on_one_worker(pytester: pytest.Pytester, study: Path) -> None:
+def test_xdist_spreads_configs_and_keeps_cycles_on_one_worker(
+    pytester: pytest.Pytester, study: Path
+) -> None:
+    # The scheduler subclasses xdist's LoadScopeScheduling and overrides its private
+    # _split_scope: should xdist rename it, the scope falls back to the file and both configs
+    # land on one worker, which fails here instead of silently serialising GPU runs.
     result = pytester.runpytest_subprocess("-n", "2", "--llem-results=out")
     result.assert_outcomes(passed=6)
     data = report(pytester)
@@ -176,7 +181,8 @@ def test_xdist_keeps_cycles_on_one_worker(pytester: pytest.Pytester, study: Path
     for item in data["items"]:
         workers.setdefault(item["config_hash"], set()).add(item["worker"])
         assert "@" not in item["nodeid"]
-    assert all(len(w) == 1 for w in workers.values())
+    assert all(len(w) == 1 for w in workers.values())  # cycles of a config stay together
+    assert set().union(*workers.values()) == {"gw0", "gw1"}  # configs of one file spread
     assert all(c["stats"]["output_tokens_per_s"]["n"] == 3 for c in data["configs"])
     assert {w["worker"] for w in data["session"]["workers"]} <= {"gw0", "gw1"}
 
@@ -277,3 +283,22 @@ def test_resume_reuses_passed_items_and_skips_corrupt_lines(
     assert [i["resumed"] for i in items] == [True, True, False, False, False, False]
     first = [json.loads(line) for line in lines[:2]]
     assert [i["metrics"] for i in items[:2]] == [f["metrics"] for f in first]
+
+
+@pytest.mark.parametrize("dist", ["worksteal", "loadgroup", "each"])
+def test_a_dist_mode_that_splits_cycles_is_refused(
+    pytester: pytest.Pytester, study: Path, dist: str
+) -> None:
+    result = pytester.runpytest_subprocess("-n", "2", f"--dist={dist}", "--llem-results=out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        [f"*--dist {dist} can split the cycles of a config*", "*fix:*--dist load*"]
+    )
+    assert not (pytester.path / "out" / "results.jsonl").exists()
+
+
+def test_loadfile_keeps_cycles_together_and_is_accepted(
+    pytester: pytest.Pytester, study: Path
+) -> None:
+    result = pytester.runpytest_subprocess("-n", "2", "--dist=loadfile", "--llem-results=out")
+    result.assert_outcomes(passed=6)
