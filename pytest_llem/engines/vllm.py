@@ -137,7 +137,7 @@ class VLLMEngine:
 
                 params = BeamSearchParams(
                     beam_width=beam.beam_width,
-                    max_tokens=config.max_output_tokens,
+                    max_tokens=beam.max_tokens or config.max_output_tokens,
                     length_penalty=beam.length_penalty,
                 )
                 outputs = self.llm.beam_search(prompts, params)
