@@ -102,7 +102,10 @@ class TransformersEngine:
         if config.device == "cuda":
             kwargs["device_map"] = section.device_map or "cuda"
             if section.max_memory:
-                kwargs["max_memory"] = dict(section.max_memory)
+                # YAML keys are strings here; accelerate wants GPU indices as ints.
+                kwargs["max_memory"] = {
+                    int(k) if k.isdigit() else k: v for k, v in section.max_memory.items()
+                }
         if section.load_in_4bit or section.load_in_8bit:
             kwargs["quantization_config"] = _bnb_config(config)
         try:

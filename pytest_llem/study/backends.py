@@ -43,8 +43,9 @@ class PyTorchConfig(_Section):
     no_repeat_ngram_size: int | None = Field(default=None, ge=0)
     prompt_lookup_num_tokens: int | None = Field(default=None, ge=1)
     device_map: str | None = None
-    max_memory: dict[str | int, str] | None = Field(
-        default=None, description='per-device caps for device_map, e.g. {0: "10GiB", cpu: "50GiB"}'
+    max_memory: dict[str, str] | None = Field(
+        default=None,
+        description='caps per device for device_map, e.g. {"0": "10GiB", cpu: "50GiB"}',
     )
     revision: str | None = None
     # Off by default: a study file must not be able to run code from a model repository

@@ -9,6 +9,7 @@ migrate``, so a migrated file yields the same configs and hashes.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,11 @@ def _find(block: dict[str, Any], literal: KeyPath, prefix: tuple[str, ...]) -> l
 _ABSENT = object()
 
 
+def _show(value: Any) -> str:
+    """A value as YAML would write it (null, false, 1.5)."""
+    return json.dumps(value, default=str)
+
+
 def _lookup(block: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = expand_dotted(block)
     for seg in path:
@@ -97,10 +103,12 @@ class _Rewriter:
         old, fate = hit.fate.old, hit.fate
         if accepts(fate, value):
             if not fate.quiet:
-                self.result.notes.append(f"{old}: {value!r} accepted and removed ({fate.reason})")
+                self.result.notes.append(
+                    f"{old}: {_show(value)} accepted and removed ({fate.reason})"
+                )
             return
         allowed = [v for v in fate.accept if v is not ...]
-        fix = f"remove {old}" + (f" (or set it to {allowed[0]!r})" if allowed else "")
+        fix = f"remove {old}" + (f" (or set it to {_show(allowed[0])})" if allowed else "")
         self.problem(hit.literal, old, f"LLenergyMeasure's {old} is dropped: {fate.reason}", fix)
 
     def renamed(self, block: dict[str, Any], where: KeyPath, hit: _Hit, value: Any) -> None:

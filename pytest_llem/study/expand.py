@@ -77,6 +77,7 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
             "",
             f"a study file must be a mapping of keys, got {kind}",
             "start from the example in the README: `model: ...`, `sweep: {...}`",
+            1,
         )
     ex.check_top_level(data)
     fixed_raw = {k: v for k, v in data.items() if k not in STUDY_KEYS and k != "backend"}
@@ -201,10 +202,10 @@ _Validated = tuple[dict[str, Any], ExperimentConfig | None, str | None, str, int
 
 def _validate(
     raws: list[tuple[dict[str, Any], int | None, str]], warnings: list[str]
-) -> tuple[list[_Validated], dict[int, str]]:
+) -> tuple[list[_Validated], dict[int, tuple[str, tuple[str | int, ...]]]]:
     """Validate every raw point; exact repeats are dropped with a warning."""
     validated: list[_Validated] = []
-    fixes: dict[int, str] = {}
+    fixes: dict[int, tuple[str, tuple[str | int, ...]]] = {}
     seen_full: dict[str, int] = {}
     for raw, line, origin in raws:
         fix = None
@@ -212,7 +213,8 @@ def _validate(
             config: ExperimentConfig | None = ExperimentConfig.model_validate(raw)
             error = None
         except ValidationError as exc:
-            config, error, fix = None, format_validation_error(exc), fix_for(exc.errors())
+            config, error = None, format_validation_error(exc)
+            fix = (fix_for(exc.errors()), tuple(exc.errors()[0]["loc"]) if exc.errors() else ())
         digest = short_hash(config.workload()) if config is not None else short_hash(raw)
         # Exact duplicates (protocol fields included); same file, so field order is stable.
         full = config.model_dump_json() if config is not None else digest
@@ -224,6 +226,12 @@ def _validate(
             fixes[len(validated)] = fix
         validated.append((raw, config, error, digest, line, origin))
     return validated, fixes
+
+
+def _error_line(doc: loader.Document, loc: tuple[str | int, ...]) -> int | None:
+    """The line of the field an error names, else of the file's first key."""
+    line = doc.line_of(loc)
+    return line if line is not None else min(doc.lines.values(), default=None)
 
 
 def _check_datasets(doc: loader.Document, points: tuple[Point, ...]) -> None:
@@ -263,7 +271,17 @@ def _finish(
     ]
     ids = unique_ids(base_ids, [v[3] for v in validated])
     points = tuple(
-        Point(id=i, config_hash=d, raw=r, config=c, error=e, line=ln, origin=o, fix=fixes.get(k))
+        Point(
+            id=i,
+            config_hash=d,
+            raw=r,
+            config=c,
+            error=e,
+            # A point written at the top level has no line of its own: point at the field.
+            line=ln if ln is not None or k not in fixes else _error_line(doc, fixes[k][1]),
+            origin=o,
+            fix=fixes[k][0] if k in fixes else None,
+        )
         for k, (i, (r, c, e, d, ln, o)) in enumerate(zip(ids, validated, strict=True))
     )
     _check_datasets(doc, points)
