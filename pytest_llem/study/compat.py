@@ -12,7 +12,7 @@ import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pytest_llem.errors import Problem
 from pytest_llem.study.fates import BY_OLD, Fate, accepts
@@ -33,6 +33,22 @@ STUDY_ONLY_KEYS: tuple[str, ...] = (
 MIGRATE_HINT = "python -m pytest_llem migrate"
 
 
+@dataclass(frozen=True)
+class Edit:
+    """One change at a key as written in the file (what ``migrate`` does to its text).
+
+    ``rekey``: write ``new_key`` instead of the key; ``drop``: remove the key; ``move``:
+    remove it and write the dotted ``new_key: value`` into the block at ``root``; ``hoist``:
+    a per-experiment ``runners:`` that moves to the study (the text is re-dumped).
+    """
+
+    literal: KeyPath
+    action: Literal["rekey", "drop", "move", "hoist"]
+    new_key: str = ""
+    root: KeyPath = ()
+    value: Any = None
+
+
 @dataclass
 class Upgrade:
     """What the rewrite of one document did and found."""
@@ -40,6 +56,7 @@ class Upgrade:
     renamed: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    edits: list[Edit] = field(default_factory=list)
 
     def summary(self, name: str) -> list[str]:
         """The notes for the user: one for all renamed keys, then the others."""
@@ -91,6 +108,17 @@ def _lookup(block: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
+def _edit(hit: _Hit, target: tuple[str, ...], where: KeyPath, value: Any, present: bool) -> Edit:
+    """How a rename changes the text: the written key alone, or a move to the block root."""
+    if present:  # the new key is already written with the same value
+        return Edit(hit.literal, "drop")
+    written = split_key(hit.key)
+    shared = hit.path[: len(hit.path) - len(written)]
+    if target[: len(shared)] == shared and len(target) > len(shared):
+        return Edit(hit.literal, "rekey", ".".join(target[len(shared) :]))
+    return Edit(hit.literal, "move", ".".join(target), where, value)
+
+
 class _Rewriter:
     def __init__(self, doc: Document, result: Upgrade) -> None:
         self.doc = doc
@@ -102,6 +130,7 @@ class _Rewriter:
     def dropped(self, hit: _Hit, value: Any) -> None:
         old, fate = hit.fate.old, hit.fate
         if accepts(fate, value):
+            self.result.edits.append(Edit(hit.literal, "drop"))
             if not fate.quiet:
                 self.result.notes.append(
                     f"{old}: {_show(value)} accepted and removed ({fate.reason})"
@@ -117,6 +146,7 @@ class _Rewriter:
         existing = _lookup(block, target)
         if existing is not _ABSENT and existing != value:
             if hit.fate.conflict == "keep_new":
+                self.result.edits.append(Edit(hit.literal, "drop"))
                 self.result.notes.append(f"{old}: ignored, {new} is given ({new} is used)")
                 return
             self.problem(
@@ -126,6 +156,7 @@ class _Rewriter:
                 f"keep only {new}",
             )
             return
+        self.result.edits.append(_edit(hit, target, where, value, existing is not _ABSENT))
         line = self.doc.line_of(hit.literal)
         set_path(block, target, value)
         if line is not None:
@@ -160,6 +191,7 @@ class _Rewriter:
                     self.problem(literal, key, f"{key} and {new} are both swept", f"keep {new}")
                     continue
                 rebuilt[new] = values
+                self.result.edits.append(Edit(literal, "rekey", new))
                 line = self.doc.line_of(literal)
                 if line is not None:
                     self.doc.lines[("sweep", new)] = line
@@ -175,6 +207,7 @@ class _Rewriter:
     def hoist_runners(self, root: dict[str, Any], index: int, entry: dict[str, Any]) -> None:
         runners = entry.pop("runners")
         literal: KeyPath = ("experiments", index, "runners")
+        self.result.edits.append(Edit(literal, "hoist"))
         if not isinstance(runners, Mapping):
             self.problem(literal, "runners", "must be a mapping of backend to runner", "fix it")
             return

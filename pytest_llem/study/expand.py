@@ -289,7 +289,7 @@ def _finish(
     if points and invalid == len(points):
         raise StudyError(
             doc.path,
-            [Problem(p.id, p.error or "invalid", p.fix, p.line) for p in points[:20]],
+            [Problem(f"point {p.id}", p.error or "invalid", p.fix, p.line) for p in points[:20]],
         )
     if invalid * 2 > len(points):
         warnings.append(f"{invalid} of {len(points)} grid points are invalid and will be skipped")
