@@ -234,6 +234,24 @@ def _error_line(doc: loader.Document, loc: tuple[str | int, ...]) -> int | None:
     return line if line is not None else min(doc.lines.values(), default=None)
 
 
+def _passthrough_notes(doc: loader.Document, points: tuple[Point, ...]) -> list[str]:
+    """Undeclared vllm.engine keys are accepted here: say where they are checked."""
+    keys = sorted(
+        {
+            key
+            for p in points
+            if p.config is not None and p.config.backend == "vllm"
+            for key in (p.config.vllm_section.engine.model_extra or {})
+        }
+    )
+    if not keys:
+        return []
+    return [
+        f"{doc.path.name}: vllm.engine keys {keys} go to vLLM's EngineArgs as written; the "
+        "installed vLLM checks them when the engine loads"
+    ]
+
+
 def _check_datasets(doc: loader.Document, points: tuple[Point, ...]) -> None:
     """Dataset names and files are checked at collection, not after a model has loaded."""
     problems: dict[str, Problem] = {}
@@ -285,6 +303,7 @@ def _finish(
         for k, (i, (r, c, e, d, ln, o)) in enumerate(zip(ids, validated, strict=True))
     )
     _check_datasets(doc, points)
+    notes = (*notes, *_passthrough_notes(doc, points))
     invalid = sum(1 for p in points if not p.valid)
     if points and invalid == len(points):
         raise StudyError(
