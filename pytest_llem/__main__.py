@@ -1,21 +1,27 @@
-"""``python -m pytest_llem merge ...``: command-line tools beside the plugin."""
+"""``python -m pytest_llem merge|migrate ...``: command-line tools beside the plugin."""
 
 from __future__ import annotations
 
 import sys
 
+USAGE = """usage:
+  python -m pytest_llem merge REPORT.json [REPORT.json ...] -o OUT.json
+  python -m pytest_llem migrate [--check] STUDY.yaml [STUDY.yaml ...]"""
+
 
 def main() -> int:
     """Dispatch the subcommand."""
-    if len(sys.argv) < 2 or sys.argv[1] not in ("merge",):
-        print(
-            "usage: python -m pytest_llem merge REPORT.json [REPORT.json ...] -o OUT.json",
-            file=sys.stderr,
-        )
-        return 2
-    from pytest_llem.merge import main as merge_main
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "merge":
+        from pytest_llem.merge import main as merge_main
 
-    return merge_main(sys.argv[2:])
+        return merge_main(sys.argv[2:])
+    if command == "migrate":
+        from pytest_llem.migrate import main as migrate_main
+
+        return migrate_main(sys.argv[2:])
+    print(USAGE, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

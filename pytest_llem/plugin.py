@@ -64,7 +64,11 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
-    return [plan.header() for plan in config.stash.get(collect.PLANS_KEY, [])]
+    lines: list[str] = []
+    for plan in config.stash.get(collect.PLANS_KEY, []):
+        lines.append(plan.header())
+        lines.extend(f"  note: {note}" for note in plan.notes)
+    return lines
 
 
 @pytest.hookimpl(wrapper=True)

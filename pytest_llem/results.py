@@ -165,6 +165,8 @@ class ExperimentResult(_Model):
     session_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    # Seconds of cool-down before the item (execution.experiment_gap_s / cycle_gap_s).
+    cooldown_s: float | None = None
 
 
 def append_jsonl(path: Path, record: BaseModel | dict[str, Any]) -> None:

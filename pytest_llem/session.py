@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pytest_llem.gate.apply import Gate
 from pytest_llem.gate.verdict import Verdict
 from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.measure.baseline import IdleBaselines
+from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
 from pytest_llem.options import Settings
 from pytest_llem.report import junit
 from pytest_llem.report.progress import ProgressLine
@@ -101,6 +103,8 @@ class LlemSession:
         )
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
         self.items_run = 0
+        self.sleep: Sleep = time.sleep  # tests inject a fake: no real waiting
+        self._positions: dict[str, int] = {}  # study file -> items of it run here so far
 
     def resumed(self, item: ItemRef) -> dict[str, Any] | None:
         """The stored result of a passed item in the resumed run, when its config is unchanged."""
@@ -161,9 +165,10 @@ class LlemSession:
             extra = {k: stored.get(k) for k in ("runner", "started_at", "finished_at")}
             return Measurement.model_validate(fields), {**extra, "resumed": True}
         spec = self.spec_for(item)
-        started = _now()
         line = ProgressLine(self.config)
         try:
+            waited = cool_down(self._gap(item), line.update, self.sleep)
+            started = _now()
             measurement = runner.run(spec, line.update)
         finally:
             line.clear()
@@ -172,8 +177,22 @@ class LlemSession:
             "runner": (measurement.runner or runner.info).model_dump(mode="json"),
             "started_at": started,
             "finished_at": _now(),
+            "cooldown_s": waited,
         }
         return measurement, extra
+
+    def _gap(self, item: ItemRef) -> float:
+        """The cool-down before this item: its position among the study's items run here."""
+        key = str(item.plan.path)
+        position = self._positions.get(key, 0)
+        self._positions[key] = position + 1
+        execution = item.plan.execution
+        return gap_before(
+            position,
+            len(item.plan.valid_points),
+            execution.experiment_gap_s,
+            execution.cycle_gap_s,
+        )
 
     def run_item(
         self,

@@ -365,6 +365,8 @@ ENGINE_ARGS = {
     "attention_config",
     "compilation_config",
     "speculative_config",
+    "cpu_offload_gb",
+    "kv_cache_memory_bytes",
 }
 SAMPLING_FIELDS = {
     "n",

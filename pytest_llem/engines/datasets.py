@@ -13,8 +13,9 @@ from typing import Any
 
 from pytest_llem.errors import LlemError
 from pytest_llem.study.model import DatasetConfig, ExperimentConfig
+from pytest_llem.study.sources import BUILTIN_DATASETS, source_path, source_problem
 
-BUILTIN: dict[str, str] = {"prompts-en": "prompts_en.jsonl"}
+BUILTIN: dict[str, str] = BUILTIN_DATASETS
 # Field names tried in order when a JSONL file's prompt column is not configured.
 PROMPT_COLUMNS: tuple[str, ...] = ("prompt", "text", "question", "instruction", "input", "content")
 
@@ -30,21 +31,10 @@ def resolve_source(dataset: DatasetConfig, base_dir: Path | None) -> Path | None
         return None
     if source in BUILTIN:
         return Path(__file__).parent / "data" / BUILTIN[source]
-    path = Path(source).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if path.suffix != ".jsonl":
-        raise DatasetError(
-            f"dataset {source!r} is neither 'synthetic', a built-in name {sorted(BUILTIN)}, "
-            "nor a .jsonl file",
-            "set dataset: synthetic, a built-in name, or a path ending in .jsonl",
-        )
-    if not path.is_file():
-        raise DatasetError(
-            f"dataset file {path} does not exist",
-            "check the path (relative paths are relative to the study file)",
-        )
-    return path
+    problem = source_problem(source, base_dir)
+    if problem is not None:  # collection checks this too; a file may vanish in between
+        raise DatasetError(*problem)
+    return source_path(source, base_dir)
 
 
 def _prompt_of(record: object, column: str | None) -> str | None:
@@ -70,7 +60,15 @@ def _prompt_of(record: object, column: str | None) -> str | None:
 
 def read_jsonl_prompts(path: Path, column: str | None) -> list[str]:
     """Read prompts from a JSONL file, detecting the prompt field when ``column`` is None."""
-    prompts: list[str] = []
+    return [prompt for prompt, _ in read_jsonl_records(path, column)]
+
+
+def read_jsonl_records(path: Path, column: str | None) -> list[tuple[str, str]]:
+    """(prompt, source) pairs of a JSONL file; header lines (all keys ``_``-prefixed) skipped.
+
+    ``source`` is the record's ``source`` field, or "" (it drives ``dataset_order: grouped``).
+    """
+    prompts: list[tuple[str, str]] = []
     with path.open(encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
@@ -81,6 +79,8 @@ def read_jsonl_prompts(path: Path, column: str | None) -> list[str]:
                 raise DatasetError(
                     f"{path}:{lineno}: not valid JSON ({exc.msg})", "one JSON object per line"
                 ) from None
+            if isinstance(record, dict) and record and all(str(k).startswith("_") for k in record):
+                continue  # a provenance header, as LLenergyMeasure's files carry
             prompt = _prompt_of(record, column)
             if prompt is None:
                 wanted = repr(column) if column else f"one of {list(PROMPT_COLUMNS)} or messages"
@@ -88,10 +88,26 @@ def read_jsonl_prompts(path: Path, column: str | None) -> list[str]:
                     f"{path}:{lineno}: no prompt field ({wanted})",
                     "set dataset.column to the field that holds the prompt",
                 )
-            prompts.append(prompt)
+            source = record.get("source") if isinstance(record, dict) else None
+            prompts.append((prompt, source if isinstance(source, str) else ""))
     if not prompts:
         raise DatasetError(f"{path} holds no prompts", "add at least one JSON line")
     return prompts
+
+
+def ordered(records: list[tuple[str, str]], order: str | None, seed: int) -> list[str]:
+    """Prompts in ``dataset_order``, as LLenergyMeasure ordered them.
+
+    None/interleaved: file order (its files are written round-robin by source); grouped: a
+    stable sort by source; shuffled: a shuffle seeded by ``seed`` (the experiment's
+    ``random_seed``).
+    """
+    rows = list(records)
+    if order == "grouped":
+        rows.sort(key=lambda row: row[1])
+    elif order == "shuffled":
+        random.Random(seed).shuffle(rows)
+    return [prompt for prompt, _ in rows]
 
 
 def take(prompts: list[str], n: int) -> list[str]:
@@ -133,6 +149,7 @@ def tokenized_requests(
             seed,
         )
         return [Request(token_ids=t) for t in ids]
-    texts = take(read_jsonl_prompts(source, config.dataset.column), config.n)
+    records = read_jsonl_records(source, config.dataset.column)
+    texts = take(ordered(records, config.dataset_order, config.random_seed), config.n)
     encoded = tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
     return [Request(token_ids=tuple(int(t) for t in row)) for row in encoded]

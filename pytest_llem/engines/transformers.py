@@ -44,7 +44,9 @@ def load_key(config: ExperimentConfig) -> str:
         "load_in_8bit",
         "bnb_4bit_compute_dtype",
         "bnb_4bit_quant_type",
+        "bnb_4bit_use_double_quant",
         "device_map",
+        "max_memory",
         "revision",
         "trust_remote_code",
     )
@@ -99,6 +101,11 @@ class TransformersEngine:
             kwargs["attn_implementation"] = section.attn_implementation
         if config.device == "cuda":
             kwargs["device_map"] = section.device_map or "cuda"
+            if section.max_memory:
+                # YAML keys are strings here; accelerate wants GPU indices as ints.
+                kwargs["max_memory"] = {
+                    int(k) if k.isdigit() else k: v for k, v in section.max_memory.items()
+                }
         if section.load_in_4bit or section.load_in_8bit:
             kwargs["quantization_config"] = _bnb_config(config)
         try:
@@ -278,6 +285,8 @@ def _bnb_config(config: ExperimentConfig) -> Any:
         extra["bnb_4bit_compute_dtype"] = sec.bnb_4bit_compute_dtype
     if sec.bnb_4bit_quant_type:
         extra["bnb_4bit_quant_type"] = sec.bnb_4bit_quant_type
+    if sec.bnb_4bit_use_double_quant is not None:
+        extra["bnb_4bit_use_double_quant"] = sec.bnb_4bit_use_double_quant
     return factory(
         load_in_4bit=bool(sec.load_in_4bit), load_in_8bit=bool(sec.load_in_8bit), **extra
     )

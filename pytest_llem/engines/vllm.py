@@ -19,6 +19,7 @@ from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Reques
 from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests
 from pytest_llem.engines.models import resolve_model
+from pytest_llem.engines.vllm_args import check_engine_keys, engine_arg_names
 from pytest_llem.errors import EngineError
 from pytest_llem.study.model import ExperimentConfig
 
@@ -73,6 +74,8 @@ class VLLMEngine:
         ref = resolve_model(config.model, base_dir)
         model = str(Path(ref.name_or_path) / ref.gguf_file) if ref.gguf_file else ref.name_or_path
         kwargs = engine_kwargs(config)
+        # Undeclared keys are passed through; the installed vLLM is their schema.
+        check_engine_keys(config.vllm_section.engine.model_extra or {}, engine_arg_names())
         attention = kwargs.get("attention_config", {}).get("backend")
         if attention:
             # Older vLLM releases read the attention backend from the environment only.
@@ -137,7 +140,7 @@ class VLLMEngine:
 
                 params = BeamSearchParams(
                     beam_width=beam.beam_width,
-                    max_tokens=config.max_output_tokens,
+                    max_tokens=beam.max_tokens or config.max_output_tokens,
                     length_penalty=beam.length_penalty,
                 )
                 outputs = self.llm.beam_search(prompts, params)

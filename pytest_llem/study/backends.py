@@ -34,6 +34,7 @@ class PyTorchConfig(_Section):
     load_in_8bit: bool | None = None
     bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] | None = None
     bnb_4bit_quant_type: Literal["nf4", "fp4"] | None = None
+    bnb_4bit_use_double_quant: bool | None = None
     use_cache: bool | None = None
     cache_implementation: Literal["static", "offloaded_static", "sliding_window"] | None = None
     num_beams: int | None = Field(default=None, ge=1)
@@ -42,6 +43,10 @@ class PyTorchConfig(_Section):
     no_repeat_ngram_size: int | None = Field(default=None, ge=0)
     prompt_lookup_num_tokens: int | None = Field(default=None, ge=1)
     device_map: str | None = None
+    max_memory: dict[str, str] | None = Field(
+        default=None,
+        description='caps per device for device_map, e.g. {"0": "10GiB", cpu: "50GiB"}',
+    )
     revision: str | None = None
     # Off by default: a study file must not be able to run code from a model repository
     # unless its author says so.
@@ -58,7 +63,11 @@ class PyTorchConfig(_Section):
         compile_opts = (self.torch_compile_mode, self.torch_compile_backend)
         if any(o is not None for o in compile_opts) and self.torch_compile is not True:
             raise ValueError("torch_compile_mode/torch_compile_backend need torch_compile: true")
-        bnb = (self.bnb_4bit_compute_dtype, self.bnb_4bit_quant_type)
+        bnb = (
+            self.bnb_4bit_compute_dtype,
+            self.bnb_4bit_quant_type,
+            self.bnb_4bit_use_double_quant,
+        )
         if any(o is not None for o in bnb) and self.load_in_4bit is not True:
             raise ValueError("bnb_4bit_* fields need load_in_4bit: true")
         if self.cache_implementation is not None and self.use_cache is False:
@@ -69,13 +78,23 @@ class PyTorchConfig(_Section):
 
 
 class VLLMAttentionConfig(_Section):
-    """Attention settings of the vLLM engine."""
+    """Attention settings of the vLLM engine; other keys are forwarded to vLLM as they are."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     backend: str | None = Field(default=None, description="e.g. FLASH_ATTN, FLASHINFER")
 
 
 class VLLMEngineConfig(_Section):
-    """Keyword arguments of ``vllm.LLM`` (engine args); nested blocks are forwarded whole."""
+    """Keyword arguments of ``vllm.LLM`` (engine args); nested blocks are forwarded whole.
+
+    Keys not declared here are passed through too (``cpu_offload_gb``,
+    ``kv_cache_memory_bytes``, ...): vLLM's ``EngineArgs`` is the schema, checked by
+    introspection where vLLM is installed (``engines.vllm_args``), not at collection, which
+    must not import vLLM.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     max_num_seqs: int | None = Field(default=None, ge=1)
     max_num_batched_tokens: int | None = Field(default=None, ge=1)
@@ -102,6 +121,8 @@ class VLLMSamplingConfig(_Section):
     frequency_penalty: float | None = None
     ignore_eos: bool | None = None
     seed: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1, description="None: max_output_tokens")
+    min_tokens: int | None = Field(default=None, ge=0)
 
 
 class VLLMBeamSearchConfig(_Section):
@@ -109,6 +130,7 @@ class VLLMBeamSearchConfig(_Section):
 
     beam_width: int = Field(default=4, ge=1)
     length_penalty: float = 1.0
+    max_tokens: int | None = Field(default=None, ge=1, description="None: max_output_tokens")
 
 
 class VLLMConfig(_Section):

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_llem.errors import Problem, StudyError
-from pytest_llem.study import loader
+from pytest_llem.study import compat, loader
 from pytest_llem.study.backends import BACKENDS
 from pytest_llem.study.grammar import (
     deep_merge,
@@ -27,8 +27,9 @@ from pytest_llem.study.grammar import (
 from pytest_llem.study.identity import id_part, short_hash, unique_ids
 from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.study.plan import Point, StudyPlan
+from pytest_llem.study.sources import source_problem
 from pytest_llem.study.spec import ExecutionConfig, GateConfig, RunnersConfig
-from pytest_llem.study.structure import STUDY_KEYS, Dim, Expander
+from pytest_llem.study.structure import STUDY_KEYS, Dim, Expander, fix_for
 
 DEFAULT_MAX_POINTS = 10_000
 
@@ -65,6 +66,9 @@ _MISSING = object()
 def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan:
     """Expand a parsed study document into a plan (raises StudyError on structural problems)."""
     ex = Expander(doc, root, max_points)
+    upgraded = compat.upgrade(doc)
+    ex.problems.extend(upgraded.problems)
+    ex.notes.extend(upgraded.summary(doc.path.name))
     data = doc.data
     if not isinstance(data, Mapping):
         kind = "empty" if data is None else type(data).__name__
@@ -73,6 +77,7 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
             "",
             f"a study file must be a mapping of keys, got {kind}",
             "start from the example in the README: `model: ...`, `sweep: {...}`",
+            1,
         )
     ex.check_top_level(data)
     fixed_raw = {k: v for k, v in data.items() if k not in STUDY_KEYS and k != "backend"}
@@ -101,7 +106,9 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
     )
     gate = ex.validate_section(ex.check_section(data, "gate", GateConfig), "gate", GateConfig)
 
-    has_dims = bool(universal) or any(scoped.get(b) for b in backends)
+    # A backend list alone is a dimension too (the original and DESIGN: sweep points plus
+    # the explicit experiments).
+    has_dims = bool(universal) or any(scoped.get(b) for b in backends) or backend_dim is not None
     size = (_grid_size(universal, scoped, backends) if has_dims else 0) + len(experiments) * len(
         backends
     )
@@ -121,8 +128,9 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
             for combo in itertools.product(*[values for _, values, _ in dims]):
                 raw = dict(fixed)
                 raw["backend"] = backend
-                for (path, _, _), value in zip(dims, combo, strict=True):
-                    set_path(raw, path, value)
+                _apply(
+                    raw, [(path, value) for (path, _, _), value in zip(dims, combo, strict=True)]
+                )
                 raws.append((raw, sweep_line, "sweep" if has_dims else "study"))
     for index, (entry, line) in enumerate(experiments):
         for backend in _entry_backends(entry, backends):
@@ -134,24 +142,49 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
     dims_all = [*universal, *(d for dims in scoped.values() for d in dims)]
     candidates = [path for path, _, line in sorted(dims_all, key=lambda d: d[2] or 0)]
     candidates += [path for entry, _ in experiments for path, _ in flatten(entry)]
-    return _finish(doc, data, raws, candidates, execution, runners, gate)
+    return _finish(doc, data, raws, candidates, execution, runners, gate, tuple(ex.notes))
+
+
+def _apply(raw: dict[str, Any], assignments: list[tuple[tuple[str, ...], Any]]) -> None:
+    """Set one grid point's sweep values, independent of the order the keys are written in.
+
+    Shorter paths go first, so ``decoder: [{top_p: 0.9}]`` and ``decoder.temperature`` combine
+    (the specific key wins on overlap); a mapping value merges into what is already there.
+    """
+    for path, value in sorted(assignments, key=lambda pair: len(pair[0])):
+        current = _get(raw, path)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            value = deep_merge(current, value)
+        set_path(raw, path, value)
 
 
 def _parse_experiments(ex: Expander, value: Any) -> list[tuple[dict[str, Any], int | None]]:
     if value is None:
         return []
     if not isinstance(value, list) or not value:
-        ex.problem(("experiments",), "must be a non-empty list of mappings", None)
+        ex.problem(
+            ("experiments",),
+            "must be a non-empty list of mappings",
+            "write experiments: [{precision: fp32}, ...], or remove the key",
+        )
         return []
     out = []
     for index, entry in enumerate(value):
         if not isinstance(entry, Mapping):
-            ex.problem(("experiments", index), "each experiment must be a mapping", None)
+            ex.problem(
+                ("experiments", index),
+                "each experiment must be a mapping",
+                "write each entry as keys: - {model: gpt2, precision: fp16}",
+            )
             continue
         ex.check_block(entry, ("experiments", index))
         nested = expand_dotted(entry)
         if isinstance(nested.get("backend"), list):
-            ex.problem(("experiments", index, "backend"), "must be one backend", None)
+            ex.problem(
+                ("experiments", index, "backend"),
+                "must be one backend",
+                "write one experiment per backend, or sweep over backend: [...]",
+            )
             continue
         out.append((nested, ex.doc.line_of(("experiments", index))))
     return out
@@ -164,6 +197,76 @@ def _entry_backends(entry: Mapping[str, Any], backends: list[str]) -> list[str]:
     return named[:1] if named else backends
 
 
+_Validated = tuple[dict[str, Any], ExperimentConfig | None, str | None, str, int | None, str]
+
+
+def _validate(
+    raws: list[tuple[dict[str, Any], int | None, str]], warnings: list[str]
+) -> tuple[list[_Validated], dict[int, tuple[str, tuple[str | int, ...]]]]:
+    """Validate every raw point; exact repeats are dropped with a warning."""
+    validated: list[_Validated] = []
+    fixes: dict[int, tuple[str, tuple[str | int, ...]]] = {}
+    seen_full: dict[str, int] = {}
+    for raw, line, origin in raws:
+        fix = None
+        try:
+            config: ExperimentConfig | None = ExperimentConfig.model_validate(raw)
+            error = None
+        except ValidationError as exc:
+            config, error = None, format_validation_error(exc)
+            fix = (fix_for(exc.errors()), tuple(exc.errors()[0]["loc"]) if exc.errors() else ())
+        digest = short_hash(config.workload()) if config is not None else short_hash(raw)
+        # Exact duplicates (protocol fields included); same file, so field order is stable.
+        full = config.model_dump_json() if config is not None else digest
+        if full in seen_full:
+            warnings.append(f"{origin} repeats an earlier point exactly; it runs once")
+            continue
+        seen_full[full] = len(validated)
+        if fix is not None:
+            fixes[len(validated)] = fix
+        validated.append((raw, config, error, digest, line, origin))
+    return validated, fixes
+
+
+def _error_line(doc: loader.Document, loc: tuple[str | int, ...]) -> int | None:
+    """The line of the field an error names, else of the file's first key."""
+    line = doc.line_of(loc)
+    return line if line is not None else min(doc.lines.values(), default=None)
+
+
+def _passthrough_notes(doc: loader.Document, points: tuple[Point, ...]) -> list[str]:
+    """Undeclared vllm.engine keys are accepted here: say where they are checked."""
+    keys = sorted(
+        {
+            key
+            for p in points
+            if p.config is not None and p.config.backend == "vllm"
+            for key in (p.config.vllm_section.engine.model_extra or {})
+        }
+    )
+    if not keys:
+        return []
+    return [
+        f"{doc.path.name}: vllm.engine keys {keys} go to vLLM's EngineArgs as written; the "
+        "installed vLLM checks them when the engine loads"
+    ]
+
+
+def _check_datasets(doc: loader.Document, points: tuple[Point, ...]) -> None:
+    """Dataset names and files are checked at collection, not after a model has loaded."""
+    problems: dict[str, Problem] = {}
+    for point in points:
+        if point.config is None or point.config.dataset.source in problems:
+            continue
+        source = point.config.dataset.source
+        found = source_problem(source, doc.path.parent)
+        if found is not None:
+            line = doc.line_of(("dataset",)) if "dataset" in doc.data else point.line
+            problems[source] = Problem("dataset", found[0], found[1], line)
+    if problems:
+        raise StudyError(doc.path, list(problems.values()))
+
+
 def _finish(
     doc: loader.Document,
     data: Mapping[str, Any],
@@ -172,27 +275,10 @@ def _finish(
     execution: ExecutionConfig,
     runners: RunnersConfig,
     gate: GateConfig,
+    notes: tuple[str, ...] = (),
 ) -> StudyPlan:
-    validated: list[
-        tuple[dict[str, Any], ExperimentConfig | None, str | None, str, int | None, str]
-    ] = []
-    seen_full: dict[str, int] = {}
     warnings: list[str] = []
-    for raw, line, origin in raws:
-        try:
-            config: ExperimentConfig | None = ExperimentConfig.model_validate(raw)
-            error = None
-        except ValidationError as exc:
-            config, error = None, format_validation_error(exc)
-        digest = short_hash(config.workload()) if config is not None else short_hash(raw)
-        # Exact duplicates (protocol fields included); same file, so field order is stable.
-        full = config.model_dump_json() if config is not None else digest
-        if full in seen_full:
-            warnings.append(f"{origin} repeats an earlier point exactly; it runs once")
-            continue
-        seen_full[full] = len(validated)
-        validated.append((raw, config, error, digest, line, origin))
-
+    validated, fixes = _validate(raws, warnings)
     varying = _varying_paths(candidates, [v[0] for v in validated])
     base_ids = [
         "-".join(
@@ -203,14 +289,26 @@ def _finish(
     ]
     ids = unique_ids(base_ids, [v[3] for v in validated])
     points = tuple(
-        Point(id=i, config_hash=d, raw=r, config=c, error=e, line=ln, origin=o)
-        for i, (r, c, e, d, ln, o) in zip(ids, validated, strict=True)
+        Point(
+            id=i,
+            config_hash=d,
+            raw=r,
+            config=c,
+            error=e,
+            # A point written at the top level has no line of its own: point at the field.
+            line=ln if ln is not None or k not in fixes else _error_line(doc, fixes[k][1]),
+            origin=o,
+            fix=fixes[k][0] if k in fixes else None,
+        )
+        for k, (i, (r, c, e, d, ln, o)) in enumerate(zip(ids, validated, strict=True))
     )
+    _check_datasets(doc, points)
+    notes = (*notes, *_passthrough_notes(doc, points))
     invalid = sum(1 for p in points if not p.valid)
     if points and invalid == len(points):
         raise StudyError(
             doc.path,
-            [Problem(p.id, p.error or "invalid", None, p.line) for p in points[:20]],
+            [Problem(f"point {p.id}", p.error or "invalid", p.fix, p.line) for p in points[:20]],
         )
     if invalid * 2 > len(points):
         warnings.append(f"{invalid} of {len(points)} grid points are invalid and will be skipped")
@@ -230,6 +328,7 @@ def _finish(
         runners=runners,
         gate=gate,
         warnings=tuple(warnings),
+        notes=notes,
     )
 
 

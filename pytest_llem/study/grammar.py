@@ -105,6 +105,11 @@ def _is_open_mapping(annotation: Any) -> bool:
     return False
 
 
+def _is_open_model(model: type[BaseModel]) -> bool:
+    """True for sections that pass undeclared keys through (``extra="allow"``)."""
+    return model.model_config.get("extra") == "allow"
+
+
 def suggest(name: str, choices: list[str]) -> str | None:
     """The closest known name to ``name``, for "did you mean" hints."""
     matches = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
@@ -123,6 +128,8 @@ def check_path(model: type[BaseModel], path: Path_) -> tuple[int, str, str] | No
             parent = ".".join(path[:index])
             return index, f"{parent} is a value, not a block", f"give {parent} a value, not keys"
         fields = current.model_fields
+        if seg not in fields and _is_open_model(current):
+            return None  # keys beyond the declared ones are passed through (vLLM EngineArgs)
         if seg not in fields:
             hint = suggest(seg, sorted(fields))
             fix = f"did you mean {hint!r}?" if hint else f"use one of {sorted(fields)}"

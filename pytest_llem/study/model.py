@@ -17,6 +17,7 @@ from pytest_llem.study.protocol import (
 )
 
 Precision = Literal["fp32", "fp16", "bf16"]
+DatasetOrder = Literal["interleaved", "grouped", "shuffled"]
 Device = Literal["cuda", "cpu"]
 
 SAMPLING_PRESETS: dict[str, dict[str, Any]] = {
@@ -35,6 +36,7 @@ WORKLOAD_FIELDS: frozenset[str] = frozenset(
         "device",
         "n",
         "dataset",
+        "dataset_order",
         "precision",
         "random_seed",
         "max_input_tokens",
@@ -133,6 +135,11 @@ class ExperimentConfig(_Section):
     device: Device = "cuda"
     n: int = Field(default=100, ge=1, description="Prompts per measured pass")
     dataset: DatasetConfig = DatasetConfig()
+    dataset_order: DatasetOrder | None = Field(
+        default=None,
+        description="None or interleaved: file order; grouped: by the records' source field; "
+        "shuffled: seeded by random_seed (as LLenergyMeasure)",
+    )
     precision: Precision = "bf16"
     random_seed: int = 42
     max_input_tokens: int = Field(default=512, ge=1)
@@ -156,6 +163,12 @@ class ExperimentConfig(_Section):
         if any(ch in value for ch in "\n\r\0") or value != value.strip():
             raise ValueError("model must be a plain id or path without surrounding spaces")
         return value
+
+    @field_validator("dataset_order")
+    @classmethod
+    def _file_order_is_default(cls, value: DatasetOrder | None) -> DatasetOrder | None:
+        # interleaved is file order, the default: one identity for both spellings.
+        return None if value == "interleaved" else value
 
     @model_validator(mode="after")
     def _check_backend(self) -> ExperimentConfig:

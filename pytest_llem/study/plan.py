@@ -22,6 +22,7 @@ class Point:
     error: str | None = None
     line: int | None = None
     origin: str = "sweep"
+    fix: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -58,6 +59,9 @@ class StudyPlan:
     runners: RunnersConfig
     gate: GateConfig
     warnings: tuple[str, ...] = field(default=())
+    # Advice printed under the collection header (LLenergyMeasure names accepted, ...):
+    # not warnings, so that a project running with -W error still collects the file.
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def valid_points(self) -> tuple[Point, ...]:

@@ -39,6 +39,12 @@ class ExecutionConfig(_Section):
         description="Fail an item that runs longer (model load included); needs pytest-timeout",
     )
 
+    @field_validator("experiment_gap_s", "cycle_gap_s", mode="before")
+    @classmethod
+    def _none_is_no_gap(cls, value: object) -> object:
+        # LLenergyMeasure wrote null for "the machine default", which was no gap.
+        return 0.0 if value is None else value
+
 
 def is_valid_image(image: str) -> bool:
     """True if ``image`` is a well-formed Docker image reference."""

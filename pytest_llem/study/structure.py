@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from pytest_llem.errors import Problem, StudyError
-from pytest_llem.study import loader
+from pytest_llem.study import compat, loader
 from pytest_llem.study.backends import BACKENDS
 from pytest_llem.study.grammar import (
     check_path,
@@ -39,6 +39,27 @@ STUDY_KEYS: tuple[str, ...] = (
 Dim = tuple[tuple[str, ...], list[Any], int | None]
 
 
+def fix_for(errors: list[Any]) -> str:
+    """A fix for the first of pydantic's ``exc.errors()`` (the message names the field)."""
+    if not errors:
+        return "correct the value"
+    err = errors[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "the config"
+    kind = str(err["type"])
+    if kind == "missing":
+        where = "at the top level, in the sweep, or in each experiment"
+        return f"set {loc} ({where})" if "." not in loc else f"set {loc}"
+    if kind == "extra_forbidden":
+        return f"remove {loc} or check its spelling"
+    if kind in ("literal_error", "enum"):
+        return f"use one of the allowed values for {loc}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"give {loc} a value in the allowed range"
+    if kind == "value_error":
+        return "change the settings the message names"
+    return f"give {loc} a value of the right type"
+
+
 class Expander:
     """Collects problems while walking one study document."""
 
@@ -47,6 +68,7 @@ class Expander:
         self.root = root.resolve() if root is not None else None
         self.max_points = max_points
         self.problems: list[Problem] = []
+        self.notes: list[str] = []
 
     def problem(
         self,
@@ -92,7 +114,11 @@ class Expander:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.problem((key,), f"must be a mapping, got {type(value).__name__}", None)
+            self.problem(
+                (key,),
+                f"must be a mapping, got {type(value).__name__}",
+                f"write {key}: as a block of keys (see the README)",
+            )
             return {}
         for name in value:
             if name not in model.model_fields:
@@ -112,14 +138,18 @@ class Expander:
                     continue  # already reported with a suggestion by check_section
                 loc = tuple(str(x) for x in err["loc"])
                 msg = str(err["msg"]).removeprefix("Value error, ")
-                self.problem((key, *loc), msg, None)
+                self.problem((key, *loc), msg, fix_for([err]))
             return model()
 
     # -- base ----------------------------------------------------------------------------
 
     def load_base(self, ref: Any, origin: Path, seen: frozenset[Path]) -> dict[str, Any]:
         if not isinstance(ref, str) or not ref.strip():
-            self.problem(("base",), "must be a path to an experiment YAML file", None)
+            self.problem(
+                ("base",),
+                "must be a path to an experiment YAML file",
+                "write base: path/to/experiment.yaml (relative to this file)",
+            )
             return {}
         target = (origin.parent / ref).resolve()
         if self.root is not None and not target.is_relative_to(self.root):
@@ -141,7 +171,16 @@ class Expander:
             return {}
         base_doc = loader.read(target)
         if not isinstance(base_doc.data, Mapping):
-            raise StudyError.single(target, "", "a base file must be a mapping of config fields")
+            raise StudyError.single(
+                target,
+                "",
+                "a base file must be a mapping of config fields",
+                "write experiment fields (model: ..., precision: ...) at the top level",
+            )
+        upgraded = compat.upgrade_base(base_doc)
+        if upgraded.problems:
+            raise StudyError(target, upgraded.problems)
+        self.notes.extend(upgraded.summary(target.name))
         data = dict(base_doc.data)
         nested = data.pop("base", None)
         problems = [
@@ -162,7 +201,11 @@ class Expander:
         if sweep is None:
             return universal, scoped, None
         if not isinstance(sweep, Mapping):
-            self.problem(("sweep",), "must be a mapping of dotted keys to lists", None)
+            self.problem(
+                ("sweep",),
+                "must be a mapping of dotted keys to lists",
+                "write sweep: {precision: [fp16, bf16], pytorch.batch_size: [1, 8]}",
+            )
             return universal, scoped, None
         for key, values in sweep.items():
             keypath = ("sweep", key)

@@ -8,7 +8,9 @@ import pytest
 
 from pytest_llem.engines.datasets import (
     DatasetError,
+    ordered,
     read_jsonl_prompts,
+    read_jsonl_records,
     resolve_source,
     synthetic_ids,
     take,
@@ -55,3 +57,26 @@ def test_take_cycles_and_synthetic_is_seeded() -> None:
     assert a == synthetic_ids(50, [0, 1], 3, 4, seed=1)
     assert a != synthetic_ids(50, [0, 1], 3, 4, seed=2)
     assert all(len(p) == 4 and 0 not in p and 1 not in p for p in a)
+
+
+def test_dataset_order_follows_the_original(tmp_path: Path) -> None:
+    f = tmp_path / "d.jsonl"
+    f.write_text(
+        '{"_provenance": "x"}\n'
+        + "".join(
+            f'{{"prompt": "{p}", "source": "{s}"}}\n'
+            for p, s in [("a1", "a"), ("b1", "b"), ("a2", "a"), ("b2", "b")]
+        )
+    )
+    records = read_jsonl_records(f, None)
+    assert ordered(records, None, 1) == ["a1", "b1", "a2", "b2"]
+    assert ordered(records, "grouped", 1) == ["a1", "a2", "b1", "b2"]
+    shuffled = ordered(records, "shuffled", 1)
+    assert sorted(shuffled) == ["a1", "a2", "b1", "b2"] and shuffled == ordered(
+        records, "shuffled", 1
+    )
+
+
+def test_the_aienergyscore_set_is_built_in() -> None:
+    path = resolve_source(DatasetConfig(source="aienergyscore"), None)
+    assert path is not None and len(read_jsonl_prompts(path, None)) == 1000

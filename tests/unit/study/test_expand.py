@@ -276,3 +276,70 @@ def test_plan_is_pure_no_heavy_imports() -> None:
 def test_header_says_multi_backend_studies_run_in_containers(write_study: Write) -> None:
     path = write_study("model: m\nbackend: [pytorch, vllm]\nprecision: fp16\n")
     assert load(path).header().endswith("; backends pytorch, vllm run in separate containers")
+
+
+def test_a_backend_sweep_alone_is_kept_when_experiments_exist(write_study: Write) -> None:
+    path = write_study(
+        "model: gpt2\nsweep: {backend: [pytorch, vllm]}\n"
+        "experiments: [{backend: pytorch, precision: fp16}]\n"
+    )
+    plan = load(path)
+    assert [(p.backend, p.origin) for p in plan.points] == [
+        ("pytorch", "sweep"),
+        ("vllm", "sweep"),
+        ("pytorch", "experiments[0]"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "sweep",
+    [
+        "  decoder.temperature: [0.5, 1.0]\n  decoder: [{top_p: 0.9}, {top_p: 0.5}]\n",
+        "  decoder: [{top_p: 0.9}, {top_p: 0.5}]\n  decoder.temperature: [0.5, 1.0]\n",
+    ],
+)
+def test_overlapping_sweep_keys_combine_independent_of_order(
+    write_study: Write, sweep: str
+) -> None:
+    plan = load(write_study(f"model: gpt2\nsweep:\n{sweep}"))
+    assert plan.warnings == ()
+    got = {(p.config.decoder.temperature, p.config.decoder.top_p) for p in plan.points if p.config}
+    assert got == {(0.5, 0.9), (0.5, 0.5), (1.0, 0.9), (1.0, 0.5)}
+
+
+def test_a_swept_block_merges_into_the_fixed_block(write_study: Write) -> None:
+    path = write_study("model: m\ndecoder: {top_k: 5}\nsweep:\n  decoder: [{top_p: 0.9}]\n")
+    config = load(path).points[0].config
+    assert config is not None and (config.decoder.top_k, config.decoder.top_p) == (5, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ("nope", "neither 'synthetic', a built-in name"),
+        ("missing.jsonl", "does not exist"),
+    ],
+)
+def test_dataset_names_and_paths_are_checked_at_collection(
+    write_study: Write, dataset: str, message: str
+) -> None:
+    path = write_study(f"model: gpt2\nn: 2\ndataset: {dataset}\n")
+    with pytest.raises(StudyError, match=message) as err:
+        load(path)
+    assert err.value.problems[0].line == 3 and err.value.problems[0].fix
+
+
+def test_the_original_default_dataset_is_built_in(write_study: Write, tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_text('{"prompt": "x"}\n')
+    path = write_study("model: gpt2\nsweep:\n  dataset: [aienergyscore, prompts-en, p.jsonl]\n")
+    assert len(load(path).valid_points) == 3
+
+
+def test_an_all_invalid_top_level_config_names_line_and_fix(write_study: Write) -> None:
+    path = write_study("name: x\npytorch: {batch_size: 2}\n")
+    with pytest.raises(StudyError) as err:
+        load(path)
+    problem = err.value.problems[0]
+    assert "model: Field required" in problem.message
+    # a missing field has no line: the first line of the file
+    assert problem.line == 1 and problem.fix is not None and problem.fix.startswith("set model")
