@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
 
+from pytest_llem.energy import procs
 from pytest_llem.energy.base import EnergyReading, MeterInfo
 from pytest_llem.measure.stats import trapezoid
 
@@ -266,7 +267,7 @@ class NvmlMeter:
 def device_facts(pynvml: ModuleType, handles: list[tuple[str, Any]]) -> list[tuple[str, str]]:
     """(warning code, message) for conditions that make a GPU measurement less trustworthy."""
     out: list[tuple[str, str]] = []
-    own = os.getpid()
+    own = procs.own_tree()  # our children (vLLM's engine processes) are not "others"
     for uuid, handle in handles:
         try:
             if pynvml.nvmlDeviceGetPersistenceMode(handle) == pynvml.NVML_FEATURE_DISABLED:
@@ -274,10 +275,10 @@ def device_facts(pynvml: ModuleType, handles: list[tuple[str, Any]]) -> list[tup
         except pynvml.NVMLError:
             pass  # not supported on this GPU/OS: nothing to report
         try:
-            procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+            running = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
         except pynvml.NVMLError:
-            procs = []
-        others = sorted({p.pid for p in procs if p.pid != own})
+            running = []
+        others = sorted({p.pid for p in running if p.pid not in own})
         if others:
             out.append(("other_processes", f"{uuid}: other processes use this GPU: pids {others}"))
     return out

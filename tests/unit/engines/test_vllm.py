@@ -161,7 +161,9 @@ def test_close_shuts_the_engine_core_down(fake_vllm: Any, tiny_llama: Path) -> N
 
 
 def test_cpu_engine_sizes_its_kv_cache_and_says_so(fake_vllm: Any, tiny_llama: Path) -> None:
-    cfg = config(tiny_llama, device="cpu", vllm={"engine": {"max_num_seqs": 4, "max_model_len": 128}})
+    cfg = config(
+        tiny_llama, device="cpu", vllm={"engine": {"max_num_seqs": 4, "max_model_len": 128}}
+    )
     engine = VLLMEngine.load(cfg)
     kwargs = fake_vllm.LLM.instances[-1].kwargs
     # tiny llama: 2 layers x 1 KV head x head_dim 16 x K,V x 2 bytes = 128 B/token
