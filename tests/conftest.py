@@ -528,5 +528,8 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setitem(sys.modules, "vllm", module)
     monkeypatch.setitem(sys.modules, "vllm.sampling_params", module.sampling_params)
     monkeypatch.setitem(sys.modules, "vllm.platforms", module.platforms)
-    monkeypatch.delenv("VLLM_ATTENTION_BACKEND", raising=False)
+    # The engine sets these in os.environ for vLLM's processes: restore them after the test.
+    for name in ("VLLM_ATTENTION_BACKEND", "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return module

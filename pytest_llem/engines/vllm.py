@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import os
 import time
 from pathlib import Path
@@ -145,6 +146,9 @@ class VLLMEngine:
             if plan.bytes is not None:
                 kwargs["kv_cache_memory_bytes"] = plan.bytes
             facts = {"vllm_kv_cache_bytes": plan.bytes, "vllm_kv_cache_source": plan.source}
+        # EngineCore gives its workers 5 s to exit before it warns and kills them; on a busy
+        # CPU that is not enough for a clean shutdown. Read by the engine processes at spawn.
+        env.setdefault("VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", str(int(SHUTDOWN_TIMEOUT_S)))
         for name, value in env.items():
             os.environ.setdefault(name, value)
         processes = vllm_host.EngineProcesses()
@@ -264,7 +268,16 @@ def _shutdown(llm: Any) -> None:
     if method is None:
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         method = getattr(core, "shutdown", None)
-    if callable(method):
+    if not callable(method):
+        return
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]  # no signature: call it plainly
+    # vLLM's default grace is 5 s before it force-kills (and warns); a busy CPU needs more.
+    if "timeout" in params:
+        method(timeout=SHUTDOWN_TIMEOUT_S)
+    else:
         method()
 
 
