@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llem import study
+from pytest_llem.engines import vllm_check
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.options import Settings
 from pytest_llem.preflight import Check
@@ -81,6 +82,9 @@ class StudyFile(pytest.File):
             raise self.CollectError(str(exc)) from None
         except LlemError as exc:
             raise self.CollectError(f"{self.path}: {exc}") from None
+        vllm_problems = vllm_check.study_problems(plan)
+        if vllm_problems:
+            raise self.CollectError(str(StudyError(self.path, vllm_problems))) from None
         for message in plan.warnings:
             self.warn(LlemStudyWarning(f"{self.path.name}: {message}"))
         timeout_s = item_timeout(plan, self.settings)

