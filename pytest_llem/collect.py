@@ -15,6 +15,8 @@ import pytest
 
 from pytest_llem import study
 from pytest_llem.errors import LlemError, StudyError
+from pytest_llem.gate import feasibility
+from pytest_llem.gate.apply import limits_in_force
 from pytest_llem.options import Settings
 from pytest_llem.secrets import redact
 from pytest_llem.study.plan import PlannedItem, StudyPlan
@@ -76,6 +78,18 @@ class StudyFile(pytest.File):
             raise self.CollectError(f"{self.path}: {exc}") from None
         for message in plan.warnings:
             self.warn(LlemStudyWarning(f"{self.path.name}: {message}"))
+        if self.settings.compare:  # refuse a gate that could never fail, before measuring
+            never = feasibility.problems(
+                plan.gate,
+                plan.execution.n_cycles,
+                limits_in_force(
+                    self.settings.fail_on_cli, self.settings.fail_on_ini, plan.gate, True
+                ),
+            )
+            if never:
+                raise self.CollectError(
+                    f"{self.path}: this regression gate can never fail:\n  " + "\n  ".join(never)
+                )
         self.config.stash.setdefault(PLANS_KEY, []).append(plan)
         items: list[pytest.Item] = []
         shared: Any = None

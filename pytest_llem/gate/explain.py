@@ -1,0 +1,41 @@
+"""Words for a verdict: the failure heading, the evidence of an inconclusive limit, the fix."""
+
+from __future__ import annotations
+
+from pytest_llem.gate.decide import MAX_CYCLES
+from pytest_llem.gate.verdict import Verdict
+
+
+def headline(point_id: str, cycle: int, verdict: Verdict) -> str:
+    """First line of a GateFailure: failed, or inconclusive (which fails by default)."""
+    if verdict.status == "inconclusive":
+        return (
+            f"regression gate inconclusive for {point_id} (cycle {cycle}): the data cannot "
+            "tell whether the change is within the limit, and --llem-inconclusive is fail:"
+        )
+    return f"regression gate failed for {point_id} (cycle {cycle}):"
+
+
+def fix(verdict: Verdict) -> str:
+    """What to do about a failed or inconclusive verdict."""
+    if verdict.status == "inconclusive":
+        unsure = [c for c in verdict.comparisons if c.status == "inconclusive"]
+        noisy_baseline = any((c.cv_baseline or 0.0) > 2 * (c.cv_current or 0.0) for c in unsure)
+        needed = max((c.cycles_needed or 0) for c in unsure)
+        more = f"execution.n_cycles: {needed}" if 0 < needed <= MAX_CYCLES else "more cycles"
+        steps = [
+            "re-save the baseline on a quiet machine (its cycles are the noisier side)"
+            if noisy_baseline
+            else f"re-run with more cycles ({more}, for this run and the baseline)",
+            "re-save the baseline on a quiet machine" if not noisy_baseline else f"or {more}",
+        ]
+        return (
+            f"{steps[0]}, or {steps[1].removeprefix('or ')}; "
+            "--llem-inconclusive warn reports this without failing the item"
+        )
+    if not any(c.status == "fail" for c in verdict.comparisons):
+        return (
+            "save a baseline for this config on this hardware (--llem-save-baseline), "
+            "or drop --llem-require-baseline"
+        )
+    return "investigate the regression; if it is intended, save a new baseline"
