@@ -138,9 +138,13 @@ def decide(
         reason = f"{sig.test} p={p_within:.3g} < {sig.alpha:g}: significantly within the limit"
     else:
         outcome = "inconclusive"
-        side = "beyond" if distance > 0 else "within"
-        p = p_beyond if distance > 0 else p_within
-        reason = f"{side} the limit but not significant ({sig.test} p={p:.3g}, alpha {sig.alpha:g})"
+        # Worded by the arithmetic means the report shows (the test uses geometric ones).
+        beyond = sign * (mean(current) - scale * mean(baseline)) > 0
+        p = p_beyond if beyond else p_within
+        reason = (
+            f"{'beyond' if beyond else 'within'} the limit but not significantly: "
+            f"{sig.test} p={p:.3g}, alpha {sig.alpha:g}"
+        )
     return Decision(
         outcome,
         p_beyond,

@@ -22,16 +22,20 @@ def fix(verdict: Verdict) -> str:
         unsure = [c for c in verdict.comparisons if c.status == "inconclusive"]
         noisy_baseline = any((c.cv_baseline or 0.0) > 2 * (c.cv_current or 0.0) for c in unsure)
         needed = max((c.cycles_needed or 0) for c in unsure)
-        more = f"execution.n_cycles: {needed}" if 0 < needed <= MAX_CYCLES else "more cycles"
-        steps = [
-            "re-save the baseline on a quiet machine (its cycles are the noisier side)"
-            if noisy_baseline
-            else f"re-run with more cycles ({more}, for this run and the baseline)",
-            "re-save the baseline on a quiet machine" if not noisy_baseline else f"or {more}",
-        ]
+        cycles = (
+            f"execution.n_cycles: {needed}"
+            if 0 < needed <= MAX_CYCLES
+            else "the change sits too close to the limit for any practical number of cycles"
+        )
+        warn = "; --llem-inconclusive warn reports this without failing the item"
+        if noisy_baseline:
+            return (
+                "re-save the baseline on a quiet machine (its cycles are the noisier side), "
+                f"or re-run both with more cycles ({cycles})" + warn
+            )
         return (
-            f"{steps[0]}, or {steps[1].removeprefix('or ')}; "
-            "--llem-inconclusive warn reports this without failing the item"
+            f"re-run with more cycles ({cycles}, for this run and the baseline), "
+            "or re-save the baseline on a quiet machine" + warn
         )
     if not any(c.status == "fail" for c in verdict.comparisons):
         return (
