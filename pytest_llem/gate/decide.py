@@ -118,14 +118,19 @@ def decide(
         cur = [sign * v for v in current]
         edge = [sign * v * scale for v in baseline]
     distance = mean(cur) - mean(edge)  # > 0: the estimate is beyond the limit
-    needed = cycles_needed(abs(distance), stdev(cur), stdev(edge), sig)
+
+    def needed() -> int | None:  # only for inconclusive verdicts: it costs a few quantiles
+        if n_c < 2 or n_b < 2:
+            return sig.min_cycles
+        return cycles_needed(abs(distance), stdev(cur), stdev(edge), sig)
+
     if n_c < sig.min_cycles or n_b < sig.min_cycles:
         return Decision(
             "inconclusive",
             None,
             None,
             **noise,
-            cycles_needed=needed if n_c >= 2 and n_b >= 2 else sig.min_cycles,
+            cycles_needed=needed(),
             reason=f"too few cycles to test (n={n_c}/{n_b} < {sig.min_cycles})",
         )
     p_beyond = one_sided_p(sig.test, cur, edge)
@@ -150,6 +155,6 @@ def decide(
         p_beyond,
         p_within,
         **noise,
-        cycles_needed=needed if outcome == "inconclusive" else None,
+        cycles_needed=needed() if outcome == "inconclusive" else None,
         reason=reason,
     )
