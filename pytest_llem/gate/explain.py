@@ -22,21 +22,22 @@ def fix(verdict: Verdict) -> str:
         unsure = [c for c in verdict.comparisons if c.status == "inconclusive"]
         noisy_baseline = any((c.cv_baseline or 0.0) > 2 * (c.cv_current or 0.0) for c in unsure)
         needed = max((c.cycles_needed or 0) for c in unsure)
-        cycles = (
-            f"execution.n_cycles: {needed}"
+        more = (
+            f"re-run with more cycles (execution.n_cycles: {needed}, here and in the baseline)"
             if 0 < needed <= MAX_CYCLES
-            else "the change sits too close to the limit for any practical number of cycles"
+            else ""
         )
-        warn = "; --llem-inconclusive warn reports this without failing the item"
+        quiet = "re-save the baseline on a quiet machine"
         if noisy_baseline:
-            return (
-                "re-save the baseline on a quiet machine (its cycles are the noisier side), "
-                f"or re-run both with more cycles ({cycles})" + warn
-            )
-        return (
-            f"re-run with more cycles ({cycles}, for this run and the baseline), "
-            "or re-save the baseline on a quiet machine" + warn
-        )
+            steps = [f"{quiet} (its cycles are the noisier side)", *([more] if more else [])]
+        else:
+            steps = [
+                more
+                or "re-run on a quiet machine (at this noise no practical number "
+                "of cycles decides it)",
+                quiet,
+            ]
+        return ", or ".join(steps) + "; --llem-inconclusive warn reports this without failing it"
     if not any(c.status == "fail" for c in verdict.comparisons):
         return (
             "save a baseline for this config on this hardware (--llem-save-baseline), "

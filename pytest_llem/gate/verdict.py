@@ -16,7 +16,7 @@ from pytest_llem.measure.stats import mean
 from pytest_llem.study.spec import SignificanceConfig
 
 Status = Literal["pass", "fail", "inconclusive", "not_evaluated", "pending"]
-VerdictStatus = Literal["pass", "fail", "inconclusive", "no_baseline", "not_evaluated"]
+VerdictStatus = Literal["pass", "fail", "inconclusive", "pending", "no_baseline", "not_evaluated"]
 Policy = Literal["fail", "warn"]
 ENERGY_METRICS = frozenset(m for m in METRICS if "energy" in m or m == "avg_power_w")
 
@@ -159,6 +159,8 @@ def evaluate(
         status: VerdictStatus = "fail"
     elif any(c.status == "inconclusive" for c in comparisons):
         status = "inconclusive"
+    elif any(c.status == "pending" for c in comparisons):
+        status = "pending"  # not "pass": nothing relative is decided before the last cycle
     elif has_relative and baseline is None:
         status = "fail" if require_baseline else "no_baseline"
     elif comparisons and all(c.status == "not_evaluated" for c in comparisons):

@@ -113,7 +113,7 @@ def test_missing_energy_is_not_evaluated_unless_required() -> None:
 
 def test_pending_until_the_last_cycle() -> None:
     v = verdict("energy_per_output_token_j>5%", {"energy_per_output_token_j": [2.0]}, final=False)
-    assert v.status == "pass" and v.comparisons[0].status == "pending"
+    assert v.status == "pending" and v.comparisons[0].status == "pending" and not v.failed
 
 
 def test_no_baseline_and_required_baseline() -> None:
