@@ -16,6 +16,8 @@ import pytest
 from pytest_llem import study
 from pytest_llem.engines import vllm_check
 from pytest_llem.errors import LlemError, StudyError
+from pytest_llem.gate import feasibility
+from pytest_llem.gate.apply import limits_in_force
 from pytest_llem.options import Settings
 from pytest_llem.preflight import Check
 from pytest_llem.runners.base import Runner
@@ -100,6 +102,18 @@ class StudyFile(pytest.File):
                 '  fix: pip install "pytest-llem[timeout]" (or pytest-timeout), or remove '
                 f"{source}"
             )
+        if self.settings.compare:  # refuse a gate that could never fail, before measuring
+            never = feasibility.problems(
+                plan.gate,
+                plan.execution.n_cycles,
+                limits_in_force(
+                    self.settings.fail_on_cli, self.settings.fail_on_ini, plan.gate, True
+                ),
+            )
+            if never:
+                raise self.CollectError(
+                    f"{self.path}: this regression gate can never fail:\n  " + "\n  ".join(never)
+                )
         self.config.stash.setdefault(PLANS_KEY, []).append(plan)
         items: list[pytest.Item] = []
         shared: Any = None

@@ -6,7 +6,7 @@ import pytest
 
 from pytest_llem.gate.thresholds import Limit, LimitSyntaxError, parse_fail_on
 from pytest_llem.runners.resolve import parse_cli
-from pytest_llem.study.spec import parse_runner_value
+from pytest_llem.study.spec import parse_limit, parse_runner_value
 
 ENERGY_CHOICES = ("auto", "nvml", "zeus", "rapl", "null")
 
@@ -102,3 +102,19 @@ def boolean(text: str | bool) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise pytest.UsageError(f"expected a boolean, got {text!r}")
+
+
+def inconclusive(text: str) -> str:
+    if text not in ("fail", "warn"):
+        raise pytest.UsageError(f"expected fail or warn, got {text!r}")
+    return text
+
+
+def percentage(text: str) -> float:
+    try:
+        amount, relative = parse_limit(text)
+    except ValueError:
+        relative, amount = False, 0.0
+    if not relative or amount <= 0:
+        raise pytest.UsageError(f"expected a positive percentage such as 5%, got {text!r}")
+    return amount

@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fail-on", default="", help="limits, as --llem-fail-on")
     parser.add_argument("--require-energy", action="store_true")
     parser.add_argument("--require-baseline", action="store_true")
+    parser.add_argument(
+        "--inconclusive", choices=("fail", "warn"), default="fail", help="as --llem-inconclusive"
+    )
     args = parser.parse_args(argv)
     try:
         reports = [(p, read_report(p)) for p in args.reports]
@@ -123,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             baseline=loaded,
             require_energy=args.require_energy,
             require_baseline=args.require_baseline,
+            inconclusive=args.inconclusive,
         )
     except (LlemError, LimitSyntaxError) as exc:
         print(f"error: {exc}", file=sys.stderr)

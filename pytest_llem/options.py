@@ -111,6 +111,27 @@ OPTIONS: tuple[Option, ...] = (
         convert=convert.boolean,
         flag=True,
     ),
+    Option(
+        "inconclusive",
+        "what a relative limit the data cannot decide (beyond it but not significant, or too "
+        "few cycles) does to the item: fail (default) or warn",
+        ini="llem_inconclusive",
+        convert=convert.inconclusive,
+        metavar="fail|warn",
+    ),
+    Option(
+        "max_cv",
+        "cycle-to-cycle CV beyond which a config is unstable (default: the study's "
+        "gate.max_cv, else 5%)",
+        ini="llem_max_cv",
+        convert=convert.percentage,
+        has_cli=False,
+    ),
+    Option(
+        "save_baseline_force",
+        "save the baseline even when some configs' cycles vary beyond max_cv",
+        flag=True,
+    ),
     Option("plot", "write PNG plots (energy per token, throughput) into DIR", metavar="DIR"),
     Option("bmf", "also export results in Bencher Metric Format (JSON) to PATH", metavar="PATH"),
     Option(
@@ -223,15 +244,17 @@ def add_options(parser: pytest.Parser) -> None:
     """Register the option table with pytest."""
     group = parser.getgroup("llem", "LLM inference energy benchmarks (pytest-llem)")
     for opt in OPTIONS:
+        # argparse %-formats option help (not ini help): "5%" would crash pytest --help.
+        cli_help = opt.help.replace("%", "%%")
         if not opt.has_cli:
             pass
         elif opt.flag:
             group.addoption(
-                opt.cli, action="store_true", default=None, dest=opt.dest, help=opt.help
+                opt.cli, action="store_true", default=None, dest=opt.dest, help=cli_help
             )
         else:
             group.addoption(
-                opt.cli, default=None, dest=opt.dest, metavar=opt.metavar, help=opt.help
+                opt.cli, default=None, dest=opt.dest, metavar=opt.metavar, help=cli_help
             )
         if opt.ini:
             if opt.flag:
@@ -272,6 +295,9 @@ class Settings:
     fail_on_ini: tuple[Limit, ...] = ()
     require_energy: bool = False
     require_baseline: bool = False
+    inconclusive: str = "fail"
+    max_cv: float | None = None
+    save_baseline_force: bool = False
     plot_dir: Path | None = None
     bmf_path: Path | None = None
     shard: tuple[int, int] | None = None
@@ -372,6 +398,9 @@ def resolve(config: pytest.Config) -> Settings:
         fail_on_ini=convert.fail_on(ini_limits) if ini_limits else (),
         require_energy=bool(values["require_energy"]),
         require_baseline=bool(values["require_baseline"]),
+        inconclusive=values["inconclusive"] or "fail",
+        max_cv=values["max_cv"],
+        save_baseline_force=bool(values["save_baseline_force"]),
         plot_dir=path(values["plot"], None),
         bmf_path=path(values["bmf"], None),
         shard=values["shard"],

@@ -15,8 +15,8 @@ import pytest
 
 from pytest_llem import preflight
 from pytest_llem.errors import GateFailure, LlemError, PreflightError
+from pytest_llem.gate import explain
 from pytest_llem.gate.apply import Gate
-from pytest_llem.gate.verdict import Verdict
 from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.measure.baseline import IdleBaselines
 from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
@@ -67,15 +67,6 @@ _UNSAFE_FILE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 class ValidityFailure(LlemError):  # noqa: N818 - a verdict, like GateFailure
     """A validity warning the study asked to treat as a failure (``validity.fail_on``)."""
-
-
-def _gate_fix(verdict: Verdict) -> str:
-    if not any(c.status == "fail" for c in verdict.comparisons):
-        return (
-            "save a baseline for this config on this hardware (--llem-save-baseline), "
-            "or drop --llem-require-baseline"
-        )
-    return "investigate the regression; if it is intended, save a new baseline"
 
 
 def _now() -> str:
@@ -221,6 +212,11 @@ class LlemSession:
             measurement.metrics.model_dump(),
             final=item.cycle >= item.plan.execution.n_cycles,
         )
+        unstable = self.gate.unstable_warning(item.plan.gate, stats)
+        if unstable is not None and all(w.code != unstable.code for w in measurement.warnings):
+            measurement = measurement.model_copy(
+                update={"warnings": [*measurement.warnings, unstable]}
+            )
         record(
             ItemOutcome(
                 measurement={
@@ -236,9 +232,8 @@ class LlemSession:
         )
         if verdict is not None and verdict.failed:
             raise GateFailure(
-                f"regression gate failed for {item.point.id} (cycle {item.cycle}):\n"
-                + gate_table(verdict),
-                _gate_fix(verdict),
+                explain.headline(item.point.id, item.cycle, verdict) + "\n" + gate_table(verdict),
+                explain.fix(verdict),
             )
         failing = [w for w in measurement.warnings if w.code in config.validity.fail_on]
         if failing:

@@ -32,6 +32,8 @@ def gate(settings: Settings) -> Gate:
         baseline=loaded,
         require_energy=settings.require_energy,
         require_baseline=settings.require_baseline,
+        inconclusive="warn" if settings.inconclusive == "warn" else "fail",
+        max_cv=settings.max_cv,
     )
 
 

@@ -5,15 +5,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pytest_llem.gate import cycles
+from pytest_llem.gate import cycles, stability
 from pytest_llem.gate.baseline import BaselineFile
 from pytest_llem.gate.thresholds import Limit, combine, from_study, parse_fail_on
-from pytest_llem.gate.verdict import Verdict, evaluate
+from pytest_llem.gate.verdict import Policy, Verdict, evaluate
+from pytest_llem.results import ValidityWarning
 from pytest_llem.study.spec import GateConfig
 
 # When comparing with a baseline and nobody set a relative limit, guard the two headline
 # figures (see benchmarks/perf/README.md for why 5% with Welch at alpha 0.05, 3+ cycles).
 DEFAULT_RELATIVE = "energy_per_output_token_j>5%,output_tokens_per_s>5%"
+
+
+def limits_in_force(
+    cli: Sequence[Limit], ini: Sequence[Limit], study: GateConfig, comparing: bool
+) -> list[Limit]:
+    """Limits in force for a study: cli > ini > study; relative ones only when comparing,
+    and the default relative limits when comparing and nobody set one."""
+    chosen = combine(list(cli), list(ini), from_study(study))
+    if not comparing:
+        return [lim for lim in chosen if lim.kind != "relative"]
+    if not any(lim.kind == "relative" for lim in chosen):
+        chosen = combine(chosen, parse_fail_on(DEFAULT_RELATIVE, source="default"))
+    return chosen
 
 
 @dataclass
@@ -25,16 +39,28 @@ class Gate:
     baseline: BaselineFile | None = None
     require_energy: bool = False
     require_baseline: bool = False
+    inconclusive: Policy = "fail"
+    max_cv: float | None = None  # ini llem_max_cv; the study's gate.max_cv otherwise
     samples: dict[str, list[Mapping[str, float | None]]] = field(default_factory=dict)
 
     def limits(self, study: GateConfig) -> list[Limit]:
         """Limits in force for a study: cli > ini > study; defaults when comparing."""
-        chosen = combine(list(self.cli), list(self.ini), from_study(study))
-        if self.baseline is None:
-            return [lim for lim in chosen if lim.kind != "relative"]
-        if not any(lim.kind == "relative" for lim in chosen):
-            chosen = combine(chosen, parse_fail_on(DEFAULT_RELATIVE, source="default"))
-        return chosen
+        return limits_in_force(self.cli, self.ini, study, self.baseline is not None)
+
+    def stability(self, study: GateConfig) -> stability.Rule:
+        """Which metrics must be steady across cycles, and how steady (the gated ones)."""
+        relative = limits_in_force(self.cli, self.ini, study, comparing=True)
+        return stability.rule(study, self.max_cv, relative)
+
+    def unstable_warning(
+        self, study: GateConfig, stats: Mapping[str, Mapping[str, float]] | None
+    ) -> ValidityWarning | None:
+        """The ``unstable_cycles`` warning for a config's last cycle, when it applies."""
+        if not stats:
+            return None
+        checked = self.stability(study)
+        found = stability.unstable(stats, checked)
+        return stability.warning(found, checked) if found else None
 
     def record(
         self, config_hash: str, metrics: Mapping[str, float | None]
@@ -72,6 +98,7 @@ class Gate:
             self.require_energy,
             self.require_baseline and self.baseline is not None,
             baseline_note=note,
+            inconclusive=self.inconclusive,
         )
         verdict.baseline = self.baseline.name if self.baseline is not None else None
         return verdict, stats

@@ -2,6 +2,9 @@
 
 An H100 result is never compared with an A100 baseline: the hardware fingerprint (GPU model,
 driver major, power limit, or the CPU model for cpu points) is part of the key.
+
+Schema versions: 1 (samples only) stays readable; 2 adds each entry's cycle-to-cycle ``cv``
+per metric, so that a later comparison can say how steady its reference was.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pytest_llem.catalog import METRICS
 from pytest_llem.errors import LlemError
 from pytest_llem.gate.cycles import collect
+from pytest_llem.measure.stats import cv, mean
 from pytest_llem.results import write_json_atomic
 
 
@@ -33,6 +37,7 @@ class BaselineEntry(BaseModel):
     point_id: str
     study: str
     samples: dict[str, list[float]]
+    cv: dict[str, float] = Field(default_factory=dict)  # version 2; absent from version 1
 
 
 class BaselineFile(BaseModel):
@@ -41,7 +46,7 @@ class BaselineFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["pytest-llem-baseline"] = "pytest-llem-baseline"
-    version: Literal[1] = 1
+    version: Literal[1, 2] = 2
     name: str
     created_at: str
     entries: list[BaselineEntry] = Field(default_factory=list)
@@ -100,13 +105,15 @@ def build(name: str, results: Iterable[Any]) -> BaselineFile:
     for (config_hash, hardware), items in groups.items():
         items.sort(key=lambda r: r.cycle)
         metrics = [{k: v for k, v in r.metrics.model_dump().items() if k in METRICS} for r in items]
+        samples = collect(metrics)
         entries.append(
             BaselineEntry(
                 config_hash=config_hash,
                 hardware=hardware,
                 point_id=items[0].point_id,
                 study=items[0].study,
-                samples=collect(metrics),
+                samples=samples,
+                cv={m: abs(cv(v)) for m, v in samples.items() if len(v) >= 2 and mean(v)},
             )
         )
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

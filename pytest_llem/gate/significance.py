@@ -58,6 +58,21 @@ def t_sf(t: float, df: float) -> float:
     return tail if t >= 0 else 1.0 - tail
 
 
+def t_ppf(q: float, df: float) -> float:
+    """The q-quantile of Student's t with ``df`` degrees of freedom (bisection on t_sf)."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must be within (0, 1), got {q}")
+    if q < 0.5:
+        return -t_ppf(1.0 - q, df)
+    lo, hi = 0.0, 1.0
+    while t_sf(hi, df) > 1.0 - q:
+        lo, hi = hi, hi * 2.0
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if t_sf(mid, df) > 1.0 - q else (lo, mid)
+    return (lo + hi) / 2.0
+
+
 def welch_greater(current: Sequence[float], baseline: Sequence[float]) -> float:
     """One-sided p-value that mean(current) > mean(baseline) (Welch's t-test)."""
     n1, n2 = len(current), len(baseline)

@@ -71,9 +71,15 @@ def build(
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     gate_failures = sum(1 for r in results if (r.gate or {}).get("status") == "fail")
+    inconclusive = sum(1 for r in results if (r.gate or {}).get("status") == "inconclusive")
     return {
         "report_version": REPORT_VERSION,
-        "session": {**session, "counts": counts, "gate_failures": gate_failures},
+        "session": {
+            **session,
+            "counts": counts,
+            "gate_failures": gate_failures,
+            "gate_inconclusive": inconclusive,
+        },
         "study": studies(results, gates),
         "configs": configs(results),
         "items": [r.model_dump(mode="json") for r in results],

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_llem.gate.verdict import Comparison, inconclusive_line
 from pytest_llem.results import ExperimentResult
 
 
@@ -27,8 +28,28 @@ def gate_cell(result: ExperimentResult) -> str:
     if not deltas:
         return str(gate["status"])
     failing = [c for c in deltas if c.get("status") == "fail"]
-    worst = (failing or sorted(deltas, key=lambda c: -abs(c["delta_pct"])))[0]
+    unsure = [c for c in deltas if c.get("status") == "inconclusive"]
+    worst = (failing or unsure or sorted(deltas, key=lambda c: -abs(c["delta_pct"])))[0]
     return f"{gate['status']} ({worst['metric']} {worst['delta_pct']:+.1f}%)"
+
+
+def gate_rank(result: ExperimentResult) -> int:
+    """Sort key: regressions first, then inconclusive verdicts, then the rest."""
+    status = (result.gate or {}).get("status")
+    return 0 if status == "fail" else 1 if status == "inconclusive" else 2
+
+
+def _inconclusive(r: ExperimentResult, where: str) -> str:
+    """``::warning`` (``::error`` when it failed the item) for an undecided relative limit."""
+    gate = r.gate or {}
+    level = "error" if gate.get("inconclusive", "fail") == "fail" else "warning"
+    lines = [
+        Comparison.model_validate(c)
+        for c in gate.get("comparisons", [])
+        if c.get("status") == "inconclusive"
+    ]
+    detail = "; ".join(inconclusive_line(c) for c in lines)
+    return f"::{level} {where},title=llem inconclusive {r.point_id}::{_escape(detail)}"
 
 
 def summary_markdown(results: Sequence[ExperimentResult], plots: Sequence[Path] = ()) -> str:
@@ -44,7 +65,7 @@ def summary_markdown(results: Sequence[ExperimentResult], plots: Sequence[Path] 
             "| item | outcome | gate | out tok/s | J/token | energy source |",
             "|---|---|---|---|---|---|",
         ]
-        for r in sorted(items, key=lambda r: (r.gate or {}).get("status") != "fail"):
+        for r in sorted(items, key=gate_rank):
             m = r.metrics
             source = (r.energy.source or f"none: {r.energy.reason}") if r.energy else "n/a"
             lines.append(
@@ -59,7 +80,8 @@ def summary_markdown(results: Sequence[ExperimentResult], plots: Sequence[Path] 
 
 
 def workflow_commands(results: Sequence[ExperimentResult], rootdir: Path) -> list[str]:
-    """``::error`` at the study line of each regressed point, ``::warning`` for validity."""
+    """``::error`` at the study line of each regressed point, ``::warning`` for validity and
+    for inconclusive gate verdicts (``::error`` when ``--llem-inconclusive fail`` failed it)."""
     out: list[str] = []
     for r in results:
         file = r.study_file or ""
@@ -76,6 +98,8 @@ def workflow_commands(results: Sequence[ExperimentResult], rootdir: Path) -> lis
                 for c in failed
             )
             out.append(f"::error {where},title=llem regression {r.point_id}::{_escape(detail)}")
+        elif gate.get("status") == "inconclusive":
+            out.append(_inconclusive(r, where))
         for w in r.warnings:
             out.append(f"::warning {where},title=llem {w.code} {r.point_id}::{_escape(w.message)}")
     return out

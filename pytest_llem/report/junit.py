@@ -35,4 +35,10 @@ def properties(
                 props.append((f"llem.gate.{comp.metric}.delta_pct", round(comp.delta_pct, 3)))
             if comp.p_value is not None:
                 props.append((f"llem.gate.{comp.metric}.p_value", comp.p_value))
+            if comp.status == "inconclusive":
+                props.append((f"llem.gate.{comp.metric}.status", comp.status))
+                for key in ("p_within", "cv_current", "cv_baseline", "cycles_needed"):
+                    value = getattr(comp, key)
+                    if value is not None:
+                        props.append((f"llem.gate.{comp.metric}.{key}", value))
     return [(name, redact(value) if isinstance(value, str) else value) for name, value in props]

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from pytest_llem.errors import LlemError
-from pytest_llem.gate import baseline
+from pytest_llem.gate import baseline, stability
+from pytest_llem.gate.apply import limits_in_force
 from pytest_llem.options import Settings
 from pytest_llem.report import bmf, document, github, plots, terminal
 from pytest_llem.results import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 from pytest_llem.secrets import redact
+from pytest_llem.study.spec import GateConfig
 
 REPORTER_KEY = pytest.StashKey["Reporter"]()
 
@@ -128,12 +130,11 @@ class Reporter:
         """Write the JSON report and the optional outputs (baseline, plots, BMF, summary)."""
         if not self.results:
             return
-        self.write_report(int(exitstatus))
         settings = self.settings
-        if settings.save_baseline:
-            target = baseline.resolve(settings.save_baseline, settings.baseline_dir)
-            baseline.save(target, baseline.build(settings.save_baseline, self.results))
-            self.notes.append(f"baseline {settings.save_baseline!r} saved: {target}")
+        if settings.save_baseline and not self._save_baseline(settings.save_baseline):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            exitstatus = session.exitstatus
+        self.write_report(int(exitstatus))
         if settings.plot_dir is not None:
             try:
                 self.plots = plots.write(self.results, settings.plot_dir)
@@ -147,6 +148,36 @@ class Reporter:
         if summary_file:
             with open(summary_file, "a", encoding="utf-8") as handle:
                 handle.write(github.summary_markdown(self.results, self.plots))
+
+    def _save_baseline(self, name: str) -> bool:
+        """Store the baseline unless some config is unstable (and not forced); say which."""
+        built = baseline.build(name, self.results)
+        refused = stability.refusals(built.entries, self._stability_rules())
+        target = baseline.resolve(name, self.settings.baseline_dir)
+        if refused and not self.settings.save_baseline_force:
+            self.notes.append(
+                f"baseline {name!r} NOT saved: these configs' cycles vary too much to serve as "
+                "a reference:\n  " + "\n  ".join(refused) + "\n  re-run on a quiet machine "
+                "(or with more cycles), or store it anyway with --llem-save-baseline-force"
+            )
+            return False
+        try:
+            baseline.save(target, built)
+        except baseline.BaselineError as exc:
+            self.notes.append(f"baseline {name!r} NOT saved: {exc}")
+            return False
+        self.notes.append(f"baseline {name!r} saved: {target}")
+        self.notes.extend(f"  saved although unstable: {line}" for line in refused)
+        return True
+
+    def _stability_rules(self) -> dict[str, stability.Rule]:
+        rules: dict[str, stability.Rule] = {}
+        s = self.settings
+        for r in self.results:
+            study = GateConfig.model_validate(self.study_gates.get(r.study_hash) or {})
+            relative = limits_in_force(s.fail_on_cli, s.fail_on_ini, study, comparing=True)
+            rules[r.config_hash] = stability.rule(study, s.max_cv, relative)
+        return rules
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Print the per-study tables, then GitHub annotations when running in Actions."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pytest_llem.report.github import gate_cell
+from pytest_llem.gate.verdict import Comparison, inconclusive_line
+from pytest_llem.report.github import gate_cell, gate_rank
 from pytest_llem.results import ExperimentResult
 
 HEADERS = ("item", "outcome", "gate", "out tok/s", "J/token", "energy J", "duration s", "notes")
@@ -51,6 +52,21 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str] = HEADERS) -> li
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def inconclusive_notes(results: Iterable[ExperimentResult]) -> list[str]:
+    """Under the table: why each inconclusive verdict could not be decided."""
+    lines = []
+    for r in results:
+        gate = r.gate or {}
+        if gate.get("status") != "inconclusive":
+            continue
+        effect = "failed" if gate.get("inconclusive", "fail") == "fail" else "warning only"
+        for c in gate.get("comparisons", []):
+            if c.get("status") == "inconclusive":
+                comp = Comparison.model_validate(c)
+                lines.append(f"inconclusive ({effect}): {r.point_id}: {inconclusive_line(comp)}")
+    return lines
+
+
 def summary_lines(results: Iterable[ExperimentResult]) -> list[str]:
     """Lines of the per-study tables, studies in first-seen order."""
     by_study: dict[tuple[str, str], list[ExperimentResult]] = {}
@@ -59,8 +75,9 @@ def summary_lines(results: Iterable[ExperimentResult]) -> list[str]:
     lines: list[str] = []
     for (name, digest), items in by_study.items():
         lines.append(f"Study {name} [{digest}]")
-        # Regressions first: the rows a reviewer must read.
-        ordered = sorted(items, key=lambda r: (r.gate or {}).get("status") != "fail")
+        # Regressions first, then undecided limits: the rows a reviewer must read.
+        ordered = sorted(items, key=gate_rank)
         lines.extend(table([row(r) for r in ordered]))
+        lines.extend(inconclusive_notes(ordered))
         lines.append("")
     return lines

@@ -24,6 +24,7 @@ WARNING_CODES: tuple[str, ...] = (
     "baseline_missing",
     "energy_zero",
     "warmup_not_converged",
+    "unstable_cycles",  # set by the gate at a config's last cycle (gate/stability.py)
 )
 
 

@@ -106,6 +106,16 @@ class GateConfig(_Section):
     max_regression: dict[str, str | float] = Field(default_factory=dict)
     budgets: dict[str, float] = Field(default_factory=dict)
     significance: SignificanceConfig = SignificanceConfig()
+    max_cv: str | float | None = None  # cycle-to-cycle CV beyond which a config is unstable
+
+    @field_validator("max_cv")
+    @classmethod
+    def _max_cv(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            amount, relative = parse_limit(value)
+            if not relative or amount <= 0:
+                raise ValueError("max_cv must be a positive percentage such as '5%'")
+        return value
 
     @field_validator("max_regression", "budgets")
     @classmethod

@@ -45,6 +45,16 @@ def test_zero_is_a_setting_not_a_missing_value(pytester: pytest.Pytester) -> Non
             [],
             "ini llem_docker_timeout: expected a number, got 'soon'",
         ),
+        (
+            "",
+            ["--llem-inconclusive=ignore"],
+            "--llem-inconclusive: expected fail or warn, got 'ignore'",
+        ),
+        (
+            "llem_max_cv = 5",
+            [],
+            "ini llem_max_cv: expected a positive percentage such as 5%, got '5'",
+        ),
         # Converters that already name their option are not prefixed a second time.
         ("", ["--llem-energy=solar"], "--llem-energy must be one of *, got 'solar'"),
     ],
@@ -58,3 +68,18 @@ def test_a_bad_value_names_its_option(
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert "Traceback" not in result.stderr.str()
     assert "--llem-energy: --llem-energy" not in result.stderr.str()
+
+
+def test_gate_policy_settings(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllem_inconclusive = warn\nllem_max_cv = 7.5%\n")
+    settings = pytester.parseconfigure("--llem-save-baseline-force").stash[SETTINGS_KEY]
+    assert settings.inconclusive == "warn" and settings.sources["inconclusive"] == "ini"
+    assert settings.max_cv == 0.075 and settings.save_baseline_force
+    strict = pytester.parseconfigure("--llem-inconclusive=fail").stash[SETTINGS_KEY]
+    assert strict.inconclusive == "fail" and strict.sources["inconclusive"] == "cli"
+
+
+def test_help_with_percent_signs_does_not_crash(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*--llem-fail-on=LIMITS*", "*--llem-inconclusive=fail|warn*"])

@@ -63,3 +63,17 @@ def test_corrupt_or_foreign_files_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(BaselineError, match="cannot read baseline"):
         load(tmp_path / "missing.json")
     assert resolve("ci/base.json", tmp_path) == Path("ci/base.json")
+
+
+def test_version_2_records_each_configs_cv_and_version_1_stays_readable(tmp_path: Path) -> None:
+    built = build("main", [result(1, 10.0), result(2, 12.0), result(3, 8.0)])
+    assert built.version == 2
+    assert round(built.entries[0].cv["output_tokens_per_s"], 3) == 0.2
+    old = tmp_path / "old.json"
+    old.write_text(
+        '{"format": "pytest-llem-baseline", "version": 1, "name": "old", "created_at": "",'
+        ' "entries": [{"config_hash": "c1", "hardware": "cpu:x", "point_id": "p",'
+        ' "study": "s", "samples": {"output_tokens_per_s": [1.0, 2.0]}}]}'
+    )
+    entry, _ = load(old).lookup("c1", "cpu:x")
+    assert entry is not None and entry.cv == {} and load(old).version == 1

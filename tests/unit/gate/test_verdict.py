@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pytest_llem.gate.significance import bootstrap_ci, mannwhitney_greater, t_sf, welch_greater
+from pytest_llem.gate.significance import (
+    bootstrap_ci,
+    mannwhitney_greater,
+    t_ppf,
+    t_sf,
+    welch_greater,
+)
 from pytest_llem.gate.thresholds import parse_fail_on
 from pytest_llem.gate.verdict import evaluate, table
 from pytest_llem.study.spec import SignificanceConfig
@@ -40,18 +46,47 @@ def test_significant_regression_fails_with_evidence() -> None:
     assert "+8.0%" in text and "5% worse" in text
 
 
-def test_regression_beyond_limit_but_not_significant_passes_with_a_note() -> None:
+def test_beyond_the_limit_but_not_significant_is_inconclusive_not_pass() -> None:
     noisy = {"energy_per_output_token_j": [0.80, 1.40, 0.85, 1.35, 0.90]}  # mean 1.06, huge spread
     v = verdict("energy_per_output_token_j>5%", noisy)
-    assert v.status == "pass"
-    assert "not significant" in v.comparisons[0].note
+    assert v.status == "inconclusive" and v.failed  # the default policy fails it
+    c = v.comparisons[0]
+    assert "beyond the limit but not significantly" in c.note
+    assert c.cv_current is not None and c.cv_current > 0.2 and c.cv_baseline is not None
+    assert c.cycles_needed is not None and c.cycles_needed > 5
+    text = table(v)
+    assert "cycles vary by" in text and "cycles per side would decide it" in text
+    warned = verdict("energy_per_output_token_j>5%", noisy, inconclusive="warn")
+    assert warned.status == "inconclusive" and not warned.failed
 
 
-def test_too_few_cycles_decide_by_threshold_and_say_so() -> None:
-    v = verdict("energy_per_output_token_j>5%", {"energy_per_output_token_j": [1.08, 1.09]})
-    assert v.status == "fail"
-    assert "significance not tested (n=2/5 < 3)" in v.comparisons[0].note
-    assert v.comparisons[0].p_value is None
+def test_the_noisy_baseline_of_issue_15_no_longer_passes() -> None:
+    # Baseline saved on a busy machine (60% CV), raised 10x; the current run is steady at an
+    # 85% drop. Welch on raw values gave p ~0.07 and the old gate said "pass".
+    base = {"output_tokens_per_s": [279.0, 66.0, 208.0]}
+    v = verdict("output_tokens_per_s>5%", {"output_tokens_per_s": [28.3, 28.5, 28.7]}, base)
+    assert v.failed
+    assert v.status == "fail"  # on the ratio (log) scale the drop is significant: p ~0.03
+
+
+def test_pass_needs_the_change_to_be_significantly_within_the_limit() -> None:
+    steady = {"energy_per_output_token_j": [1.00, 1.01, 0.99, 1.00, 1.00]}
+    v = verdict("energy_per_output_token_j>5%", steady)
+    c = v.comparisons[0]
+    assert v.status == "pass" and c.p_within is not None and c.p_within < 0.05
+    # The same point estimate with 20% noise cannot exclude a regression beyond 5%.
+    wobbly = {"energy_per_output_token_j": [0.8, 1.2, 1.0]}
+    assert verdict("energy_per_output_token_j>5%", wobbly).status == "inconclusive"
+
+
+def test_too_few_cycles_are_inconclusive_either_way() -> None:
+    # Without a noise estimate a point estimate within the limit is no more trustworthy than
+    # one beyond it: both are inconclusive (and fail under the default policy).
+    for values in ([1.08, 1.09], [1.00, 1.01]):
+        v = verdict("energy_per_output_token_j>5%", {"energy_per_output_token_j": values})
+        assert v.status == "inconclusive"
+        assert "too few cycles to test (n=2/5 < 3)" in v.comparisons[0].note
+        assert v.comparisons[0].p_value is None
 
 
 def test_throughput_regression_is_a_decrease() -> None:
@@ -78,7 +113,7 @@ def test_missing_energy_is_not_evaluated_unless_required() -> None:
 
 def test_pending_until_the_last_cycle() -> None:
     v = verdict("energy_per_output_token_j>5%", {"energy_per_output_token_j": [2.0]}, final=False)
-    assert v.status == "pass" and v.comparisons[0].status == "pending"
+    assert v.status == "pending" and v.comparisons[0].status == "pending" and not v.failed
 
 
 def test_no_baseline_and_required_baseline() -> None:
@@ -107,5 +142,6 @@ def test_significance_functions_against_known_values() -> None:
     assert abs(t_sf(2.0, 10) - 0.03669) < 1e-4  # Student's t table
     assert abs(t_sf(1.812, 10) - 0.05) < 1e-3
     assert mannwhitney_greater([4, 5, 6], [1, 2, 3]) == 0.05  # 1 / C(6, 3)
+    assert abs(t_ppf(0.95, 2) - 2.919986) < 1e-5 and abs(t_ppf(0.05, 4) + 2.131847) < 1e-5
     assert welch_greater([1.0, 1.0], [1.0, 1.0]) == 1.0
     assert bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0]) == bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0])

@@ -78,3 +78,36 @@ def test_failure_notes_show_the_first_point_under_a_heading() -> None:
     )
     plain = failed.model_copy(update={"message": "DatasetError: no such file\nmore detail"})
     assert row(plain)[-1] == "DatasetError: no such file"
+
+
+def test_inconclusive_rows_follow_regressions_with_their_evidence_below() -> None:
+    ok, bad, unsure = result("ok", 1.0), result("bad", 2.0), result("unsure", 3.0)
+    bad.gate = {"status": "fail", "comparisons": [{"metric": "energy_j", "delta_pct": 8.1}]}
+    unsure.gate = {
+        "status": "inconclusive",
+        "inconclusive": "warn",
+        "comparisons": [
+            {
+                "metric": "output_tokens_per_s",
+                "limit": "5% worse",
+                "kind": "relative",
+                "status": "inconclusive",
+                "delta_pct": -84.6,
+                "note": "beyond the limit but not significantly: welch p=0.07, alpha 0.05",
+                "cv_current": 0.007,
+                "cv_baseline": 0.6,
+                "n_current": 3,
+                "n_baseline": 3,
+                "cycles_needed": 7,
+            }
+        ],
+    }
+    lines = summary_lines([ok, unsure, bad])
+    assert [ln.split()[0] for ln in lines[3:6]] == ["bad", "unsure", "ok"]
+    assert "inconclusive (output_tokens_per_s -84.6%)" in lines[4]
+    assert lines[6] == (
+        "inconclusive (warning only): unsure: output_tokens_per_s: -84.6% against a limit of "
+        "5% worse is inconclusive (beyond the limit but not significantly: welch p=0.07, "
+        "alpha 0.05); cycles vary by 0.7% here (n=3) and 60.0% in the baseline (n=3); "
+        "about 7 cycles per side would decide it at this noise"
+    )

@@ -176,11 +176,11 @@ def test_dataset_order_interleaved_is_the_default_identity(write_study: Write) -
 def test_undeclared_vllm_engine_keys_are_accepted_with_a_note(write_study: Write) -> None:
     path = write_study(
         "model: m\nbackend: vllm\nvllm:\n  engine: {cpu_offload_gb: 2, max_num_seqs: 8}\n"
-        "sweep:\n  vllm.engine.kv_cache_memory_bytes: [1000, 2000]\n"
+        "sweep:\n  vllm.engine.num_gpu_blocks_override: [64, 128]\n"
     )
     plan = load(path)
     assert len(plan.valid_points) == 2
     assert plan.notes == (
-        "study_x.yaml: vllm.engine keys ['cpu_offload_gb', 'kv_cache_memory_bytes'] go to "
+        "study_x.yaml: vllm.engine keys ['cpu_offload_gb', 'num_gpu_blocks_override'] go to "
         "vLLM's EngineArgs as written; the installed vLLM checks them when the engine loads",
     )

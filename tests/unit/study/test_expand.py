@@ -155,7 +155,8 @@ def test_invalid_points_become_skip_reasons_not_errors(write_study: Write) -> No
 
 def test_more_than_half_invalid_warns(write_study: Write) -> None:
     path = write_study(
-        "model: m\nbackend: vllm\nsweep:\n  precision: [fp32, fp16]\n  device: [cpu, cuda]\n"
+        "model: m\nbackend: vllm\nsweep:\n  precision: [fp32, fp16]\n"
+        "  decoder.do_sample: [true, false]\n"
     )
     plan = load(path)
     assert len(plan.invalid_points) == 3

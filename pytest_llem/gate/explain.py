@@ -1,0 +1,46 @@
+"""Words for a verdict: the failure heading, the evidence of an inconclusive limit, the fix."""
+
+from __future__ import annotations
+
+from pytest_llem.gate.decide import MAX_CYCLES
+from pytest_llem.gate.verdict import Verdict
+
+
+def headline(point_id: str, cycle: int, verdict: Verdict) -> str:
+    """First line of a GateFailure: failed, or inconclusive (which fails by default)."""
+    if verdict.status == "inconclusive":
+        return (
+            f"regression gate inconclusive for {point_id} (cycle {cycle}): the data cannot "
+            "tell whether the change is within the limit, and --llem-inconclusive is fail:"
+        )
+    return f"regression gate failed for {point_id} (cycle {cycle}):"
+
+
+def fix(verdict: Verdict) -> str:
+    """What to do about a failed or inconclusive verdict."""
+    if verdict.status == "inconclusive":
+        unsure = [c for c in verdict.comparisons if c.status == "inconclusive"]
+        noisy_baseline = any((c.cv_baseline or 0.0) > 2 * (c.cv_current or 0.0) for c in unsure)
+        needed = max((c.cycles_needed or 0) for c in unsure)
+        more = (
+            f"re-run with more cycles (execution.n_cycles: {needed}, here and in the baseline)"
+            if 0 < needed <= MAX_CYCLES
+            else ""
+        )
+        quiet = "re-save the baseline on a quiet machine"
+        if noisy_baseline:
+            steps = [f"{quiet} (its cycles are the noisier side)", *([more] if more else [])]
+        else:
+            steps = [
+                more
+                or "re-run on a quiet machine (at this noise no practical number "
+                "of cycles decides it)",
+                quiet,
+            ]
+        return ", or ".join(steps) + "; --llem-inconclusive warn reports this without failing it"
+    if not any(c.status == "fail" for c in verdict.comparisons):
+        return (
+            "save a baseline for this config on this hardware (--llem-save-baseline), "
+            "or drop --llem-require-baseline"
+        )
+    return "investigate the regression; if it is intended, save a new baseline"
