@@ -28,10 +28,9 @@ from pytest_llem.study.plan import PlannedItem, StudyPlan
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
+# Each backend's marker comes from the registry (BackendSpec.marker).
 MARKERS: tuple[str, ...] = (
     "llem: an LLM inference energy benchmark item (pytest-llem)",
-    "pytorch: runs on the transformers backend",
-    "vllm: runs on the vLLM backend",
     "gpu: needs a CUDA GPU",
 )
 
@@ -78,7 +77,10 @@ class StudyFile(pytest.File):
         """Load the plan and build the items in ``cycle_order``."""
         try:
             plan = study.load(
-                self.path, root=self.settings.rootdir, max_points=self.settings.max_items
+                self.path,
+                root=self.settings.rootdir,
+                max_points=self.settings.max_items,
+                registry=self.settings.backends,
             )
         except StudyError as exc:
             raise self.CollectError(str(exc)) from None

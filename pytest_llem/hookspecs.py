@@ -7,6 +7,20 @@ from typing import Any
 
 import pytest
 
+from pytest_llem.study.registry import BackendSpec
+
+
+@pytest.hookspec
+def pytest_llem_backends() -> list[BackendSpec]:
+    """Backends this plugin or conftest adds (pytest-llem's own come through it too).
+
+    Called once per process at configure time, so implement it in an installed plugin or in
+    the rootdir's ``conftest.py`` (conftest files deeper down load too late). Each result is a
+    list of ``BackendSpec``; a name registered twice with different specs is a usage error.
+    See ARCHITECTURE.md, "Adding a backend".
+    """
+    return []  # a specification: pluggy never calls this body
+
 
 @pytest.hookspec
 def pytest_llem_worker_summary(config: pytest.Config, summary: dict[str, Any]) -> None:

@@ -21,7 +21,10 @@ from pytest_llem.runners.docker.options import (
     default_hf_cache,
     parse_volume,
 )
+from pytest_llem.runners.resolve import unknown_backends
+from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.expand import DEFAULT_MAX_POINTS
+from pytest_llem.study.registry import BackendRegistry
 
 DEFAULT_PATTERNS = ("study_*.yaml", "study_*.yml")
 
@@ -152,19 +155,16 @@ OPTIONS: tuple[Option, ...] = (
         convert=convert.runner_cli,
         metavar="RUNNER",
     ),
-    Option(
-        "runner_pytorch",
-        "runner of backend pytorch",
-        ini="llem_runner_pytorch",
-        convert=convert.runner_ini,
-        has_cli=False,
-    ),
-    Option(
-        "runner_vllm",
-        "runner of backend vllm",
-        ini="llem_runner_vllm",
-        convert=convert.runner_ini,
-        has_cli=False,
+    # One ini key per built-in backend; any backend (a plugin's too) in llem_runners.
+    *(
+        Option(
+            f"runner_{spec.name}",
+            f"runner of backend {spec.name}",
+            ini=f"llem_runner_{spec.name}",
+            convert=convert.runner_ini,
+            has_cli=False,
+        )
+        for spec in BUILTIN
     ),
     Option(
         "container_strategy",
@@ -268,6 +268,12 @@ def add_options(parser: pytest.Parser) -> None:
         default=[],
     )
     parser.addini(
+        "llem_runners",
+        help="runner per backend, one per line: <backend> = local | docker | docker:<image>",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "llem_study_patterns",
         help="glob patterns of study files (default: study_*.yaml study_*.yml)",
         type="linelist",
@@ -307,6 +313,7 @@ class Settings:
     docker: DockerOptions = field(default_factory=DockerOptions)
     sources: dict[str, str] = field(default_factory=dict)
     session_id: str = ""
+    backends: BackendRegistry = BUILTIN
     xdist_dist: str | None = None  # pytest-xdist's --dist, when xdist is installed
 
 
@@ -359,7 +366,29 @@ def _lookup(config: pytest.Config, opt: Option) -> tuple[Any, str]:
     return None, "default"
 
 
-def resolve(config: pytest.Config) -> Settings:
+def _runner_cli(cli: dict[str, str], backends: BackendRegistry) -> dict[str, str]:
+    problem = unknown_backends(cli, backends.names)
+    if problem is not None:
+        raise pytest.UsageError(problem)
+    return cli
+
+
+def _runner_ini(
+    values: dict[str, Any], lines: list[str], backends: BackendRegistry
+) -> dict[str, str]:
+    out = {b: values[f"runner_{b}"] for b in BUILTIN.names if values.get(f"runner_{b}")}
+    for line in lines:
+        backend, sep, value = (part.strip() for part in line.partition("="))
+        if not sep or backend not in backends:
+            raise pytest.UsageError(
+                f"ini llem_runners: {line!r}: expected <backend> = <runner> with a backend of "
+                f"{list(backends.names)}"
+            )
+        out[backend] = convert.runner_ini(value)
+    return out
+
+
+def resolve(config: pytest.Config, backends: BackendRegistry = BUILTIN) -> Settings:
     """Resolve every option once (cli > ini > default) into frozen Settings."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -405,11 +434,12 @@ def resolve(config: pytest.Config) -> Settings:
         bmf_path=path(values["bmf"], None),
         shard=values["shard"],
         resume_dir=path(values["resume"], None),
-        runner_cli=values["runner"] or {},
-        runner_ini={b: values[f"runner_{b}"] for b in ("pytorch", "vllm") if values[f"runner_{b}"]},
+        runner_cli=_runner_cli(values["runner"] or {}, backends),
+        runner_ini=_runner_ini(values, list(config.getini("llem_runners")), backends),
         docker=_docker(values, list(config.getini("llem_docker_volumes")), session_id),
         sources=sources,
         session_id=session_id,
+        backends=backends,
         xdist_dist=config.getoption("dist", default=None),
     )
 

@@ -10,6 +10,8 @@ import pytest
 from pytest_llem import collect, fixtures, guard, hookspecs, options, setup, workers
 from pytest_llem.report.reporter import REPORTER_KEY, Reporter
 from pytest_llem.session import SESSION_KEY, LlemSession
+from pytest_llem.study.backends import BUILTIN
+from pytest_llem.study.registry import BackendSpec
 
 SETTINGS_KEY = pytest.StashKey[options.Settings]()
 SIGTERM_KEY = pytest.StashKey[object]()
@@ -31,12 +33,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
+def pytest_llem_backends() -> list[BackendSpec]:
+    return list(BUILTIN)  # the built-in backends register like any other
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     workers.pin_worker_gpu(config)  # first: before anything can initialise CUDA
-    for marker in collect.MARKERS:
+    backends = setup.backends(config.hook.pytest_llem_backends())
+    for marker in (*collect.MARKERS, *(spec.marker for spec in backends)):
         config.addinivalue_line("markers", marker)
-    settings = options.resolve(config)
+    settings = options.resolve(config, backends)
     config.stash[SETTINGS_KEY] = settings
     config.pluginmanager.register(fixtures, "llem-fixtures")
     # Role objects carry the stateful hooks: the session runs items (every process that runs

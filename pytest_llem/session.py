@@ -27,10 +27,17 @@ from pytest_llem.results import Measurement
 from pytest_llem.runners.base import IdleSpec, Runner, RunSpec
 from pytest_llem.runners.local import LocalRunner
 from pytest_llem.runners.pool import RunnerPool, RunnerSettings
+from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.study.plan import Point, StudyPlan
+from pytest_llem.study.registry import BackendSpec
 
 SESSION_KEY = pytest.StashKey["LlemSession"]()
+
+
+def item_backend(config: ExperimentConfig) -> BackendSpec:
+    """The registry entry of a config's backend."""
+    return type(config).backends.get(config.backend)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,9 @@ class LlemSession:
         self.host = preflight.Host()
         self.baselines = IdleBaselines(settings.results_dir / "idle_baseline.json")
         self.pool = RunnerPool(
-            RunnerSettings(settings.runner_cli, settings.runner_ini, settings.docker)
+            RunnerSettings(
+                settings.runner_cli, settings.runner_ini, settings.docker, settings.backends
+            )
         )
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
         self.items_run = 0
@@ -138,6 +147,7 @@ class LlemSession:
             point_id=item.point.id,
             config_hash=item.point.config_hash,
             config=config,
+            backend_spec=None if config.backend in BUILTIN else item_backend(config).record(),
             base_dir=str(item.study_dir),
             energy_backend=self.settings.energy,
             idle=IdleSpec(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -11,10 +12,28 @@ from pytest_llem import shard
 from pytest_llem.gate import baseline
 from pytest_llem.gate.apply import Gate
 from pytest_llem.options import Settings
+from pytest_llem.study.backends import BUILTIN
+from pytest_llem.study.registry import BackendRegistry, BackendSpec
 
 
 class LlemResumeWarning(pytest.PytestWarning):
     """Something in a resumed results file could not be reused."""
+
+
+def backends(results: Iterable[list[BackendSpec]]) -> BackendRegistry:
+    """The session's registry from the ``pytest_llem_backends`` results, built-ins first."""
+    specs = [spec for result in results for spec in result]
+    for spec in specs:
+        if not isinstance(spec, BackendSpec):
+            raise pytest.UsageError(
+                f"pytest_llem_backends returned {spec!r}; return a list of BackendSpec"
+            )
+    try:
+        registry = BUILTIN.with_specs(specs)  # refuses a name registered twice, differently
+    except ValueError as exc:
+        raise pytest.UsageError(f"pytest_llem_backends: {exc}") from None
+    # Without plugin backends, the built-in registry itself (and its ExperimentConfig model).
+    return registry if set(registry.names) - set(BUILTIN.names) else BUILTIN
 
 
 def gate(settings: Settings) -> Gate:

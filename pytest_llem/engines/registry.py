@@ -1,44 +1,44 @@
-"""Backend name -> engine module, imported on first use so collection never imports torch."""
+"""Engines by backend, through the backend registry: the engine's module is imported on first
+use, so collection never imports torch or vLLM."""
 
 from __future__ import annotations
 
 import functools
-import importlib
 from pathlib import Path
 from typing import Any
 
 from pytest_llem.engines.base import Engine
 from pytest_llem.study.model import ExperimentConfig
-
-_MODULES: dict[str, tuple[str, str]] = {
-    "pytorch": ("pytest_llem.engines.transformers", "TransformersEngine"),
-    "vllm": ("pytest_llem.engines.vllm", "VLLMEngine"),
-}
+from pytest_llem.study.registry import BackendSpec
 
 
-def _module(backend: str) -> Any:
-    return importlib.import_module(_MODULES[backend][0])
+def _spec(config: ExperimentConfig) -> BackendSpec:
+    return type(config).backends.get(config.backend)
 
 
 def load_key(config: ExperimentConfig) -> str:
-    """The cache key of the loaded model for this config (backend-specific)."""
-    return f"{config.backend}:{_module(config.backend).load_key(config)}"
+    """The cache key of the loaded model for this config (backend-specific).
+
+    An engine module without ``load_key`` reloads for any change of model, precision or device.
+    """
+    module = _spec(config).engine_module()
+    own = getattr(module, "load_key", None)
+    key = own(config) if own is not None else f"{config.model}|{config.precision}|{config.device}"
+    return f"{config.backend}:{key}"
 
 
 def load_engine(config: ExperimentConfig, base_dir: Path | None) -> Engine:
     """Load the engine for ``config.backend``."""
-    module_name, class_name = _MODULES[config.backend]
-    engine: Engine = getattr(importlib.import_module(module_name), class_name).load(
-        config, base_dir
-    )
+    engine: Engine = _spec(config).engine_class().load(config, base_dir)
     return engine
 
 
 @functools.cache
-def _environment(backend: str) -> tuple[tuple[str, Any], ...]:
-    return tuple(_module(backend).environment().items())
+def _environment(spec: BackendSpec) -> tuple[tuple[str, Any], ...]:
+    own = getattr(spec.engine_module(), "environment", None)
+    return tuple((own() if own is not None else {}).items())
 
 
-def environment(backend: str) -> dict[str, Any]:
+def environment(config: ExperimentConfig) -> dict[str, Any]:
     """Library versions and device facts of a backend (read once per process, not per item)."""
-    return dict(_environment(backend))
+    return dict(_environment(_spec(config)))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializeAsAny, model_validator
 
 from pytest_llem.progress import Progress
 from pytest_llem.results import Measurement, RunnerInfo
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.study.backends import BUILTIN
+from pytest_llem.study.model import ExperimentConfig, experiment_model
+from pytest_llem.study.registry import spec_from_record
 
 RUNSPEC_VERSION = 1
 
@@ -33,11 +35,23 @@ class RunSpec(BaseModel):
     nodeid: str
     point_id: str
     config_hash: str
-    config: ExperimentConfig
+    # As its own (registry's) model: a plugin backend's section travels too.
+    config: SerializeAsAny[ExperimentConfig]
+    # A plugin backend's import paths, so the container side can rebuild its config model.
+    backend_spec: dict[str, str] | None = None
     base_dir: str | None = None
     energy_backend: str | None = None
     idle: IdleSpec = IdleSpec()
     timeseries_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_backend(cls, data: Any) -> Any:
+        record = data.get("backend_spec") if isinstance(data, dict) else None
+        if record and isinstance(data.get("config"), dict):
+            registry = BUILTIN.with_specs([spec_from_record(record)])
+            return {**data, "config": experiment_model(registry).model_validate(data["config"])}
+        return data
 
 
 class Runner(Protocol):

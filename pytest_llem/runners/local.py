@@ -97,7 +97,7 @@ def execute(spec: RunSpec, cache: ModelCache, progress: Progress) -> Measurement
             # Library versions, and what the engine chose for this load (e.g. vLLM's CPU
             # KV-cache reservation): engines that choose something expose it as ``facts``.
             "environment": {
-                **registry.environment(config.backend),
+                **registry.environment(config),
                 **getattr(loaded.engine, "facts", {}),
             },
         }

@@ -16,7 +16,9 @@ from pytest_llem.runners.base import Runner
 from pytest_llem.runners.docker.options import DockerOptions
 from pytest_llem.runners.local import LocalRunner
 from pytest_llem.runners.resolve import RunnerSpec, elevate, resolve
+from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.plan import Point, StudyPlan
+from pytest_llem.study.registry import BackendRegistry
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class RunnerSettings:
     runner_cli: dict[str, str] = field(default_factory=dict)
     runner_ini: dict[str, str] = field(default_factory=dict)
     docker: DockerOptions = field(default_factory=DockerOptions)
+    backends: BackendRegistry = BUILTIN
 
 
 # Advice goes to the terminal summary (and the report), not to Python warnings: a project
@@ -121,7 +124,8 @@ class RunnerPool:
             return spec.image
         from pytest_llem.runners.docker.images import cuda_major, default_image, package_version
 
-        return default_image(backend, package_version(), cuda_major())
+        template = self.settings.backends.get(backend).image
+        return default_image(backend, package_version(), cuda_major(), template)
 
     def runner(self, plan: StudyPlan, point: Point) -> Runner:
         """The runner of a point, created on first use."""

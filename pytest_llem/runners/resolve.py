@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_llem.study.backends import BACKENDS
 from pytest_llem.study.spec import RunnerMode, RunnersConfig, parse_runner_value
 
 Source = Literal["env", "cli", "study", "ini", "default", "auto-elevated"]
+EVERY_BACKEND = "*"  # --llem-runner docker: one value for every backend
 
 
 @dataclass(frozen=True)
@@ -34,24 +34,30 @@ class RunnerSpec:
 def parse_cli(value: str | None) -> dict[str, str]:
     """``--llem-runner docker`` (every backend) or ``vllm=docker:img,pytorch=local``.
 
+    Backend names are checked against the registry once it is built (``unknown_backends``).
+
     Raises:
-        ValueError: unknown backend or runner value.
+        ValueError: a malformed runner value.
     """
     if not value:
         return {}
     if "=" not in value:
         parse_runner_value(value)
-        return {backend: value for backend in BACKENDS}
+        return {EVERY_BACKEND: value}
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in value.split(","))):
         backend, _, runner = part.partition("=")
-        if backend not in BACKENDS:
-            raise ValueError(
-                f"--llem-runner: unknown backend {backend!r}; use one of {list(BACKENDS)}"
-            )
         parse_runner_value(runner)
         out[backend] = runner
     return out
+
+
+def unknown_backends(cli: Mapping[str, str], registered: tuple[str, ...]) -> str | None:
+    """The problem with ``--llem-runner`` backend names that are not registered, if any."""
+    unknown = sorted(set(cli) - set(registered) - {EVERY_BACKEND})
+    if not unknown:
+        return None
+    return f"--llem-runner: unknown backend {unknown[0]!r}; use one of {list(registered)}"
 
 
 def resolve(
@@ -69,7 +75,7 @@ def resolve(
     env = os.environ if env is None else env
     layers: list[tuple[Source, str | None]] = [
         ("env", env.get(f"LLEM_RUNNER_{backend.upper()}")),
-        ("cli", cli.get(backend)),
+        ("cli", cli.get(backend, cli.get(EVERY_BACKEND))),
         ("study", study.for_backend(backend)),
         ("ini", ini.get(backend)),
     ]

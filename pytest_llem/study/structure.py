@@ -5,7 +5,7 @@ Every problem is collected (not raised) so the user sees all of them at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from pytest_llem.errors import Problem, StudyError
 from pytest_llem.study import compat, loader
-from pytest_llem.study.backends import BACKENDS
+from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.grammar import (
     check_path,
     deep_merge,
@@ -23,7 +23,8 @@ from pytest_llem.study.grammar import (
     suggest,
     unknown_keys,
 )
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.study.model import ExperimentConfig, experiment_model
+from pytest_llem.study.registry import DEFAULT_BACKEND, BackendRegistry
 
 STUDY_KEYS: tuple[str, ...] = (
     "name",
@@ -63,8 +64,16 @@ def fix_for(errors: list[Any]) -> str:
 class Expander:
     """Collects problems while walking one study document."""
 
-    def __init__(self, doc: loader.Document, root: Path | None, max_points: int) -> None:
+    def __init__(
+        self,
+        doc: loader.Document,
+        root: Path | None,
+        max_points: int,
+        backends: BackendRegistry = BUILTIN,
+    ) -> None:
         self.doc = doc
+        self.backends = backends
+        self.model: type[ExperimentConfig] = experiment_model(backends)
         self.root = root.resolve() if root is not None else None
         self.max_points = max_points
         self.problems: list[Problem] = []
@@ -87,12 +96,12 @@ class Expander:
     # -- structure -----------------------------------------------------------------------
 
     def check_top_level(self, data: Mapping[str, Any]) -> None:
-        config_fields = sorted(ExperimentConfig.model_fields)
+        config_fields = sorted(self.model.model_fields)
         for key, value in data.items():
             if key in STUDY_KEYS:
                 continue
             head = split_key(key)[0]
-            if head not in ExperimentConfig.model_fields:
+            if head not in self.model.model_fields:
                 hint = suggest(head, [*STUDY_KEYS, *config_fields])
                 fix = f"did you mean {hint!r}?" if hint else "remove it or check the spelling"
                 self.problem((key,), f"unknown key {head!r}", fix)
@@ -102,13 +111,17 @@ class Expander:
     def check_block(self, block: Mapping[str, Any], where: tuple[str | int, ...]) -> None:
         for key, value in block.items():
             head = len(split_key(key))
-            for path, message, fix in unknown_keys(ExperimentConfig, {key: value}):
+            for path, message, fix in unknown_keys(self.model, {key: value}):
                 keypath = (*where, key, *path[head:])
                 field = ".".join(str(k) for k in (*where, *path))
                 self.problem(keypath, message, fix, field)
 
     def check_section(
-        self, data: Mapping[str, Any], key: str, model: type[BaseModel]
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        model: type[BaseModel],
+        allowed: Collection[str] | None = None,
     ) -> dict[str, Any]:
         value = data.get(key)
         if value is None:
@@ -120,12 +133,11 @@ class Expander:
                 f"write {key}: as a block of keys (see the README)",
             )
             return {}
+        names = sorted(model.model_fields if allowed is None else allowed)
         for name in value:
-            if name not in model.model_fields:
-                hint = suggest(name, sorted(model.model_fields))
-                fix = (
-                    f"did you mean {hint!r}?" if hint else f"allowed: {sorted(model.model_fields)}"
-                )
+            if name not in names:
+                hint = suggest(name, names)
+                fix = f"did you mean {hint!r}?" if hint else f"allowed: {names}"
                 self.problem((key, name), f"unknown key {name!r}", fix)
         return dict(value)
 
@@ -185,7 +197,7 @@ class Expander:
         nested = data.pop("base", None)
         problems = [
             Problem(".".join(path), msg, fix, base_doc.line_of(path))
-            for path, msg, fix in unknown_keys(ExperimentConfig, data)
+            for path, msg, fix in unknown_keys(self.model, data)
         ]
         if problems:
             raise StudyError(target, problems)
@@ -216,16 +228,16 @@ class Expander:
                     f"write `{key}: [a, b]`, or set a single value as a top-level field",
                 )
                 continue
-            backend, path = scoped_backend(key)
+            backend, path = scoped_backend(key, self.backends.names)
             if path == ("backend",):
                 backend_dim = [str(v) for v in values]
                 continue
-            if path[0] in BACKENDS and len(path) == 1:
+            if path[0] in self.backends and len(path) == 1:
                 self.problem(
                     keypath, "a backend name alone is not a dimension", f"use {key}.<field>"
                 )
                 continue
-            bad = check_path(ExperimentConfig, path)
+            bad = check_path(self.model, path)
             if bad is not None:
                 self.problem(keypath, bad[1], bad[2])
                 continue
@@ -256,9 +268,10 @@ class Expander:
             explicit = [str(fixed_backend)]
         if explicit is not None:
             for name in explicit:
-                if name not in BACKENDS:
-                    hint = suggest(name, list(BACKENDS))
-                    fix = f"did you mean {hint!r}?" if hint else f"use one of {list(BACKENDS)}"
+                if name not in self.backends:
+                    names = list(self.backends.names)
+                    hint = suggest(name, names)
+                    fix = f"did you mean {hint!r}?" if hint else f"use one of {names}"
                     self.problem(("backend",), f"unknown backend {name!r}", fix)
             for name, dims in scoped.items():
                 if name not in explicit:
@@ -269,6 +282,6 @@ class Expander:
                             f"scoped to backend {name!r}, which is not in backend: {explicit}",
                             f"add {name} to backend:, or remove the key",
                         )
-            return list(dict.fromkeys(b for b in explicit if b in BACKENDS))
-        inferred = [b for b in BACKENDS if b in scoped or b in sections]
-        return inferred or ["pytorch"]
+            return list(dict.fromkeys(b for b in explicit if b in self.backends))
+        inferred = [b for b in self.backends.names if b in scoped or b in sections]
+        return inferred or [DEFAULT_BACKEND]

@@ -1,4 +1,5 @@
-"""Image names: ``ghcr.io/llenergymeasure/{backend}:{version}-cuda{major}`` by default."""
+"""Image names: each backend's registry template, by default
+``ghcr.io/llenergymeasure/{backend}:{version}-cuda{major}``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import subprocess
 from typing import Any
 
 from pytest_llem.energy import nvml
-
-REGISTRY = "ghcr.io/llenergymeasure"
+from pytest_llem.study.registry import DEFAULT_IMAGE
 
 
 @functools.lru_cache(maxsize=1)
@@ -27,10 +27,12 @@ def cuda_major() -> int | None:
     return nvml.query(lambda pynvml: int(pynvml.nvmlSystemGetCudaDriverVersion()) // 1000, None)
 
 
-def default_image(backend: str, version: str, major: int | None) -> str:
-    """The default image of a backend for this pytest-llem version and CUDA major."""
-    suffix = f"-cuda{major}" if major is not None else ""
-    return f"{REGISTRY}/{backend}:{version}{suffix}"
+def default_image(
+    backend: str, version: str, major: int | None, template: str = DEFAULT_IMAGE
+) -> str:
+    """The default image of a backend (its registry template) for this version and CUDA."""
+    cuda = f"-cuda{major}" if major is not None else ""
+    return template.format(backend=backend, version=version, cuda=cuda)
 
 
 def package_version() -> str:

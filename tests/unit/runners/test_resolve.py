@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llem.runners.resolve import RunnerSpec, elevate, parse_cli, resolve
+from pytest_llem.runners.resolve import RunnerSpec, elevate, parse_cli, resolve, unknown_backends
+from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.spec import RunnersConfig, parse_runner_value
 
 
@@ -51,10 +52,14 @@ def test_env_errors_name_the_variable() -> None:
 
 
 def test_cli_forms_and_elevation() -> None:
-    assert parse_cli("docker") == {"pytorch": "docker", "vllm": "docker"}
+    every = parse_cli("docker")
+    assert resolve("vllm", every, RunnersConfig(), {}, {}) == RunnerSpec("docker", None, "cli")
+    assert resolve("pytorch", every, RunnersConfig(), {}, {}).mode == "docker"
     assert parse_cli("vllm=docker:img, pytorch=local") == {"vllm": "docker:img", "pytorch": "local"}
-    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
-        parse_cli("tensorrt=docker")
+    # Names are checked against the session's registry once it is built.
+    problem = unknown_backends(parse_cli("tensorrt=docker"), BUILTIN.names)
+    assert problem == "--llem-runner: unknown backend 'tensorrt'; use one of ['pytorch', 'vllm']"
+    assert unknown_backends(every, BUILTIN.names) is None
     specs = elevate(
         {"pytorch": RunnerSpec("local", None, "default"), "vllm": RunnerSpec("docker", "i", "cli")}
     )

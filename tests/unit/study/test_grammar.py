@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.grammar import check_path, deep_merge, expand_dotted, scoped_backend
 from pytest_llem.study.model import ExperimentConfig
 
@@ -33,9 +34,16 @@ def test_check_path_walks_nested_models_and_stops_at_free_form_blocks() -> None:
 
 
 def test_scoped_backend() -> None:
-    assert scoped_backend("vllm.engine.max_num_seqs") == (
+    names = BUILTIN.names
+    assert scoped_backend("vllm.engine.max_num_seqs", names) == (
         "vllm",
         ("vllm", "engine", "max_num_seqs"),
     )
-    assert scoped_backend("decoder.temperature") == (None, ("decoder", "temperature"))
-    assert scoped_backend("precision") == (None, ("precision",))
+    assert scoped_backend("decoder.temperature", names) == (None, ("decoder", "temperature"))
+    assert scoped_backend("precision", names) == (None, ("precision",))
+    # Scoping follows the registry: a plugin's backend scopes its keys too.
+    assert scoped_backend("sglang.mem_fraction", ("sglang",)) == (
+        "sglang",
+        ("sglang", "mem_fraction"),
+    )
+    assert scoped_backend("sglang.mem_fraction", names) == (None, ("sglang", "mem_fraction"))

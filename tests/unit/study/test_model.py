@@ -29,7 +29,7 @@ def test_presets_expand_and_explicit_values_win() -> None:
         ({"decoder": {"do_sample": True, "temperature": 0.0}}, "contradictory"),
         ({"backend": "vllm", "pytorch": {"batch_size": 2}}, "pytorch: section"),
         ({"backend": "vllm", "precision": "fp32"}, "fp32"),
-        ({"backend": "vllm", "lora": {"adapter_id": "a"}}, "pytorch only"),
+        ({"backend": "vllm", "lora": {"adapter_id": "a"}}, "lora is not supported on backend vllm"),
         ({"device": "cpu", "pytorch": {"load_in_4bit": True}}, "needs device cuda"),
         ({"pytorch": {"load_in_4bit": True, "load_in_8bit": True}}, "exclusive"),
         ({"pytorch": {"torch_compile_mode": "max-autotune"}}, "torch_compile: true"),

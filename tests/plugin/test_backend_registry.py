@@ -1,0 +1,162 @@
+"""A third-party backend registered from a conftest through ``pytest_llem_backends`` runs a
+study end to end: its section in the grammar, its marker, its engine, the JSON report and the
+gate, with no pytest-llem module naming it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ECHO_BACKEND = '''
+"""A backend outside pytest-llem: its study section and an engine that echoes token ids."""
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.study.registry import BackendSpec
+
+class EchoSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch: int = Field(default=2, ge=1)
+    repeat: int = Field(default=1, ge=1)
+
+
+class EchoEngine:
+    def __init__(self, config):
+        self.model = config.model
+
+    @classmethod
+    def load(cls, config, base_dir):
+        return cls(config)
+
+    def requests(self, config):
+        return [Request(tuple(range(1, 5 + i))) for i in range(config.n)]
+
+    def batches(self, requests, config):
+        size = config.section().batch
+        return [requests[i : i + size] for i in range(0, len(requests), size)]
+
+    def generate(self, batch, config):
+        start = time.perf_counter()
+        out = [list(r.token_ids) * config.section().repeat for r in batch]
+        wall = time.perf_counter() - start
+        done = [Completion(len(r.token_ids), min(len(o), config.max_output_tokens), wall)
+                for r, o in zip(batch, out)]
+        return BatchResult(done, wall)
+
+    def memory(self):
+        return MemoryInfo(peak_mb=None, model_mb=None)
+
+    def devices(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def load_key(config):
+    return config.model
+
+
+def environment():
+    return {"echo": "1.0"}
+
+
+ECHO = BackendSpec(
+    name="echo",
+    section=EchoSection,
+    engine="echo_backend:EchoEngine",
+    devices=frozenset({"cpu"}),
+    precisions=frozenset({"fp32"}),
+    hub_models=False,
+    description="the echo test backend",
+)
+'''
+
+CONFTEST = """
+from echo_backend import ECHO
+
+def pytest_llem_backends():
+    return [ECHO]
+"""
+
+STUDY = """
+name: echo
+model: echo-model
+backend: echo
+device: cpu
+precision: fp32
+n: 4
+max_output_tokens: 8
+warmup: {n_warmup: 1}
+window: {min_duration_s: 0}
+validity: {min_window_s: 0, min_samples: 0}
+execution: {n_cycles: 2}
+echo: {batch: 2}
+sweep:
+  echo.repeat: [1, 3]
+gate:
+  budgets: {latency_p99_s: 600}
+"""
+
+
+@pytest.fixture
+def echo(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(echo_backend=ECHO_BACKEND)
+    pytester.syspathinsert()
+    pytester.makeconftest(CONFTEST)
+    pytester.makefile(".yaml", study_echo=STUDY)
+    return pytester
+
+
+def test_a_conftest_backend_runs_a_study_end_to_end(echo: pytest.Pytester) -> None:
+    result = echo.runpytest("--llem-results=out", "-m", "echo", "-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*study_echo.yaml::echo-repeat-1-c1 PASSED*"])
+    report = json.loads((echo.path / "out" / "report.json").read_text())
+    items = report["items"]
+    assert {i["point_id"] for i in items} == {"echo-repeat-1", "echo-repeat-3"}
+    for item in items:
+        assert item["config"]["backend"] == "echo"
+        assert item["config"]["echo"]["batch"] == 2
+        assert item["environment"] == {"echo": "1.0"}
+        assert item["gate"]["status"] == "pass"
+        assert item["energy"]["source"] is None and item["energy"]["reason"]  # never invented
+    tokens = {i["point_id"]: i["metrics"]["output_tokens"] for i in items}
+    assert tokens == {"echo-repeat-1": 4 + 5 + 6 + 7, "echo-repeat-3": 8 * 4}
+    # One load key (the engine module's load_key): loaded once, reused by the other 3 items.
+    assert [i["model_cached"] for i in items] == [False, True, True, True]
+
+
+def test_the_gate_judges_a_plugin_backend(echo: pytest.Pytester) -> None:
+    result = echo.runpytest("--llem-results=out", "--llem-fail-on=output_tokens_per_s>1e15")
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines(["*GateFailure: regression gate failed for echo-repeat*"])
+
+
+def test_unknown_backends_get_a_suggestion_from_the_registry(echo: pytest.Pytester) -> None:
+    echo.makefile(".yaml", study_echo=STUDY.replace("backend: echo", "backend: ecko"))
+    result = echo.runpytest("--llem-results=out")
+    result.stdout.fnmatch_lines(["*backend: unknown backend 'ecko'", "*fix: did you mean 'echo'?"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_the_section_is_checked_by_the_backends_model(echo: pytest.Pytester) -> None:
+    echo.makefile(".yaml", study_echo=STUDY.replace("echo: {batch: 2}", "echo: {batch: 0}"))
+    result = echo.runpytest("--llem-results=out", "-rs")
+    result.stdout.fnmatch_lines(["*echo.batch*greater than or equal to 1*"])
+
+
+def test_a_backend_registered_twice_differently_is_a_usage_error(echo: pytest.Pytester) -> None:
+    echo.makeconftest(
+        CONFTEST
+        + "\nimport dataclasses\n"
+        + "def pytest_llem_backends():\n"
+        + "    return [ECHO, dataclasses.replace(ECHO, engine='elsewhere:Engine')]\n"
+    )
+    result = echo.runpytest("--llem-results=out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*backend 'echo' is registered twice, differently*"])
