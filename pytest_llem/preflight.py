@@ -1,5 +1,6 @@
 """Pre-flight checks per point: GPU, backend package, model reachable offline, GPU memory,
-energy source. Every failure is collected and reported together.
+energy source. Every failure is collected and reported together. The facts they read about
+this machine are in ``host.py``.
 
 Absent hardware (no GPU, no requested energy source) skips the item unless
 ``--llem-require-gpu`` is set, so a misconfigured GPU runner can never pass silently; any
@@ -11,18 +12,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import platform
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pytest_llem.energy import nvml
-from pytest_llem.energy.nvml_facts import fingerprint
-from pytest_llem.energy.select import FIXES, probe, requested
+from pytest_llem.energy.select import FIXES, requested
 from pytest_llem.engines.models import ModelRef, resolve_model
-from pytest_llem.engines.vllm_compat import VllmBuild, installed_build, platform_problem
+from pytest_llem.engines.vllm_compat import platform_problem
 from pytest_llem.errors import ModelNotFoundError
+from pytest_llem.host import Host
 from pytest_llem.study.model import ExperimentConfig
 
 CheckKind = Literal["gpu", "energy", "backend", "model", "memory", "docker", "image", "runner"]
@@ -44,74 +42,6 @@ class Check:
     def render(self) -> str:
         """``[kind] message (fix: ...)``."""
         return f"[{self.kind}] {self.message}\n    fix: {self.fix}"
-
-
-class Host:
-    """Facts about this machine, probed once per session."""
-
-    @cached_property
-    def gpus(self) -> tuple[list[float], str | None]:
-        """(free MB per visible GPU, reason when NVML sees none)."""
-        try:
-            pynvml = nvml.load()
-        except nvml.NvmlUnavailable as exc:
-            return [], str(exc)
-        try:
-            handles = nvml.all_handles(pynvml)
-            free = [pynvml.nvmlDeviceGetMemoryInfo(h).free / 1e6 for _, h in handles]
-        except (nvml.NvmlUnavailable, pynvml.NVMLError) as exc:
-            return [], f"no usable GPU: {exc}"
-        finally:
-            nvml.release(pynvml)
-        return free, None if free else "NVML sees no GPU"
-
-    @cached_property
-    def torch_cuda(self) -> str | None:
-        """None when torch sees CUDA; otherwise why not (imports torch: run-time only)."""
-        try:
-            import torch
-        except ImportError:
-            return None  # reported by the backend check
-        if torch.cuda.is_available():
-            return None
-        return f"torch {torch.__version__} sees no CUDA device (a CPU-only build?)"
-
-    @cached_property
-    def vllm_build(self) -> VllmBuild | str:
-        """The installed vLLM build and platform, or why none (imports vllm: run-time only)."""
-        return installed_build()
-
-    def hardware(self, device: str) -> str:
-        """Hardware fingerprint: GPU models, driver major and power limits; or the CPU model."""
-        cache = self.__dict__.setdefault("_hardware", {})
-        if device not in cache:
-            cache[device] = _gpu_fingerprint() if device == "cuda" else _cpu_fingerprint()
-        result: str = cache[device]
-        return result
-
-    def energy_reason(self, source: str) -> str | None:
-        """Why an energy source cannot be used here (cached per source)."""
-        cache = self.__dict__.setdefault("_energy", {})
-        if source not in cache:
-            cache[source] = probe(source)
-        result: str | None = cache[source]
-        return result
-
-
-def _gpu_fingerprint() -> str:
-    return nvml.query(lambda pynvml: fingerprint(pynvml, nvml.all_handles(pynvml)), "gpu:unknown")
-
-
-def _cpu_fingerprint() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass  # not Linux: platform's answer stands
-    return f"cpu:{model}|{os.cpu_count()} cores"
 
 
 def _offline() -> bool:

@@ -18,6 +18,7 @@ from pytest_llem.errors import GateFailure, LlemError, PreflightError
 from pytest_llem.gate import explain
 from pytest_llem.gate.apply import Gate
 from pytest_llem.gate.verdict import table as gate_table
+from pytest_llem.host import Host
 from pytest_llem.measure.baseline import IdleBaselines
 from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
 from pytest_llem.options import Settings
@@ -94,7 +95,7 @@ class LlemSession:
         self.settings = settings
         self.gate = gate
         self.resume = resume or {}
-        self.host = preflight.Host()
+        self.host = Host()
         self.baselines = IdleBaselines(settings.results_dir / "idle_baseline.json")
         self.pool = RunnerPool(
             RunnerSettings(

@@ -26,7 +26,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"session", "report", "resume", "shard"}),  # role objects and what they write
     frozenset({"options", "converters", "hookspecs"}),  # resolved settings
     frozenset({"runners", "entrypoint"}),  # where items run
-    frozenset({"preflight"}),  # can a point run here
+    frozenset({"preflight", "host"}),  # can a point run here, and what this machine has
     frozenset({"measure"}),  # the protocol
     frozenset({"engines", "energy"}),  # device and library access
     frozenset({"results", "gate"}),  # results and the pure gate

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pytest_llem.engines.models import ModelRef
-from pytest_llem.preflight import Host, check_point, should_skip, weight_bytes
+from pytest_llem.host import Host
+from pytest_llem.preflight import check_point, should_skip, weight_bytes
 from pytest_llem.study.model import ExperimentConfig
 
 
