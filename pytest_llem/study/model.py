@@ -192,7 +192,8 @@ class _Experiment(_Section):
         if self.precision not in spec.precisions:
             raise ValueError(f"backend {self.backend} does not support precision {self.precision}")
         if self.lora is not None and not spec.lora:
-            raise ValueError(f"lora is not supported on backend {self.backend}")
+            able = [s.name for s in registry if s.lora]
+            raise ValueError(f"lora is not supported on backend {self.backend}; use one of {able}")
         problem = spec.check(self) if spec.check is not None else None
         if problem:
             raise ValueError(problem)
