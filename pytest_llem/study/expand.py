@@ -274,7 +274,9 @@ def _check_datasets(doc: loader.Document, points: tuple[Point, ...]) -> None:
         source = point.config.dataset.source
         found = source_problem(source, doc.path.parent)
         if found is not None:
-            line = doc.line_of(("dataset",)) if "dataset" in doc.data else point.line
+            top = doc.data.get("dataset")
+            written = top.get("source") if isinstance(top, Mapping) else top
+            line = doc.line_of(("dataset",)) if written == source else point.line
             problems[source] = Problem("dataset", found[0], found[1], line)
     if problems:
         raise StudyError(doc.path, list(problems.values()))

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pytest_llem.study.fates import FATES
+
 Path_ = tuple[str, ...]
 
 
@@ -108,6 +110,15 @@ def _is_open_model(model: type[BaseModel]) -> bool:
     return model.model_config.get("extra") == "allow"
 
 
+def moved_hint(name: str) -> str | None:
+    """Where an LLenergyMeasure key named ``name`` lives here, when one had that name."""
+    for fate in FATES:
+        if fate.old.rsplit(".", 1)[-1] == name and fate.kind != "same":
+            where = f"is {fate.new} here" if fate.new else f"is dropped: {fate.reason}"
+            return f"LLenergyMeasure's {fate.old} {where}; write it there"
+    return None
+
+
 def suggest(name: str, choices: list[str]) -> str | None:
     """The closest known name to ``name``, for "did you mean" hints."""
     matches = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
@@ -131,7 +142,7 @@ def check_path(model: type[BaseModel], path: Path_) -> tuple[int, str, str] | No
         if seg not in fields:
             hint = suggest(seg, sorted(fields))
             fix = f"did you mean {hint!r}?" if hint else f"use one of {sorted(fields)}"
-            return index, f"unknown key {seg!r}", fix
+            return index, f"unknown key {seg!r}", moved_hint(seg) or fix
         annotation = fields[seg].annotation
         if _is_open_mapping(annotation):
             return None

@@ -61,6 +61,17 @@ class ThermalConfig(_Section):
         default=0.05, gt=0.0, description="(max-min)/mean of power over the window"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _max_follows_min(cls, data: Any) -> Any:
+        # A floor above the default ceiling (LLenergyMeasure's thermal_floor_seconds: 90) is
+        # a floor: the ceiling rises with it unless the study sets one.
+        if isinstance(data, dict) and "max_s" not in data:
+            floor = data.get("min_s")
+            if isinstance(floor, (int, float)) and floor > cls.model_fields["max_s"].default:
+                return {**data, "max_s": floor}
+        return data
+
     @model_validator(mode="after")
     def _bounds(self) -> ThermalConfig:
         if self.max_s < self.min_s:

@@ -18,6 +18,7 @@ from pytest_llem.study.grammar import (
     check_path,
     deep_merge,
     expand_dotted,
+    moved_hint,
     scoped_backend,
     split_key,
     suggest,
@@ -104,6 +105,7 @@ class Expander:
             if head not in self.model.model_fields:
                 hint = suggest(head, [*STUDY_KEYS, *config_fields])
                 fix = f"did you mean {hint!r}?" if hint else "remove it or check the spelling"
+                fix = moved_hint(head) or fix
                 self.problem((key,), f"unknown key {head!r}", fix)
             elif key != "backend":
                 self.check_block({key: value}, ())

@@ -40,7 +40,9 @@ def test_invalid_points_are_skipped_with_the_reason(pytester: pytest.Pytester) -
     pytester.makefile(".yaml", study_demo=GRID)
     result = pytester.runpytest("-rs", "-k", "vllm")
     result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines(["*invalid config: lora is not supported on backend vllm; use one of ?'pytorch'?*"])
+    result.stdout.fnmatch_lines(
+        ["*invalid config: lora is not supported on backend vllm; use one of ?'pytorch'?*"]
+    )
 
 
 def test_more_than_half_invalid_warns(pytester: pytest.Pytester) -> None:

@@ -121,23 +121,25 @@ def test_xdist_keeps_properties_and_writes_one_report(
 def test_a_failing_item_does_not_stop_the_session(
     pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
 ) -> None:
+    # A missing file is a collection error now; a broken one is found only when read.
+    (pytester.path / "broken.jsonl").write_text("not json\n")
     pytester.makefile(
         ".yaml",
         study_mixed=fast_study(
-            tiny_gpt2, "experiments:\n  - {n: 2}\n  - {dataset: missing.jsonl}\n  - {n: 3}\n"
+            tiny_gpt2, "experiments:\n  - {n: 2}\n  - {dataset: broken.jsonl}\n  - {n: 3}\n"
         ),
     )
     result = pytester.runpytest("--llem-results=out")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*DatasetError: dataset file */missing.jsonl does not exist*"])
+    result.stdout.fnmatch_lines(["*DatasetError: */broken.jsonl:1: not valid JSON*"])
     report = json.loads((pytester.path / "out" / "report.json").read_text())
     outcomes = [(i["point_id"], i["outcome"]) for i in report["items"]]
     assert outcomes == [
         ("pytorch-n2-synthetic", "passed"),
-        ("pytorch-n4-missing.jsonl", "failed"),
+        ("pytorch-n4-broken.jsonl", "failed"),
         ("pytorch-n3-synthetic", "passed"),
     ]
-    assert "does not exist" in report["items"][1]["message"]
+    assert "not valid JSON" in report["items"][1]["message"]
 
 
 def test_jsonl_dataset_relative_to_the_study(

@@ -184,3 +184,19 @@ def test_undeclared_vllm_engine_keys_are_accepted_with_a_note(write_study: Write
         "study_x.yaml: vllm.engine keys ['cpu_offload_gb', 'num_gpu_blocks_override'] go to "
         "vLLM's EngineArgs as written; the installed vLLM checks them when the engine loads",
     )
+
+
+def test_an_old_key_in_the_wrong_place_points_at_its_new_name(write_study: Write) -> None:
+    path = write_study("model: m\nthermal_floor_seconds: 30\nthermal: {duration_seconds: 3}\n")
+    with pytest.raises(StudyError) as err:
+        load(path)
+    fixes = [p.fix for p in err.value.problems]
+    assert fixes == [
+        "LLenergyMeasure's warmup.thermal_floor_seconds is thermal.min_s here; write it there",
+        "LLenergyMeasure's baseline.duration_seconds is baseline.duration_s here; write it there",
+    ]
+
+
+def test_a_thermal_floor_above_the_default_ceiling_raises_the_ceiling(write_study: Write) -> None:
+    config = load(write_study("model: m\nwarmup: {thermal_floor_seconds: 90}\n")).points[0].config
+    assert config is not None and (config.thermal.min_s, config.thermal.max_s) == (90, 90)

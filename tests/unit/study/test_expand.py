@@ -344,3 +344,10 @@ def test_an_all_invalid_top_level_config_names_line_and_fix(write_study: Write) 
     assert "model: Field required" in problem.message
     # a missing field has no line: the first line of the file
     assert problem.line == 1 and problem.fix is not None and problem.fix.startswith("set model")
+
+
+def test_a_missing_dataset_in_an_experiment_points_at_the_experiment(write_study: Write) -> None:
+    path = write_study("model: m\ndataset: synthetic\nexperiments:\n  - {dataset: gone.jsonl}\n")
+    with pytest.raises(StudyError) as err:
+        load(path)
+    assert err.value.problems[0].line == 4

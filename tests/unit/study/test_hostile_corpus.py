@@ -39,7 +39,8 @@ def test_each_hostile_file_is_a_clear_error(name: str, tmp_path: Path) -> None:
     # Memory, not wall time, shows a bomb was refused early (time swings on a loaded machine).
     assert peak < 300_000_000, peak
     for problem in err.value.problems:
-        assert problem.message
+        # every problem names its line and a fix (a file that is not a mapping: line 1)
+        assert problem.message and problem.fix and problem.line, problem
 
 
 def test_lines_are_reported_where_the_yaml_has_them(tmp_path: Path) -> None:
