@@ -356,6 +356,18 @@ SAMPLING_FIELDS = {
 }
 
 
+# The V1 RequestStateStats fields the fake fills (checked against the real class).
+V1_METRICS = {
+    "num_generation_tokens",
+    "arrival_time",
+    "queued_ts",
+    "scheduled_ts",
+    "first_token_ts",
+    "last_token_ts",
+    "first_token_latency",
+}
+
+
 class FakeSamplingParams:
     def __init__(self, **kwargs: Any) -> None:
         unknown = set(kwargs) - SAMPLING_FIELDS
@@ -533,3 +545,16 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     return module
+
+
+@pytest.fixture
+def fake_vllm_parts() -> Any:
+    """The fake's classes and accepted names, without installing it (for the drift test)."""
+    return _types.SimpleNamespace(
+        ENGINE_ARGS=ENGINE_ARGS,
+        SAMPLING_FIELDS=SAMPLING_FIELDS,
+        V1_METRICS=V1_METRICS,
+        FakeLLM=FakeLLM,
+        FakeSamplingParams=FakeSamplingParams,
+        FakeBeamSearchParams=FakeBeamSearchParams,
+    )
