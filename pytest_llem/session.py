@@ -96,7 +96,17 @@ class LlemSession:
             self._preflight[key] = preflight.check_point(
                 config, item.path.parent, self.host, self.settings.energy, local=local
             )
+            self._note_vllm_build(config, local)
         return runner_checks + self._preflight[key]
+
+    def _note_vllm_build(self, config: ExperimentConfig, local: bool) -> None:
+        """Say once which vLLM build pre-flight found (only vLLM's platform decides)."""
+        build = self.host.__dict__.get("vllm_build")  # probed by check_point, if at all
+        if config.backend == "vllm" and local and build is not None:
+            text = build if isinstance(build, str) else build.describe()
+            note = f"pre-flight: {text}"
+            if note not in self.notes:
+                self.notes.append(note)
 
     def spec_for(self, item: ExperimentItem) -> RunSpec:
         """The RunSpec of an item, with the session's idle baseline for its device kind."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,27 @@ def test_one_engine_in_process(real: Any, vllm_model: Path, fake_nvml: Any) -> N
     finally:
         engine.close()
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+
+
+def test_collection_checks_arguments_against_the_installed_vllm(
+    pytester: pytest.Pytester, vllm_study: Any
+) -> None:
+    extra = (
+        "passthrough_kwargs: {max_num_seq: 4}\n"
+        "experiments:\n  - {vllm: {engine: {swap_space: 4}}}\n  - {n: 2}\n"
+    )
+    pytester.makefile(".yaml", study_bad=vllm_study(extra))
+    pytester.makepyfile(
+        probe="import sys, pytest\n"
+        "code = pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider'])\n"
+        "heavy = [m for m in ('torch', 'vllm') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+        "sys.exit(code)\n"
+    )
+    result = pytester.run(sys.executable, "probe.py")
+    out = result.stdout.str()
+    assert result.ret == 2, out  # a collection error
+    assert "HEAVY []" in out  # checked without importing vLLM (or torch)
+    assert "the installed vLLM 0.32.0 has no argument 'max_num_seq'" in out
+    assert "did you mean 'max_num_seqs'?" in out
+    assert "has no argument 'swap_space'" in out  # removed from EngineArgs by 0.32
