@@ -104,6 +104,7 @@ class LlemSession:
         )
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
         self.items_run = 0
+        self.notes: list[str] = []  # advice for the terminal, sent with the summary
         self.sleep: Sleep = time.sleep  # tests inject a fake: no real waiting
         self._positions: dict[str, int] = {}  # study file -> items of it run here so far
 
@@ -133,7 +134,17 @@ class LlemSession:
             self._preflight[key] = preflight.check_point(
                 config, item.study_dir, self.host, self.settings.energy, local=local
             )
+            self._note_vllm_build(config, local)
         return runner_checks + self._preflight[key]
+
+    def _note_vllm_build(self, config: ExperimentConfig, local: bool) -> None:
+        """Say once which vLLM build pre-flight found (only vLLM's platform decides)."""
+        build = self.host.__dict__.get("vllm_build")  # probed by check_point, if at all
+        if config.backend == "vllm" and local and build is not None:
+            text = build if isinstance(build, str) else build.describe()
+            note = f"pre-flight: {text}"
+            if note not in self.notes:
+                self.notes.append(note)
 
     def spec_for(self, item: ItemRef) -> RunSpec:
         """The RunSpec of an item, with the session's idle baseline for its device kind."""
@@ -267,7 +278,8 @@ class LlemSession:
                 r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
             ),
         }
-        summary["notes"] = self.close()  # includes the pool's advice (persistent, mixed runners)
+        # The session's own notes, then the pool's advice (persistent, mixed runners).
+        summary["notes"] = [*self.notes, *self.close()]
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput["llem"] = summary  # xdist carries it to the controller

