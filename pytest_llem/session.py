@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from pytest_llem import preflight
+from pytest_llem import preflight, timeouts
+from pytest_llem.engines import registry
 from pytest_llem.errors import GateFailure, LlemError, PreflightError
 from pytest_llem.gate.apply import Gate
 from pytest_llem.gate.verdict import Verdict
 from pytest_llem.gate.verdict import table as gate_table
+from pytest_llem.measure import concurrency
 from pytest_llem.measure.baseline import IdleBaselines
 from pytest_llem.options import Settings
 from pytest_llem.report import junit
@@ -100,7 +103,15 @@ class LlemSession:
             RunnerSettings(settings.runner_cli, settings.runner_ini, settings.docker)
         )
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
+        self.activity = concurrency.DeviceActivity(settings.results_dir / ".active")
         self.items_run = 0
+        self.order: dict[str, Any] | None = None  # set after collection (see ordering.py)
+        self.phase = ""  # the running item's phase (load, warmup, measure...)
+        self._phase_started = 0.0
+        self.longest_load_s: float | None = None  # of loads that finished or were cut
+        self.load_cuts: list[str] = []  # items interrupted while loading their model
+        self._prepared: set[tuple[str, str]] = set()
+        self.notes: list[str] = []  # advice for the terminal summary
 
     def resumed(self, item: ItemRef) -> dict[str, Any] | None:
         """The stored result of a passed item in the resumed run, when its config is unchanged."""
@@ -163,10 +174,29 @@ class LlemSession:
         spec = self.spec_for(item)
         started = _now()
         line = ProgressLine(self.config)
+        self.phase = ""
+
+        def progress(phase: str, detail: str) -> None:
+            if phase != self.phase:
+                self.phase, self._phase_started = phase, time.perf_counter()
+            line.update(phase, detail)
+
+        keys = concurrency.device_keys(item.config)
+        span = self.activity.begin(keys, item.nodeid)
         try:
-            measurement = runner.run(spec, line.update)
+            measurement = runner.run(spec, progress)
+        except BaseException:
+            if self.phase == "load":  # e.g. pytest-timeout's signal: say so (timeouts.py)
+                self._load_cut(item.nodeid)
+            raise
         finally:
             line.clear()
+            others = span.end()
+        if not measurement.model_cached and measurement.model_load_s is not None:
+            self.longest_load_s = max(self.longest_load_s or 0.0, measurement.model_load_s)
+        if others:
+            warnings = [*measurement.warnings, concurrency.warning(others, keys)]
+            measurement = measurement.model_copy(update={"warnings": warnings})
         self.items_run += 1
         extra = {
             "runner": (measurement.runner or runner.info).model_dump(mode="json"),
@@ -174,6 +204,29 @@ class LlemSession:
             "finished_at": _now(),
         }
         return measurement, extra
+
+    def _load_cut(self, nodeid: str) -> None:
+        elapsed = time.perf_counter() - self._phase_started
+        self.longest_load_s = max(self.longest_load_s or 0.0, elapsed)
+        self.load_cuts.append(nodeid)
+
+    def prepare(self, item: ItemRef, timeout_s: float | None) -> None:
+        """Before the item's timer starts: import what its model load needs, and say so when
+        a per-item timeout is shorter than a model load (see timeouts.py)."""
+        if item.point.config is None or self.resumed(item) is not None:
+            return
+        note = timeouts.too_short(timeout_s, self.longest_load_s)
+        if note is not None and note not in self.notes:
+            self.notes.append(note)
+        try:
+            runner = self.runner_for(item)
+            key = (item.nodeid.split("::")[0], registry.load_key(item.config))
+            prepare = getattr(runner, "prepare", None)
+            if prepare is not None and key not in self._prepared:
+                self._prepared.add(key)
+                prepare(self.spec_for(item))
+        except Exception:  # best effort: the item's own run reports any problem
+            return
 
     def run_item(
         self,
@@ -195,12 +248,14 @@ class LlemSession:
         config = item.config
         measurement, extra = self._measure(item, runner)
         hardware = self.host.hardware(config.device)
+        config_hash = item.point.config_hash
         verdict, stats = self.gate.judge(
             item.plan.gate,
-            item.point.config_hash,
+            config_hash,
             hardware,
             measurement.metrics.model_dump(),
-            final=item.cycle >= item.plan.execution.n_cycles,
+            final=self.gate.completes(config_hash, item.cycle, item.plan.execution.n_cycles),
+            cycle=item.cycle,
         )
         record(
             ItemOutcome(
@@ -242,7 +297,11 @@ class LlemSession:
                 r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
             ),
         }
-        summary["notes"] = self.close()  # includes the pool's advice (persistent, mixed runners)
+        summary["order"] = self.order
+        if self.load_cuts:
+            self.notes.append(timeouts.load_cut_note(self.load_cuts, self.longest_load_s))
+        # The pool's advice (persistent, mixed runners) follows this session's own.
+        summary["notes"] = [*self.notes, *self.close()]
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput["llem"] = summary  # xdist carries it to the controller

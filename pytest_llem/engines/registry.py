@@ -34,6 +34,14 @@ def load_engine(config: ExperimentConfig, base_dir: Path | None) -> Engine:
     return engine
 
 
+def preload(config: ExperimentConfig, base_dir: Path | None) -> None:
+    """Import what loading ``config`` needs, so that an interrupt during the load (a per-item
+    timeout) cannot leave a library half-imported for later items. Best effort."""
+    hook = getattr(_module(config.backend), "preload", None)
+    if hook is not None:
+        hook(config, base_dir)
+
+
 @functools.cache
 def _environment(backend: str) -> tuple[tuple[str, Any], ...]:
     return tuple(_module(backend).environment().items())

@@ -17,7 +17,7 @@ import pytest
 from pytest_llem.errors import LlemError
 from pytest_llem.gate import baseline
 from pytest_llem.options import Settings
-from pytest_llem.report import bmf, document, github, plots, terminal
+from pytest_llem.report import bmf, document, github, junit_suite, plots, terminal
 from pytest_llem.results import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 from pytest_llem.secrets import redact
 
@@ -44,6 +44,8 @@ class Reporter:
         self.notes: list[str] = []
         self.plots: list[Path] = []
         self.study_gates: dict[str, dict[str, Any]] = {}
+        self.ran: list[str] = []  # every attempt's nodeid, in the order they finished
+        self.orders: list[dict[str, Any]] = []  # each process's order record (ordering.py)
 
     # -- hooks (this object is registered as a plugin) -----------------------------------
 
@@ -58,7 +60,15 @@ class Reporter:
         measurement = getattr(report, "llem_measurement", None)
         if measurement is not None:
             state["measurement"] = measurement
-        if report.when == "setup" and report.outcome != "passed":
+        suite_properties = getattr(report, "llem_suite_properties", None)
+        if suite_properties is not None and _outcome(report) != "rerun":
+            junit_suite.add(self.config, report.nodeid, suite_properties)
+        if _outcome(report) == "rerun":
+            # pytest-rerunfailures logs no teardown for an attempt it repeats: the attempt ends
+            # here, and the next one starts with a fresh setup report.
+            state["outcome"], state["message"] = "rerun", _message(report)
+            self._finish(report.nodeid, self._pending.pop(report.nodeid))
+        elif report.when == "setup" and report.outcome != "passed":
             state["outcome"] = _outcome(report, failed="error")
             state["message"] = _message(report)
         elif report.when == "call":
@@ -88,6 +98,7 @@ class Reporter:
         self.study_gates.setdefault(identity["study_hash"], identity.get("study_gate") or {})
         outcome: Outcome = state.get("outcome", "error")
         self._attempts[nodeid] = self._attempts.get(nodeid, 0) + 1
+        self.ran.append(nodeid)
         result = ExperimentResult(
             nodeid=nodeid,
             outcome=outcome,
@@ -122,7 +133,11 @@ class Reporter:
         """Keep a process's summary for the report and its notes for the terminal."""
         if summary.get("worker") != "main":
             self.workers.append(summary)  # the report lists xdist workers only, as before
-        self.notes.extend(summary.get("notes", []))
+        if summary.get("order") is not None:
+            self.orders.append(summary["order"])
+        for note in summary.get("notes", []):
+            if note not in self.notes:  # every xdist worker may say the same
+                self.notes.append(note)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the JSON report and the optional outputs (baseline, plots, BMF, summary)."""
@@ -154,6 +169,13 @@ class Reporter:
             for note in self.notes:
                 terminalreporter.write_line(note)
             return
+        others = self.settings.others
+        junit_note = junit_suite.xunit2_note(
+            others.junit_family, self.settings.junit_properties, others.junitxml
+        )
+        for extra in [junit_note, *self._selection_notes()]:
+            if extra is not None and extra not in self.notes:
+                self.notes.append(extra)
         terminalreporter.section("llem results")
         for line in terminal.summary_lines(self.results):
             terminalreporter.write_line(line)
@@ -164,6 +186,23 @@ class Reporter:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github.workflow_commands(self.results, self.settings.rootdir):
                 terminalreporter.write_line(line)
+
+    def _selection_notes(self) -> list[str]:
+        """Say so when every study item was skipped by a selection flag or a plugin."""
+        skipped = [r for r in self.results if r.outcome == "skipped"]
+        if not skipped or len(skipped) < len(self.results):
+            return []
+        reasons = sorted({r.message or "no reason given" for r in skipped})
+        line = (
+            f"pytest-llem: all {len(skipped)} study items were skipped, nothing was measured "
+            f"(reason: {reasons[0]}{f' and {len(reasons) - 1} more' if len(reasons) > 1 else ''})"
+        )
+        if self.settings.others.benchmark_only:
+            line += (
+                "\n  --benchmark-only (pytest-benchmark) runs only tests that use its benchmark "
+                "fixture; study items are measured by pytest-llem: run them without it"
+            )
+        return [line]
 
     def write_report(self, exitstatus: int) -> None:
         """Write the JSON report atomically (called once, at session end)."""
@@ -182,6 +221,7 @@ class Reporter:
             "baseline": self.settings.compare,
             "shard": list(self.settings.shard) if self.settings.shard else None,
             "workers": self.workers,
+            "order": _order(self.orders, self.ran),
         }
         write_json_atomic(
             self.settings.json_path, document.build(self.results, session, self.study_gates)
@@ -208,3 +248,14 @@ def _message(report: pytest.TestReport) -> str:
         return redact(str(report.longrepr[2]).removeprefix("Skipped: "))
     text = redact(report.longreprtext)
     return text[-4000:] if len(text) > 4000 else text
+
+
+def _order(records: list[dict[str, Any]], ran: list[str]) -> dict[str, Any]:
+    """The run's order: what ran (finish order), whether each process kept the study's
+    cycle_order, which plugins reordered it and with which seed."""
+    return {
+        "study_order": all(r["study_order"] for r in records),
+        "reordered_by": sorted({name for r in records for name in r["reordered_by"]}),
+        "seed": next((r["seed"] for r in records if r["seed"] is not None), None),
+        "ran": ran,
+    }

@@ -24,6 +24,7 @@ WARNING_CODES: tuple[str, ...] = (
     "baseline_missing",
     "energy_zero",
     "warmup_not_converged",
+    "concurrent_measurement",
 )
 
 

@@ -21,7 +21,7 @@ ROOT = PACKAGE.parent
 # the layer of its longest matching prefix (``measure.stats`` is pure core, ``measure`` is not).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"", "__main__", "plugin", "merge"}),  # entry points: pytest and the CLI
-    frozenset({"fixtures", "setup", "workers", "guard"}),  # pytest wiring
+    frozenset({"fixtures", "setup", "workers", "guard", "ordering"}),  # pytest wiring
     frozenset({"collect"}),  # study files -> items
     frozenset({"session", "report", "resume", "shard"}),  # role objects and what they write
     frozenset({"options", "converters", "hookspecs"}),  # resolved settings
@@ -31,7 +31,17 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"engines", "energy"}),  # device and library access
     frozenset({"results", "gate"}),  # results and the pure gate
     frozenset(
-        {"study", "catalog", "errors", "secrets", "devices", "progress", "testing", "measure.stats"}
+        {
+            "study",
+            "catalog",
+            "errors",
+            "secrets",
+            "devices",
+            "progress",
+            "testing",
+            "measure.stats",
+            "timeouts",
+        }
     ),  # pure core and shared types
 )
 
