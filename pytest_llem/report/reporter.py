@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class Reporter:
         self.results: list[ExperimentResult] = []
         self._pending: dict[str, dict[str, Any]] = {}
         self._attempts: dict[str, int] = {}
+        self._rerun_ended: set[str] = set()
         self.jsonl_path = settings.results_dir / "results.jsonl"
         self.workers: list[dict[str, Any]] = []
         self.notes: list[str] = []
@@ -55,6 +57,12 @@ class Reporter:
         if identity is None:
             self._crashed(report)
             return
+        if report.nodeid in self._rerun_ended:
+            # The attempt before was repeated and is already recorded: its teardown (which
+            # pytest-rerunfailures may or may not log) belongs to it, not to a new attempt.
+            self._rerun_ended.discard(report.nodeid)
+            if report.when == "teardown":
+                return
         state = self._pending.setdefault(report.nodeid, {"identity": identity})
         state.setdefault("nodeid", report.nodeid)
         measurement = getattr(report, "llem_measurement", None)
@@ -68,6 +76,7 @@ class Reporter:
             # here, and the next one starts with a fresh setup report.
             state["outcome"], state["message"] = "rerun", _message(report)
             self._finish(report.nodeid, self._pending.pop(report.nodeid))
+            self._rerun_ended.add(report.nodeid)
         elif report.when == "setup" and report.outcome != "passed":
             state["outcome"] = _outcome(report, failed="error")
             state["message"] = _message(report)
@@ -247,6 +256,8 @@ def _message(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return redact(str(report.longrepr[2]).removeprefix("Skipped: "))
     text = redact(report.longreprtext)
+    # xdist heads a worker's failure text with "[gw0] linux -- Python ...": not the message.
+    text = re.sub(r"\A\[gw\d+\] [^\n]*\n", "", text)
     return text[-4000:] if len(text) > 4000 else text
 
 
