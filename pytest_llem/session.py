@@ -219,10 +219,11 @@ class LlemSession:
         if note is not None and note not in self.notes:
             self.notes.append(note)
         try:
-            runner = self.runner_for(item)
+            prepare = getattr(self.runner_for(item), "prepare", None)  # local runners only
+            if prepare is None or self.checks_for(item):
+                return  # runs elsewhere, or will not run here (pre-flight skips or fails it)
             key = (item.nodeid.split("::")[0], registry.load_key(item.config))
-            prepare = getattr(runner, "prepare", None)
-            if prepare is not None and key not in self._prepared:
+            if key not in self._prepared:
                 self._prepared.add(key)
                 prepare(self.spec_for(item))
         except Exception:  # best effort: the item's own run reports any problem
