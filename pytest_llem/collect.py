@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_llem import study
+from pytest_llem import study, timeouts
 from pytest_llem.engines import vllm_check
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.gate import feasibility
@@ -22,7 +22,7 @@ from pytest_llem.options import Settings
 from pytest_llem.preflight import Check
 from pytest_llem.runners.base import Runner
 from pytest_llem.secrets import redact
-from pytest_llem.session import ItemOutcome, ItemRef, LlemSession
+from pytest_llem.session import SESSION_KEY, ItemOutcome, ItemRef, LlemSession
 from pytest_llem.study.plan import PlannedItem, StudyPlan
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ MARKERS: tuple[str, ...] = (
 
 PLANS_KEY = pytest.StashKey[list[StudyPlan]]()
 MEASUREMENT_KEY = pytest.StashKey[dict[str, Any]]()
+SUITE_PROPERTIES_KEY = pytest.StashKey[list[tuple[str, object]]]()
 
 
 class LlemStudyWarning(pytest.PytestWarning):
@@ -89,6 +90,13 @@ class StudyFile(pytest.File):
         vllm_problems = vllm_check.study_problems(plan)
         if vllm_problems:
             raise self.CollectError(str(StudyError(self.path, vllm_problems))) from None
+        count = self.settings.others.repeat_count
+        if count > 1:
+            raise self.CollectError(
+                f"{self.path}: pytest-repeat's --count {count} does not repeat study items\n"
+                f"  fix: set execution.n_cycles: {count} in the study (its cycles are its "
+                "repeats: gated together, kept on one worker), and run it without --count"
+            )
         for message in plan.warnings:
             self.warn(LlemStudyWarning(f"{self.path.name}: {message}"))
         timeout_s = item_timeout(plan, self.settings)
@@ -119,8 +127,9 @@ class StudyFile(pytest.File):
         self.config.stash.setdefault(PLANS_KEY, []).append(plan)
         items: list[pytest.Item] = []
         shared: Any = None
-        for planned in plan.items():
+        for index, planned in enumerate(plan.items()):
             item = ExperimentItem.build(self, plan, planned, shared, timeout_s)
+            item.plan_index = index  # position in the study's cycle_order (see ordering.py)
             # Every item of a file requests the same fixtures through the same callobj, so the
             # fixture closure is computed once and shared, as pytest does for parametrized
             # functions; per-item computation dominated collection time at 10k points.
@@ -137,6 +146,7 @@ class ExperimentItem(pytest.Function):
         self.plan = plan
         self.point = planned.point
         self.cycle = planned.cycle
+        self.plan_index = 0
 
     @classmethod
     def build(
@@ -175,9 +185,18 @@ class ExperimentItem(pytest.Function):
         return ItemRef(self.nodeid, self.plan, self.point, self.cycle, self.path.parent)
 
     def record(self, outcome: ItemOutcome) -> None:
-        """Keep a run's measurement (for the report) and its JUnit properties."""
+        """Keep a run's measurement (for the report) and its JUnit properties.
+
+        With ``llem_junit_properties = suite`` the properties travel on the report instead of
+        ``user_properties`` (which pytest writes into the testcase), and the controller adds
+        them to the testsuite (see report/junit_suite.py).
+        """
         self.stash[MEASUREMENT_KEY] = outcome.measurement
-        self.user_properties.extend(outcome.properties)
+        assert isinstance(self.parent, StudyFile)
+        if self.parent.settings.junit_properties == "suite":
+            self.stash[SUITE_PROPERTIES_KEY] = outcome.properties
+        else:
+            self.user_properties.extend(outcome.properties)
 
     def identity(self) -> dict[str, Any]:
         """Who this item is, as primitives (travels on reports, also through xdist)."""
@@ -196,9 +215,14 @@ class ExperimentItem(pytest.Function):
         }
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        """The study file, the line of the point (0-based) and a label."""
+        """The study file, the line of the point (0-based) and the item's name.
+
+        Reporters that print ``location`` (pytest-sugar, failure headlines) join the path and
+        the label with ``::``, so the label is the name alone: what they print is the nodeid
+        that ``pytest <id>`` selects.
+        """
         line = (self.point.line or 1) - 1
-        return self.path, line, f"{self.plan.name}::{self.name}"
+        return self.path, line, self.name
 
     def repr_failure(  # type: ignore[override] # pytest types excinfo as ExceptionInfo[BaseException]
         self, excinfo: ExceptionInfo[BaseException]
@@ -206,4 +230,21 @@ class ExperimentItem(pytest.Function):
         """Domain errors show their message and fix, not a traceback."""
         if isinstance(excinfo.value, LlemError):
             return redact(f"{type(excinfo.value).__name__}: {excinfo.value}")
+        session = self.config.stash.get(SESSION_KEY, None)
+        if timeouts.is_timeout(excinfo.value) and session is not None and session.phase == "load":
+            return f"{super().repr_failure(excinfo)}\n{timeouts.load_cut_explanation()}"
         return super().repr_failure(excinfo)
+
+    def timeout_s(self) -> float | None:
+        """The item's pytest-timeout seconds: its marker, else --timeout / ini / env."""
+        marker = self.get_closest_marker("timeout")
+        if marker is not None:
+            return timeouts.marker_timeout(marker.args, marker.kwargs)
+        assert isinstance(self.parent, StudyFile)
+        return self.parent.settings.others.timeout_s
+
+    def prepare(self) -> None:
+        """Before pytest-timeout's timer starts: imports for the model load, timeout advice."""
+        session = self.config.stash.get(SESSION_KEY, None)
+        if session is not None and self.point.config is not None:
+            session.prepare(self.ref, self.timeout_s())

@@ -64,6 +64,15 @@ def strategy(text: str) -> str:
     return text
 
 
+JUNIT_MODES = ("testcase", "suite")
+
+
+def junit_mode(text: str) -> str:
+    if text not in JUNIT_MODES:
+        raise pytest.UsageError(f"junit properties must be testcase or suite, got {text!r}")
+    return text
+
+
 def number(text: str) -> float:
     try:
         return float(text)

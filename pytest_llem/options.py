@@ -6,6 +6,7 @@ No other module calls ``getoption``/``getini``: they read ``Settings`` from the 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -231,6 +232,15 @@ OPTIONS: tuple[Option, ...] = (
         has_cli=False,
     ),
     Option(
+        "junit_properties",
+        "where JUnit XML gets each item's llem.* properties: testcase (default; pytest's "
+        "xunit2 schema has no testcase properties) or suite (testsuite properties named "
+        "<nodeid>::llem.<name>, valid xunit2)",
+        ini="llem_junit_properties",
+        convert=convert.junit_mode,
+        metavar="WHERE",
+    ),
+    Option(
         "timeseries",
         "save every item's power/thermal samples as JSONL under <results>/timeseries",
         ini="llem_timeseries",
@@ -282,6 +292,41 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 @dataclass(frozen=True)
+class OtherPlugins:
+    """What other plugins were asked to do (their defaults when they are not installed)."""
+
+    repeat_count: int = 1  # pytest-repeat --count
+    benchmark_only: bool = False  # pytest-benchmark --benchmark-only
+    timeout_s: float | None = None  # pytest-timeout: --timeout, PYTEST_TIMEOUT, ini timeout
+    junitxml: bool = False  # pytest's --junitxml
+    junit_family: str = "xunit2"  # pytest's ini junit_family
+
+
+def _ini(config: pytest.Config, name: str) -> Any:
+    try:
+        return config.getini(name)
+    except ValueError:  # the plugin that declares the key is not loaded
+        return None
+
+
+def _other_plugins(config: pytest.Config) -> OtherPlugins:
+    timeout = config.getoption("timeout", default=None)
+    if timeout is None:
+        timeout = os.environ.get("PYTEST_TIMEOUT") or _ini(config, "timeout") or None
+    try:
+        timeout_s = float(timeout) if timeout is not None else None
+    except ValueError:  # pytest-timeout itself reports a malformed value
+        timeout_s = None
+    return OtherPlugins(
+        repeat_count=int(config.getoption("count", default=1) or 1),
+        benchmark_only=bool(config.getoption("benchmark_only", default=False)),
+        timeout_s=timeout_s,
+        junitxml=bool(config.getoption("xmlpath", default=None)),
+        junit_family=str(_ini(config, "junit_family") or "xunit2"),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings; ``sources`` says where each value came from (cli, ini, default)."""
 
@@ -315,6 +360,13 @@ class Settings:
     session_id: str = ""
     backends: BackendRegistry = BUILTIN
     xdist_dist: str | None = None  # pytest-xdist's --dist, when xdist is installed
+    xdist_workers: int = 0  # pytest-xdist's -n (resolved: "auto" is a number by now)
+    junit_properties: str = "testcase"
+    others: OtherPlugins = field(default_factory=lambda: OtherPlugins())
+
+
+def _int_or_zero(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -441,6 +493,9 @@ def resolve(config: pytest.Config, backends: BackendRegistry = BUILTIN) -> Setti
         session_id=session_id,
         backends=backends,
         xdist_dist=config.getoption("dist", default=None),
+        xdist_workers=_int_or_zero(config.getoption("numprocesses", default=None)),
+        junit_properties=values["junit_properties"] or "testcase",
+        others=_other_plugins(config),
     )
 
 
@@ -453,3 +508,9 @@ def session_id_of(config: pytest.Config) -> str:
     if workerinput and workerinput.get(SESSION_ID_KEY):
         return str(workerinput[SESSION_ID_KEY])
     return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def reorder_seed(config: pytest.Config) -> int | None:
+    """The seed pytest-randomly shuffled with (read late: it resolves its seed at configure)."""
+    seed = config.getoption("randomly_seed", default=None)
+    return seed if isinstance(seed, int) else None

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem import collect, fixtures, guard, hookspecs, options, setup, workers
+from pytest_llem import collect, fixtures, guard, hookspecs, options, ordering, setup, workers
+from pytest_llem.report import html
 from pytest_llem.report.reporter import REPORTER_KEY, Reporter
 from pytest_llem.session import SESSION_KEY, LlemSession
 from pytest_llem.study.backends import BUILTIN
@@ -15,6 +16,7 @@ from pytest_llem.study.registry import BackendSpec
 
 SETTINGS_KEY = pytest.StashKey[options.Settings]()
 SIGTERM_KEY = pytest.StashKey[object]()
+CPU_NOTE_KEY = pytest.StashKey[bool]()
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -53,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config, settings, setup.gate(settings), setup.resume(config, settings)
         )
         config.pluginmanager.register(config.stash[SESSION_KEY], "llem-session")
+        config.pluginmanager.register(ordering.OrderCheck(), "llem-order")
     config.stash[SIGTERM_KEY] = guard.install_sigterm()
     if not _is_xdist_worker(config):
         config.stash[REPORTER_KEY] = Reporter(config, settings)
@@ -78,6 +81,16 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
     return lines
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    # Outermost wrapper: runs before pytest-timeout's wrapper starts the item's timer.
+    if isinstance(item, collect.ExperimentItem):
+        item.prepare()
+    return (yield)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -88,6 +101,9 @@ def pytest_runtest_makereport(
         report.llem_item = item.identity()  # type: ignore[attr-defined]
         if call.when == "call" and collect.MEASUREMENT_KEY in item.stash:
             report.llem_measurement = item.stash[collect.MEASUREMENT_KEY]  # type: ignore[attr-defined]
+            props = item.stash.get(collect.SUITE_PROPERTIES_KEY, None)
+            if props is not None:
+                report.llem_suite_properties = props  # type: ignore[attr-defined]
     return report
 
 
@@ -106,6 +122,22 @@ def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
         if problem is not None:
             pytest.exit(f"pytest-llem: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
         guard.results_dir_or_exit(config, settings.results_dir)
+        _once_cpu_sharing_note(config, settings, ids)
+
+
+def _once_cpu_sharing_note(
+    config: pytest.Config, settings: options.Settings, ids: list[str]
+) -> None:
+    if config.stash.get(CPU_NOTE_KEY, False):
+        return
+    config.stash[CPU_NOTE_KEY] = True
+    cpu_ids = workers.cpu_item_ids(ids, settings.study_patterns, settings.rootdir)
+    note = workers.cpu_sharing_note(settings.xdist_workers, cpu_ids)
+    if note is not None:
+        config.stash[REPORTER_KEY].notes.append(note)
+        writer = config.pluginmanager.get_plugin("terminalreporter")
+        if writer is not None:
+            writer.write_line(note, yellow=True)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -125,3 +157,18 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     settings = config.stash[SETTINGS_KEY]
     return workers.make_scheduler(config, log, settings.xdist_dist, settings.study_patterns)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    html.header(cells)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    html.row(report, cells)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_html(report: pytest.TestReport, data: list[str]) -> None:
+    html.details(report, data)

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from pytest_llem import preflight
+from pytest_llem import preflight, timeouts
+from pytest_llem.engines import registry
 from pytest_llem.errors import GateFailure, LlemError, PreflightError
 from pytest_llem.gate import explain
 from pytest_llem.gate.apply import Gate
 from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.host import Host
+from pytest_llem.measure import concurrency
 from pytest_llem.measure.baseline import IdleBaselines
 from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
 from pytest_llem.options import Settings
@@ -103,7 +105,14 @@ class LlemSession:
             )
         )
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
+        self.activity = concurrency.DeviceActivity(settings.results_dir / ".active")
         self.items_run = 0
+        self.order: dict[str, Any] | None = None  # set after collection (see ordering.py)
+        self.phase = ""  # the running item's phase (load, warmup, measure...)
+        self._phase_started = 0.0
+        self.longest_load_s: float | None = None  # of loads that finished or were cut
+        self.load_cuts: list[str] = []  # items interrupted while loading their model
+        self._prepared: set[tuple[str, str]] = set()
         self.notes: list[str] = []  # advice for the terminal, sent with the summary
         self.sleep: Sleep = time.sleep  # tests inject a fake: no real waiting
         self._positions: dict[str, int] = {}  # study file -> items of it run here so far
@@ -179,12 +188,32 @@ class LlemSession:
             return Measurement.model_validate(fields), {**extra, "resumed": True}
         spec = self.spec_for(item)
         line = ProgressLine(self.config)
+        self.phase = ""
+
+        def progress(phase: str, detail: str) -> None:
+            if phase != self.phase:
+                self.phase, self._phase_started = phase, time.perf_counter()
+            line.update(phase, detail)
+
+        # The cool-down is not measurement: it stays outside the concurrency span.
+        waited = cool_down(self._gap(item), progress, self.sleep)
+        keys = concurrency.device_keys(item.config)
+        span = self.activity.begin(keys, item.nodeid)
+        started = _now()
         try:
-            waited = cool_down(self._gap(item), line.update, self.sleep)
-            started = _now()
-            measurement = runner.run(spec, line.update)
+            measurement = runner.run(spec, progress)
+        except BaseException:
+            if self.phase == "load":  # e.g. pytest-timeout's signal: say so (timeouts.py)
+                self._load_cut(item.nodeid)
+            raise
         finally:
             line.clear()
+            others = span.end()
+        if not measurement.model_cached and measurement.model_load_s is not None:
+            self.longest_load_s = max(self.longest_load_s or 0.0, measurement.model_load_s)
+        if others:
+            warnings = [*measurement.warnings, concurrency.warning(others, keys)]
+            measurement = measurement.model_copy(update={"warnings": warnings})
         self.items_run += 1
         extra = {
             "runner": (measurement.runner or runner.info).model_dump(mode="json"),
@@ -207,6 +236,30 @@ class LlemSession:
             execution.cycle_gap_s,
         )
 
+    def _load_cut(self, nodeid: str) -> None:
+        elapsed = time.perf_counter() - self._phase_started
+        self.longest_load_s = max(self.longest_load_s or 0.0, elapsed)
+        self.load_cuts.append(nodeid)
+
+    def prepare(self, item: ItemRef, timeout_s: float | None) -> None:
+        """Before the item's timer starts: import what its model load needs, and say so when
+        a per-item timeout is shorter than a model load (see timeouts.py)."""
+        if item.point.config is None or self.resumed(item) is not None:
+            return
+        note = timeouts.too_short(timeout_s, self.longest_load_s)
+        if note is not None and note not in self.notes:
+            self.notes.append(note)
+        try:
+            prepare = getattr(self.runner_for(item), "prepare", None)  # local runners only
+            if prepare is None or self.checks_for(item):
+                return  # runs elsewhere, or will not run here (pre-flight skips or fails it)
+            key = (item.nodeid.split("::")[0], registry.load_key(item.config))
+            if key not in self._prepared:
+                self._prepared.add(key)
+                prepare(self.spec_for(item))
+        except Exception:  # best effort: the item's own run reports any problem
+            return
+
     def run_item(
         self,
         item: ItemRef,
@@ -227,12 +280,14 @@ class LlemSession:
         config = item.config
         measurement, extra = self._measure(item, runner)
         hardware = self.host.hardware(config.device)
+        config_hash = item.point.config_hash
         verdict, stats = self.gate.judge(
             item.plan.gate,
-            item.point.config_hash,
+            config_hash,
             hardware,
             measurement.metrics.model_dump(),
-            final=item.cycle >= item.plan.execution.n_cycles,
+            final=self.gate.completes(config_hash, item.cycle, item.plan.execution.n_cycles),
+            cycle=item.cycle,
         )
         unstable = self.gate.unstable_warning(item.plan.gate, stats)
         if unstable is not None and all(w.code != unstable.code for w in measurement.warnings):
@@ -278,7 +333,10 @@ class LlemSession:
                 r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
             ),
         }
-        # The session's own notes, then the pool's advice (persistent, mixed runners).
+        summary["order"] = self.order
+        if self.load_cuts:
+            self.notes.append(timeouts.load_cut_note(self.load_cuts, self.longest_load_s))
+        # The pool's advice (persistent, mixed runners) follows this session's own.
         summary["notes"] = [*self.notes, *self.close()]
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:

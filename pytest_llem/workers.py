@@ -5,11 +5,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_llem import study
 from pytest_llem.energy import nvml
+from pytest_llem.measure.concurrency import CODE as CONCURRENT_CODE
 
 
 def gpu_uuids() -> list[str]:
@@ -97,3 +100,33 @@ def make_scheduler(
             return cycle_group(nodeid, patterns)
 
     return CycleGroupScheduling(config, log)
+
+
+def cpu_item_ids(ids: list[str], patterns: tuple[str, ...], rootdir: Path) -> list[str]:
+    """The collected ids of study items whose point runs on the CPU (plans are pure to load)."""
+    by_file: dict[str, list[str]] = {}
+    for nodeid in ids:
+        path, sep, name = nodeid.rpartition("::")
+        if sep and any(fnmatch.fnmatch(path.rsplit("/", 1)[-1], p) for p in patterns):
+            by_file.setdefault(path, []).append(name)
+    out: list[str] = []
+    for path, names in by_file.items():
+        try:
+            plan = study.load(rootdir / path, root=rootdir)
+        except Exception:  # advice only: the workers report a study's errors themselves
+            continue
+        cpu = {p.name for p in plan.items() if p.point.config and p.point.config.device == "cpu"}
+        out.extend(f"{path}::{n}" for n in names if n in cpu)
+    return out
+
+
+def cpu_sharing_note(workers: int, cpu_ids: list[str]) -> str | None:
+    """Advice when several xdist workers would measure CPU items on one CPU at once."""
+    if workers < 2 or not cpu_ids:
+        return None
+    return (
+        f"pytest-llem: -n {workers} runs {len(cpu_ids)} CPU study item(s) on {workers} workers "
+        "that share this machine's CPU: items measured at the same time measure each other "
+        f"(they get a {CONCURRENT_CODE} validity warning)\n"
+        "  fix: -n 0 for CPU studies; for GPU studies one worker per GPU (-n auto)"
+    )

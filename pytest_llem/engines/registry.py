@@ -33,6 +33,14 @@ def load_engine(config: ExperimentConfig, base_dir: Path | None) -> Engine:
     return engine
 
 
+def preload(config: ExperimentConfig, base_dir: Path | None) -> None:
+    """Import what loading ``config`` needs, so that an interrupt during the load (a per-item
+    timeout) cannot leave a library half-imported for later items. Best effort."""
+    hook = getattr(_spec(config).engine_module(), "preload", None)
+    if hook is not None:
+        hook(config, base_dir)
+
+
 @functools.cache
 def _environment(spec: BackendSpec) -> tuple[tuple[str, Any], ...]:
     own = getattr(spec.engine_module(), "environment", None)

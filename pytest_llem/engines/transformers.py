@@ -32,6 +32,34 @@ def _import_torch() -> Any:
     return torch
 
 
+def preload(config: ExperimentConfig, base_dir: Path | None = None) -> None:
+    """Import everything loading ``config`` will import, before a per-item timer starts.
+
+    transformers imports model classes lazily; pytest-timeout's signal landing inside such an
+    import leaves it half done, and every later item that needs the class fails with
+    ``Could not import module 'LlamaConfig'``. Importing the architecture's modules (and the
+    GGUF reader) here, outside the timer, leaves the load nothing to import. Best effort: a
+    problem here shows up, with its proper message, when the item loads the model.
+    """
+    import importlib
+
+    _import_torch()
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    ref = resolve_model(config.model, base_dir)
+    common: dict[str, Any] = {"trust_remote_code": config.pytorch_section.trust_remote_code}
+    if ref.gguf_file:
+        common["gguf_file"] = ref.gguf_file
+        for name in ("gguf", "transformers.modeling_gguf_pytorch_utils"):
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+    model_config = AutoConfig.from_pretrained(ref.name_or_path, **common)
+    package = importlib.import_module(f"transformers.models.{model_config.model_type}")
+    for sub in sorted(getattr(package, "_modules", ())):
+        with contextlib.suppress(Exception):  # optional extras (flax, sentencepiece...)
+            importlib.import_module(f"{package.__name__}.{sub}")
+
+
 def load_key(config: ExperimentConfig) -> str:
     """Everything that decides the loaded weights: equal keys share one loaded model."""
     section = config.pytorch_section

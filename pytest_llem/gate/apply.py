@@ -41,7 +41,9 @@ class Gate:
     require_baseline: bool = False
     inconclusive: Policy = "fail"
     max_cv: float | None = None  # ini llem_max_cv; the study's gate.max_cv otherwise
-    samples: dict[str, list[Mapping[str, float | None]]] = field(default_factory=dict)
+    # Per config, one sample per cycle: a rerun of a cycle (pytest-rerunfailures, a crashed
+    # xdist worker) replaces that cycle's sample instead of adding one.
+    samples: dict[str, dict[int, Mapping[str, float | None]]] = field(default_factory=dict)
 
     def limits(self, study: GateConfig) -> list[Limit]:
         """Limits in force for a study: cli > ini > study; defaults when comparing."""
@@ -63,11 +65,23 @@ class Gate:
         return stability.warning(found, checked) if found else None
 
     def record(
-        self, config_hash: str, metrics: Mapping[str, float | None]
+        self, config_hash: str, metrics: Mapping[str, float | None], cycle: int | None = None
     ) -> list[Mapping[str, float | None]]:
-        """Add one cycle's metrics for a config; return all cycles so far."""
-        self.samples.setdefault(config_hash, []).append(dict(metrics))
-        return self.samples[config_hash]
+        """Keep one cycle's metrics for a config (the last attempt of a cycle wins); return
+        every cycle's metrics so far. Without ``cycle`` each call is a new sample."""
+        by_cycle = self.samples.setdefault(config_hash, {})
+        key = cycle if cycle is not None else -(len(by_cycle) + 1)
+        by_cycle[key] = dict(metrics)
+        return list(by_cycle.values())
+
+    def completes(self, config_hash: str, cycle: int, n_cycles: int) -> bool:
+        """True when ``cycle`` is, or repeats, the last of a config's cycles still missing.
+
+        The gate decides when every cycle has been measured, in whatever order they ran (a
+        reordering plugin such as pytest-randomly can run ``-c3`` before ``-c1``).
+        """
+        seen = {c for c in self.samples.get(config_hash, {}) if c > 0}
+        return len(seen | {cycle}) >= n_cycles
 
     def judge(
         self,
@@ -76,9 +90,10 @@ class Gate:
         hardware: str,
         metrics: Mapping[str, float | None],
         final: bool,
+        cycle: int | None = None,
     ) -> tuple[Verdict | None, dict[str, dict[str, float]] | None]:
         """Record this cycle; return (verdict, or None without limits; stats at the last cycle)."""
-        history = self.record(config_hash, metrics)
+        history = self.record(config_hash, metrics, cycle)
         samples = cycles.collect(history)
         stats = cycles.summarise(samples) if final else None
         limits = self.limits(study)

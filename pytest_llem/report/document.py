@@ -43,9 +43,11 @@ def configs(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
         groups.setdefault((r.study_hash, r.config_hash), []).append(r)
     out = []
     for (study_hash, config_hash), items in groups.items():
+        # The gate's last word is that of the item that finished last (it saw every cycle),
+        # which need not be the highest cycle when a plugin reordered the items.
+        gates = [r.gate for r in items if r.gate]
         items = sorted(items, key=lambda r: r.cycle)
         measured = [r.metrics.model_dump() for r in items if r.metrics is not None]
-        gates = [r.gate for r in items if r.gate]
         out.append(
             {
                 "study_hash": study_hash,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pytest_llem.errors import LlemError
 from pytest_llem.gate import baseline, stability
 from pytest_llem.gate.apply import limits_in_force
 from pytest_llem.options import Settings
-from pytest_llem.report import bmf, document, github, plots, terminal
+from pytest_llem.report import bmf, document, github, junit_suite, plots, terminal
 from pytest_llem.results import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 from pytest_llem.secrets import redact
 from pytest_llem.study.spec import GateConfig
@@ -41,11 +42,14 @@ class Reporter:
         self.results: list[ExperimentResult] = []
         self._pending: dict[str, dict[str, Any]] = {}
         self._attempts: dict[str, int] = {}
+        self._rerun_ended: set[str] = set()
         self.jsonl_path = settings.results_dir / "results.jsonl"
         self.workers: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.plots: list[Path] = []
         self.study_gates: dict[str, dict[str, Any]] = {}
+        self.ran: list[str] = []  # every attempt's nodeid, in the order they finished
+        self.orders: list[dict[str, Any]] = []  # each process's order record (ordering.py)
 
     # -- hooks (this object is registered as a plugin) -----------------------------------
 
@@ -55,12 +59,27 @@ class Reporter:
         if identity is None:
             self._crashed(report)
             return
+        if report.nodeid in self._rerun_ended:
+            # The attempt before was repeated and is already recorded: its teardown (which
+            # pytest-rerunfailures may or may not log) belongs to it, not to a new attempt.
+            self._rerun_ended.discard(report.nodeid)
+            if report.when == "teardown":
+                return
         state = self._pending.setdefault(report.nodeid, {"identity": identity})
         state.setdefault("nodeid", report.nodeid)
         measurement = getattr(report, "llem_measurement", None)
         if measurement is not None:
             state["measurement"] = measurement
-        if report.when == "setup" and report.outcome != "passed":
+        suite_properties = getattr(report, "llem_suite_properties", None)
+        if suite_properties is not None and _outcome(report) != "rerun":
+            junit_suite.add(self.config, report.nodeid, suite_properties)
+        if _outcome(report) == "rerun":
+            # pytest-rerunfailures logs no teardown for an attempt it repeats: the attempt ends
+            # here, and the next one starts with a fresh setup report.
+            state["outcome"], state["message"] = "rerun", _message(report)
+            self._finish(report.nodeid, self._pending.pop(report.nodeid))
+            self._rerun_ended.add(report.nodeid)
+        elif report.when == "setup" and report.outcome != "passed":
             state["outcome"] = _outcome(report, failed="error")
             state["message"] = _message(report)
         elif report.when == "call":
@@ -90,6 +109,7 @@ class Reporter:
         self.study_gates.setdefault(identity["study_hash"], identity.get("study_gate") or {})
         outcome: Outcome = state.get("outcome", "error")
         self._attempts[nodeid] = self._attempts.get(nodeid, 0) + 1
+        self.ran.append(nodeid)
         result = ExperimentResult(
             nodeid=nodeid,
             outcome=outcome,
@@ -124,7 +144,11 @@ class Reporter:
         """Keep a process's summary for the report and its notes for the terminal."""
         if summary.get("worker") != "main":
             self.workers.append(summary)  # the report lists xdist workers only, as before
-        self.notes.extend(summary.get("notes", []))
+        if summary.get("order") is not None:
+            self.orders.append(summary["order"])
+        for note in summary.get("notes", []):
+            if note not in self.notes:  # every xdist worker may say the same
+                self.notes.append(note)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the JSON report and the optional outputs (baseline, plots, BMF, summary)."""
@@ -185,6 +209,13 @@ class Reporter:
             for note in self.notes:
                 terminalreporter.write_line(note)
             return
+        others = self.settings.others
+        junit_note = junit_suite.xunit2_note(
+            others.junit_family, self.settings.junit_properties, others.junitxml
+        )
+        for extra in [junit_note, *self._selection_notes()]:
+            if extra is not None and extra not in self.notes:
+                self.notes.append(extra)
         terminalreporter.section("llem results")
         for line in terminal.summary_lines(self.results):
             terminalreporter.write_line(line)
@@ -195,6 +226,23 @@ class Reporter:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github.workflow_commands(self.results, self.settings.rootdir):
                 terminalreporter.write_line(line)
+
+    def _selection_notes(self) -> list[str]:
+        """Say so when every study item was skipped by a selection flag or a plugin."""
+        skipped = [r for r in self.results if r.outcome == "skipped"]
+        if not skipped or len(skipped) < len(self.results):
+            return []
+        reasons = sorted({r.message or "no reason given" for r in skipped})
+        line = (
+            f"pytest-llem: all {len(skipped)} study items were skipped, nothing was measured "
+            f"(reason: {reasons[0]}{f' and {len(reasons) - 1} more' if len(reasons) > 1 else ''})"
+        )
+        if self.settings.others.benchmark_only:
+            line += (
+                "\n  --benchmark-only (pytest-benchmark) runs only tests that use its benchmark "
+                "fixture; study items are measured by pytest-llem: run them without it"
+            )
+        return [line]
 
     def write_report(self, exitstatus: int) -> None:
         """Write the JSON report atomically (called once, at session end)."""
@@ -213,6 +261,7 @@ class Reporter:
             "baseline": self.settings.compare,
             "shard": list(self.settings.shard) if self.settings.shard else None,
             "workers": self.workers,
+            "order": _order(self.orders, self.ran),
         }
         write_json_atomic(
             self.settings.json_path, document.build(self.results, session, self.study_gates)
@@ -238,4 +287,17 @@ def _message(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return redact(str(report.longrepr[2]).removeprefix("Skipped: "))
     text = redact(report.longreprtext)
+    # xdist heads a worker's failure text with "[gw0] linux -- Python ...": not the message.
+    text = re.sub(r"\A\[gw\d+\] [^\n]*\n", "", text)
     return text[-4000:] if len(text) > 4000 else text
+
+
+def _order(records: list[dict[str, Any]], ran: list[str]) -> dict[str, Any]:
+    """The run's order: what ran (finish order), whether each process kept the study's
+    cycle_order, which plugins reordered it and with which seed."""
+    return {
+        "study_order": all(r["study_order"] for r in records),
+        "reordered_by": sorted({name for r in records for name in r["reordered_by"]}),
+        "seed": next((r["seed"] for r in records if r["seed"] is not None), None),
+        "ran": ran,
+    }

@@ -111,6 +111,11 @@ class LocalRunner:
         self.info = RunnerInfo(type="local", source=source)
         self.cache = ModelCache()
 
+    def prepare(self, spec: RunSpec) -> None:
+        """Import what loading the item's model needs (before a per-item timer starts)."""
+        base_dir = Path(spec.base_dir) if spec.base_dir else None
+        registry.preload(spec.config, base_dir)
+
     def run(self, spec: RunSpec, progress: Progress) -> Measurement:
         """Measure one item in this process."""
         return execute(spec, self.cache, progress)

@@ -25,6 +25,7 @@ WARNING_CODES: tuple[str, ...] = (
     "energy_zero",
     "warmup_not_converged",
     "unstable_cycles",  # set by the gate at a config's last cycle (gate/stability.py)
+    "concurrent_measurement",
 )
 
 

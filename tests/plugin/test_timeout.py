@@ -81,3 +81,62 @@ def test_a_bad_ini_timeout_names_the_option(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini llem_item_timeout*expected a number*'soon'*"])
+
+
+HANG_IN_LOAD_OF_N1 = """
+import threading
+import pytest
+from pytest_llem.engines.transformers import TransformersEngine
+
+_load = TransformersEngine.load.__func__
+
+@pytest.fixture(autouse=True)
+def hang_in_load_of_n1(request, monkeypatch):
+    if request.node.name.endswith("n1"):
+        def hang_forever_in_load(cls, *a, **k):
+            threading.Event().wait()  # a load longer than any timeout
+        monkeypatch.setattr(TransformersEngine, "load", classmethod(hang_forever_in_load))
+"""
+
+
+def test_a_timeout_in_the_model_load_says_so_and_later_items_run(
+    pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
+) -> None:
+    pytester.makeconftest(HANG_IN_LOAD_OF_N1)
+    study = fast_study(tiny_gpt2, "execution: {timeout_s: 3}\nsweep:\n  n: [1, 2]\n")
+    pytester.makefile(".yaml", study_load=study)
+    result = pytester.runpytest("--llem-results=out")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*Failed: Timeout (>3.0s)*",
+            "*the item timed out while loading its model*",
+            "*fix: raise the timeout above the model load time*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*1 item(s) timed out while loading their model*study_load*"])
+
+
+RECORD_IMPORTS_AT_TIMER_START = """
+import json, sys
+import pytest
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # Runs where pytest-timeout's own wrapper starts the timer: inside pytest-llem's.
+    with open("imports.json", "w") as fh:
+        json.dump(sorted(m for m in sys.modules if m.startswith("transformers.models.gpt2")), fh)
+    return (yield)
+"""
+
+
+def test_the_models_modules_are_imported_before_the_timer_starts(
+    pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
+) -> None:
+    pytester.makeconftest(RECORD_IMPORTS_AT_TIMER_START)
+    pytester.makefile(".yaml", study_pre=fast_study(tiny_gpt2, "execution: {timeout_s: 300}\n"))
+    result = pytester.runpytest_subprocess("--llem-results=out")  # a fresh interpreter
+    result.assert_outcomes(passed=1)
+    imported = json.loads((pytester.path / "imports.json").read_text())
+    assert "transformers.models.gpt2.modeling_gpt2" in imported
+    assert "transformers.models.gpt2.configuration_gpt2" in imported

@@ -23,7 +23,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
         {"", "__main__", "plugin", "merge", "migrate", "testing"}
     ),  # entry points: pytest, CLI, test helpers
-    frozenset({"fixtures", "setup", "workers", "guard"}),  # pytest wiring
+    frozenset({"fixtures", "setup", "workers", "guard", "ordering"}),  # pytest wiring
     frozenset({"collect"}),  # study files -> items
     frozenset({"session", "report", "resume", "shard"}),  # role objects and what they write
     frozenset({"options", "converters", "hookspecs"}),  # resolved settings
@@ -33,7 +33,16 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"engines", "energy"}),  # device and library access
     frozenset({"results", "gate"}),  # results and the pure gate
     frozenset(
-        {"study", "catalog", "errors", "secrets", "devices", "progress", "measure.stats"}
+        {
+            "study",
+            "catalog",
+            "errors",
+            "secrets",
+            "devices",
+            "progress",
+            "measure.stats",
+            "timeouts",
+        }
     ),  # pure core and shared types
 )
 
