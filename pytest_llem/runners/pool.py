@@ -15,7 +15,7 @@ from pytest_llem.preflight import Check
 from pytest_llem.runners.base import Runner
 from pytest_llem.runners.docker.options import DockerOptions
 from pytest_llem.runners.local import LocalRunner
-from pytest_llem.runners.resolve import RunnerSpec, elevate, resolve
+from pytest_llem.runners.resolve import RunnerSpec, elevate, explicit_local, resolve
 from pytest_llem.study.plan import Point, StudyPlan
 
 
@@ -45,7 +45,7 @@ class RunnerPool:
         self._specs: dict[tuple[str, str], RunnerSpec] = {}
         self._runners: dict[tuple[str, str | None, str, str], Runner] = {}
         self._docker_checks: dict[tuple[str, bool], tuple[list[Check], list[str]]] = {}
-        self._isolation: dict[str, Check | None] = {}
+        self._isolation: dict[tuple[str, str], Check] = {}
         self._warned: set[str] = set()
         self.notes: list[str] = []
         self._root: Path | None = None
@@ -68,19 +68,32 @@ class RunnerPool:
         return self._specs[key]
 
     def _isolate(self, plan: StudyPlan, specs: dict[str, RunnerSpec]) -> dict[str, RunnerSpec]:
+        kept = [b for b, s in specs.items() if explicit_local(s)]
+        if kept:
+            self.notes.append(
+                f"note: study {plan.name} has backends {list(specs)}, which need isolation; "
+                + ", ".join(f"{b} runs locally as asked ({specs[b].source})" for b in kept)
+                + ": an explicit local runner beats elevation to Docker"
+            )
+        implicit = [b for b, s in specs.items() if s.mode == "local" and not explicit_local(s)]
+        if not implicit:
+            return specs
         from pytest_llem.runners.docker.client import reachable
 
         reason = reachable()
         if reason is None:
             return elevate(specs)
-        self._isolation[plan.study_hash] = Check(
-            "docker",
-            f"study {plan.name} uses backends {list(specs)}, which must run in separate "
-            f"containers (their CUDA, NCCL and library state collide in one process), and "
-            f"no Docker API is reachable: {reason}",
-            "start Docker (or `podman system service`) and set DOCKER_HOST; or split the study "
-            "into one file per backend (or select one backend, e.g. -m pytorch) to run locally",
-        )
+        for backend in implicit:
+            self._isolation[(plan.study_hash, backend)] = Check(
+                "docker",
+                f"study {plan.name} uses backends {list(specs)}, which must run in separate "
+                f"containers (their CUDA, NCCL and library state collide in one process), and "
+                f"no Docker API is reachable: {reason}",
+                "start Docker (or `podman system service`) and set DOCKER_HOST; or run this "
+                f"backend alone in this process: --llem-runner {backend}=local -m {backend} "
+                f"(or LLEM_RUNNER_{backend.upper()}=local); or split the study into one file "
+                "per backend",
+            )
         return specs
 
     def _warn_mixed(self) -> None:
@@ -97,7 +110,7 @@ class RunnerPool:
     def checks(self, plan: StudyPlan, point: Point) -> list[Check]:
         """Runner-level pre-flight problems of a point (isolation, Docker, image, GPU)."""
         spec = self.spec(plan, point.backend)  # resolves the study's runners on first use
-        isolation = self._isolation.get(plan.study_hash)
+        isolation = self._isolation.get((plan.study_hash, point.backend))
         if isolation is not None:
             return [isolation]
         if spec.mode != "docker":
