@@ -7,10 +7,12 @@ and backend, so a persistent container serves one backend and one image.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_llem.errors import LlemError
 from pytest_llem.preflight import Check
 from pytest_llem.runners.base import Runner
 from pytest_llem.runners.docker.options import DockerOptions
@@ -47,6 +49,7 @@ class RunnerPool:
         self._docker_checks: dict[tuple[str, bool], tuple[list[Check], list[str]]] = {}
         self._isolation: dict[tuple[str, str], Check] = {}
         self._warned: set[str] = set()
+        self._python: dict[str, str] = {}
         self.notes: list[str] = []
         self._root: Path | None = None
 
@@ -122,7 +125,7 @@ class RunnerPool:
         cuda = point.config.device == "cuda"
         key = (image, cuda)
         if key not in self._docker_checks:
-            self._docker_checks[key] = docker_preflight.check(image, cuda, self.settings.docker)
+            self._docker_checks[key] = docker_preflight.check(image, cuda, self.options(image))
             self.notes.extend(f"note: {m}" for m in self._docker_checks[key][1])
         return list(self._docker_checks[key][0])
 
@@ -135,6 +138,22 @@ class RunnerPool:
         from pytest_llem.runners.docker.images import cuda_major, default_image, package_version
 
         return default_image(backend, package_version(), cuda_major())
+
+    def options(self, image: str) -> DockerOptions:
+        """Container settings for ``image``: the Python it runs is the configured one, else
+        the interpreter of the image's CMD (asked once per image)."""
+        opts = self.settings.docker
+        if opts.python:
+            return opts
+        if image not in self._python:
+            from pytest_llem.runners.docker.client import client
+            from pytest_llem.runners.docker.images import FALLBACK_PYTHON, entry_python
+
+            try:
+                self._python[image] = entry_python(client(), image)
+            except LlemError:  # no API or no image: pre-flight reports it, with its fix
+                return dataclasses.replace(opts, python=FALLBACK_PYTHON)
+        return dataclasses.replace(opts, python=self._python[image])
 
     def runner(self, plan: StudyPlan, point: Point) -> Runner:
         """The runner of a point, created on first use."""
@@ -150,7 +169,7 @@ class RunnerPool:
     def _create(self, spec: RunnerSpec, image: str | None, strategy: str) -> Runner:
         if spec.mode == "local" or image is None:
             return LocalRunner(spec.source)
-        opts = self.settings.docker
+        opts = self.options(image)
         if strategy == "persistent":
             from pytest_llem.runners.docker.persistent import PersistentRunner
 

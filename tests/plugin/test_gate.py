@@ -182,9 +182,7 @@ def test_xdist_keeps_cycles_on_one_worker(pytester: pytest.Pytester, study: Path
 
 
 def test_shards_merge_to_the_unsharded_run(pytester: pytest.Pytester, study: Path) -> None:
-    pytester.runpytest("--llem-results=full", "--llem-save-baseline=full").assert_outcomes(
-        passed=6
-    )
+    pytester.runpytest("--llem-results=full", "--llem-save-baseline=full").assert_outcomes(passed=6)
     one = pytester.runpytest("--llem-results=s1", "--llem-shard=1/2")
     two = pytester.runpytest("--llem-results=s2", "--llem-shard=2/2")
     assert one.parseoutcomes()["passed"] + two.parseoutcomes()["passed"] == 6
