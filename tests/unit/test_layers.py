@@ -20,10 +20,11 @@ ROOT = PACKAGE.parent
 # Top to bottom: a module may import its own layer and the layers below it. A module belongs to
 # the layer of its longest matching prefix (``measure.stats`` is pure core, ``measure`` is not).
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"", "__main__", "plugin", "merge", "validate"}),  # entry points: pytest, CLIs
+    frozenset({"", "__main__", "plugin", "merge", "validate.cli"}),  # entry points: pytest, CLIs
     frozenset({"fixtures", "setup", "workers", "guard"}),  # pytest wiring
     frozenset({"collect"}),  # study files -> items
     frozenset({"session", "report", "resume", "shard"}),  # role objects and what they write
+    frozenset({"validate"}),  # the validation kit's parts (model, probe, analysis, render)
     frozenset({"options", "converters", "hookspecs"}),  # resolved settings
     frozenset({"runners", "entrypoint"}),  # where items run
     frozenset({"preflight"}),  # can a point run here
