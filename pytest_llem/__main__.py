@@ -1,4 +1,4 @@
-"""``python -m pytest_llem merge|migrate ...``: command-line tools beside the plugin."""
+"""``python -m pytest_llem merge|migrate|validate ...``: command-line tools beside the plugin."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import sys
 
 USAGE = """usage:
   python -m pytest_llem merge REPORT.json [REPORT.json ...] -o OUT.json
-  python -m pytest_llem migrate [--check] STUDY.yaml [STUDY.yaml ...]"""
+  python -m pytest_llem migrate [--check] STUDY.yaml [STUDY.yaml ...]
+  python -m pytest_llem validate [--help]"""
 
 
 def main() -> int:
     """Dispatch the subcommand."""
     command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "validate":  # measurement validation kit
+        from pytest_llem.validate.cli import main as validate_main
+
+        return validate_main(sys.argv[2:])
     if command == "merge":
         from pytest_llem.merge import main as merge_main
 

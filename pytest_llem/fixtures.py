@@ -49,7 +49,8 @@ def llem_preflight(
         return []  # reported from the resumed run's results: nothing runs here
     checks = llem_session.checks_for(ref)
     if preflight.should_skip(checks, llem_session.settings.require_gpu):
-        pytest.skip("; ".join(c.message for c in checks))
+        # The fix travels with the reason: a skip is where a user learns how to run the item.
+        pytest.skip("; ".join(f"{c.message} (fix: {c.fix})" for c in checks))
     return checks
 
 

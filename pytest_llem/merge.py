@@ -1,6 +1,7 @@
 """Merge shard reports into one report and re-apply the gate across all cycles.
 
-``python -m pytest_llem merge shard-*.json -o report.json [--compare NAME] [--fail-on ...]``
+``python -m pytest_llem merge shard-*.json -o report.json [--compare NAME] [--fail-on ...]
+[--save-baseline NAME]``
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--inconclusive", choices=("fail", "warn"), default="fail", help="as --llem-inconclusive"
     )
+    parser.add_argument("--save-baseline", metavar="NAME", help="store the merged results")
     args = parser.parse_args(argv)
     try:
         reports = [(p, read_report(p)) for p in args.reports]
@@ -145,6 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baseline": args.compare,
     }
     write_json_atomic(args.output, document.build(items, session, gates))
+    if args.save_baseline:
+        target = baseline.resolve(args.save_baseline, args.baseline_dir)
+        try:
+            baseline.save(target, baseline.build(args.save_baseline, items))
+        except LlemError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"baseline {args.save_baseline!r} saved: {target}")
     for line in terminal.summary_lines(items):
         print(line)
     failed = sum(1 for i in items if i.outcome in ("failed", "error"))

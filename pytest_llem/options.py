@@ -190,7 +190,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "docker_python",
-        "python command inside images (default: python)",
+        "python command inside images (default: the one in the image's CMD, else python3)",
         ini="llem_docker_python",
         has_cli=False,
     ),
@@ -387,7 +387,7 @@ def _docker(values: dict[str, Any], volumes: list[str], session_id: str) -> Dock
         timeout_s=values["docker_timeout"],
         hf_cache=None if cache == "none" else (cache or default_hf_cache()),
         volumes=tuple(volumes),
-        python=values["docker_python"] or "python",
+        python=values["docker_python"] or "",
         auto_teardown=True if teardown is None else bool(teardown),
         warmup_delay_s=values["persistent_warmup_delay"] or 0.0,
         max_restarts=_or(values["persistent_max_restarts"], 3),

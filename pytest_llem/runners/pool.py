@@ -7,15 +7,17 @@ and backend, so a persistent container serves one backend and one image.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_llem.errors import LlemError
 from pytest_llem.preflight import Check
 from pytest_llem.runners.base import Runner
 from pytest_llem.runners.docker.options import DockerOptions
 from pytest_llem.runners.local import LocalRunner
-from pytest_llem.runners.resolve import RunnerSpec, elevate, resolve
+from pytest_llem.runners.resolve import RunnerSpec, elevate, explicit_local, resolve
 from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.plan import Point, StudyPlan
 from pytest_llem.study.registry import BackendRegistry
@@ -48,8 +50,9 @@ class RunnerPool:
         self._specs: dict[tuple[str, str], RunnerSpec] = {}
         self._runners: dict[tuple[str, str | None, str, str], Runner] = {}
         self._docker_checks: dict[tuple[str, bool], tuple[list[Check], list[str]]] = {}
-        self._isolation: dict[str, Check | None] = {}
+        self._isolation: dict[tuple[str, str], Check] = {}
         self._warned: set[str] = set()
+        self._python: dict[str, str] = {}
         self.notes: list[str] = []
         self._root: Path | None = None
 
@@ -71,19 +74,32 @@ class RunnerPool:
         return self._specs[key]
 
     def _isolate(self, plan: StudyPlan, specs: dict[str, RunnerSpec]) -> dict[str, RunnerSpec]:
+        kept = [b for b, s in specs.items() if explicit_local(s)]
+        if kept:
+            self.notes.append(
+                f"note: study {plan.name} has backends {list(specs)}, which need isolation; "
+                + ", ".join(f"{b} runs locally as asked ({specs[b].source})" for b in kept)
+                + ": an explicit local runner beats elevation to Docker"
+            )
+        implicit = [b for b, s in specs.items() if s.mode == "local" and not explicit_local(s)]
+        if not implicit:
+            return specs
         from pytest_llem.runners.docker.client import reachable
 
         reason = reachable()
         if reason is None:
             return elevate(specs)
-        self._isolation[plan.study_hash] = Check(
-            "docker",
-            f"study {plan.name} uses backends {list(specs)}, which must run in separate "
-            f"containers (their CUDA, NCCL and library state collide in one process), and "
-            f"no Docker API is reachable: {reason}",
-            "start Docker (or `podman system service`) and set DOCKER_HOST; or split the study "
-            "into one file per backend (or select one backend, e.g. -m pytorch) to run locally",
-        )
+        for backend in implicit:
+            self._isolation[(plan.study_hash, backend)] = Check(
+                "docker",
+                f"study {plan.name} uses backends {list(specs)}, which must run in separate "
+                f"containers (their CUDA, NCCL and library state collide in one process), and "
+                f"no Docker API is reachable: {reason}",
+                "start Docker (or `podman system service`) and set DOCKER_HOST; or run this "
+                f"backend alone in this process: --llem-runner {backend}=local -m {backend} "
+                f"(or LLEM_RUNNER_{backend.upper()}=local); or split the study into one file "
+                "per backend",
+            )
         return specs
 
     def _warn_mixed(self) -> None:
@@ -100,7 +116,7 @@ class RunnerPool:
     def checks(self, plan: StudyPlan, point: Point) -> list[Check]:
         """Runner-level pre-flight problems of a point (isolation, Docker, image, GPU)."""
         spec = self.spec(plan, point.backend)  # resolves the study's runners on first use
-        isolation = self._isolation.get(plan.study_hash)
+        isolation = self._isolation.get((plan.study_hash, point.backend))
         if isolation is not None:
             return [isolation]
         if spec.mode != "docker":
@@ -112,7 +128,7 @@ class RunnerPool:
         cuda = point.config.device == "cuda"
         key = (image, cuda)
         if key not in self._docker_checks:
-            self._docker_checks[key] = docker_preflight.check(image, cuda, self.settings.docker)
+            self._docker_checks[key] = docker_preflight.check(image, cuda, self.options(image))
             self.notes.extend(f"note: {m}" for m in self._docker_checks[key][1])
         return list(self._docker_checks[key][0])
 
@@ -126,6 +142,22 @@ class RunnerPool:
 
         template = self.settings.backends.get(backend).image
         return default_image(backend, package_version(), cuda_major(), template)
+
+    def options(self, image: str) -> DockerOptions:
+        """Container settings for ``image``: the Python it runs is the configured one, else
+        the interpreter of the image's CMD (asked once per image)."""
+        opts = self.settings.docker
+        if opts.python:
+            return opts
+        if image not in self._python:
+            from pytest_llem.runners.docker.client import client
+            from pytest_llem.runners.docker.images import FALLBACK_PYTHON, entry_python
+
+            try:
+                self._python[image] = entry_python(client(), image)
+            except LlemError:  # no API or no image: pre-flight reports it, with its fix
+                return dataclasses.replace(opts, python=FALLBACK_PYTHON)
+        return dataclasses.replace(opts, python=self._python[image])
 
     def runner(self, plan: StudyPlan, point: Point) -> Runner:
         """The runner of a point, created on first use."""
@@ -141,7 +173,7 @@ class RunnerPool:
     def _create(self, spec: RunnerSpec, image: str | None, strategy: str) -> Runner:
         if spec.mode == "local" or image is None:
             return LocalRunner(spec.source)
-        opts = self.settings.docker
+        opts = self.options(image)
         if strategy == "persistent":
             from pytest_llem.runners.docker.persistent import PersistentRunner
 

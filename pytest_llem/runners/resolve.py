@@ -90,9 +90,19 @@ def resolve(
     return RunnerSpec("local", None, "default")
 
 
+def explicit_local(spec: RunnerSpec) -> bool:
+    """A ``local`` that someone asked for (env, option, study, ini), not the default."""
+    return spec.mode == "local" and spec.source != "default"
+
+
 def elevate(specs: Mapping[str, RunnerSpec]) -> dict[str, RunnerSpec]:
-    """A multi-backend study needs isolation: every local backend moves to Docker."""
+    """A multi-backend study needs isolation: every backend that runs locally by default moves
+    to Docker. An explicit ``local`` (``LLEM_RUNNER_<BACKEND>=local``, ``--llem-runner local``,
+    the study or ini) beats elevation: the user asked for it, and the pool prints a note.
+    """
     return {
-        b: s if s.mode == "docker" else RunnerSpec("docker", None, "auto-elevated")
+        b: RunnerSpec("docker", None, "auto-elevated")
+        if s.mode == "local" and not explicit_local(s)
+        else s
         for b, s in specs.items()
     }

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem.energy.nvml import probe_reason
+from tests.host import needs_nvml
 
-pytestmark = pytest.mark.skipif(
-    probe_reason() is not None, reason=f"needs an NVIDIA GPU: {probe_reason()}"
-)
+pytestmark = needs_nvml
 
 
 def test_real_nvml_energy_on_a_tiny_model(

@@ -192,7 +192,7 @@ def test_xdist_spreads_configs_and_keeps_cycles_on_one_worker(
 
 
 def test_shards_merge_to_the_unsharded_run(pytester: pytest.Pytester, study: Path) -> None:
-    pytester.runpytest("--llem-results=full").assert_outcomes(passed=6)
+    pytester.runpytest("--llem-results=full", "--llem-save-baseline=full").assert_outcomes(passed=6)
     one = pytester.runpytest("--llem-results=s1", "--llem-shard=1/2")
     two = pytester.runpytest("--llem-results=s2", "--llem-shard=2/2")
     assert one.parseoutcomes()["passed"] + two.parseoutcomes()["passed"] == 6
@@ -206,6 +206,10 @@ def test_shards_merge_to_the_unsharded_run(pytester: pytest.Pytester, study: Pat
             "s2/report.json",
             "-o",
             "merged.json",
+            "--save-baseline",
+            "merged",
+            "--baseline-dir",
+            ".llem/baselines",
         ],
         cwd=pytester.path,
         capture_output=True,
@@ -224,6 +228,16 @@ def test_shards_merge_to_the_unsharded_run(pytester: pytest.Pytester, study: Pat
     assert sorted(c["config_hash"] for c in full["configs"]) == sorted(
         c["config_hash"] for c in both["configs"]
     )
+    # The merge job saves the baseline a single unsharded run would have saved.
+    baselines = pytester.path / ".llem" / "baselines"
+    saved = {
+        name: sorted(
+            (e["config_hash"], e["hardware"], len(e["samples"]["output_tokens_per_s"]))
+            for e in json.loads((baselines / f"{name}.json").read_text())["entries"]
+        )
+        for name in ("full", "merged")
+    }
+    assert saved["full"] == saved["merged"] and len(saved["full"]) == 2
     dup = subprocess.run(
         [
             sys.executable,

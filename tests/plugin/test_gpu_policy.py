@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem.energy.rapl import DEFAULT_ROOT
+from tests.host import needs_no_rapl
 
 StudyText = Callable[..., str]
 
 
 @pytest.fixture
-def cuda_study(pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText) -> Path:
+def cuda_study(
+    pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText, fake_nvml: object
+) -> Path:
+    # A GPU-less host whatever this machine is: the in-process session sees the fake NVML,
+    # which reports no GPU (on a GPU runner the real one would run the items).
     text = fast_study(tiny_gpt2).replace("device: cpu", "device: cuda")
     return pytester.makefile(".yaml", study_gpu=text)
 
@@ -42,7 +46,7 @@ def test_require_gpu_from_ini(pytester: pytest.Pytester, cuda_study: Path) -> No
     pytester.runpytest("--llem-results=out").assert_outcomes(failed=1)
 
 
-@pytest.mark.skipif(DEFAULT_ROOT.is_dir(), reason="this machine has RAPL")
+@needs_no_rapl
 def test_explicit_energy_source_missing_skips_then_fails(
     pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
 ) -> None:

@@ -21,16 +21,17 @@ ROOT = PACKAGE.parent
 # the layer of its longest matching prefix (``measure.stats`` is pure core, ``measure`` is not).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
-        {"", "__main__", "plugin", "merge", "migrate", "testing"}
-    ),  # entry points: pytest, CLI, test helpers
+        {"", "__main__", "plugin", "merge", "migrate", "validate.cli"}
+    ),  # entry points: pytest, CLIs, test helpers
     frozenset({"fixtures", "setup", "workers", "guard", "ordering"}),  # pytest wiring
     frozenset({"collect"}),  # study files -> items
     frozenset({"session", "report", "resume", "shard"}),  # role objects and what they write
+    frozenset({"validate"}),  # the validation kit's parts (model, probe, analysis, render)
     frozenset({"options", "converters", "hookspecs"}),  # resolved settings
     frozenset({"runners", "entrypoint"}),  # where items run
     frozenset({"preflight", "host"}),  # can a point run here, and what this machine has
     frozenset({"measure"}),  # the protocol
-    frozenset({"engines", "energy"}),  # device and library access
+    frozenset({"engines", "energy", "testing"}),  # device and library access; tiny models
     frozenset({"results", "gate"}),  # results and the pure gate
     frozenset(
         {

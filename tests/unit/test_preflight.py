@@ -12,6 +12,7 @@ from pytest_llem.engines.models import ModelRef
 from pytest_llem.host import Host
 from pytest_llem.preflight import check_point, should_skip, weight_bytes
 from pytest_llem.study.model import ExperimentConfig
+from tests.host import needs_no_rapl, needs_no_vllm
 
 
 def cfg(**kw: object) -> ExperimentConfig:
@@ -28,6 +29,7 @@ def test_no_gpu_skips_unless_required(fake_nvml: Any, tmp_path: Path) -> None:
     assert not should_skip(checks, require_gpu=True)
 
 
+@needs_no_rapl
 def test_all_problems_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     config = cfg(model="no-org/no-model", device="cpu", energy={"backend": "rapl"})
@@ -37,6 +39,7 @@ def test_all_problems_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert not should_skip(checks, require_gpu=False)  # a missing model is never a skip
 
 
+@needs_no_vllm
 def test_missing_backend_package(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     checks = check_point(

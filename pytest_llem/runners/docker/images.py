@@ -64,3 +64,26 @@ def pull_if_missing(api: Any, image: str) -> str | None:
             ) from None
     digests = found.attrs.get("RepoDigests") or []
     return str(digests[0]) if digests else str(found.id)
+
+
+FALLBACK_PYTHON = "python3"
+
+
+def entry_python(api: Any, image: str) -> str:
+    """The interpreter an image runs the entrypoint with: its CMD's first word when the CMD is
+    ``<python> -m pytest_llem.entrypoint`` (or any ``python*`` command), else ``python3``.
+
+    Images name their Python differently: vLLM's has ``python3`` and no ``python``, a venv has
+    both. Asking the image beats guessing one name for all.
+
+    Raises:
+        ImagePullError: the image is not present and cannot be pulled.
+    """
+    pull_if_missing(api, image)
+    try:
+        cmd = api.images.get(image).attrs.get("Config", {}).get("Cmd") or []
+    except Exception:  # an API hiccup: the fallback is right for most images
+        return FALLBACK_PYTHON
+    if cmd and cmd[0].rsplit("/", 1)[-1].startswith("python"):
+        return str(cmd[0])
+    return FALLBACK_PYTHON

@@ -21,7 +21,7 @@ class DockerOptions:
     timeout_s: float | None = None
     hf_cache: str | None = None
     volumes: tuple[str, ...] = ()
-    python: str = "python"
+    python: str = ""  # empty: the interpreter of the image's CMD (images.entry_python)
     shm_size: str = "8g"
     auto_teardown: bool = True
     warmup_delay_s: float = 0.0

@@ -9,6 +9,7 @@ import pytest
 from pytest_llem.energy import nvml
 from pytest_llem.energy.nvml_facts import device_facts, fingerprint
 from pytest_llem.energy.nvml_meter import NvmlMeter
+from tests.host import needs_no_nvml
 
 
 class Clock:
@@ -27,10 +28,9 @@ def test_missing_library_is_a_reason_not_a_crash(fake_nvml: Any) -> None:
         nvml.load()
 
 
+@needs_no_nvml
 def test_real_module_on_this_machine_reports_why() -> None:
     # No GPU and no driver here: the real pynvml must give a reason, never a number.
-    if nvml.probe_reason() is None:
-        pytest.skip("this machine has a working NVML")
     with pytest.raises(nvml.NvmlUnavailable, match=r"^no NVML: "):
         nvml.load()
 
