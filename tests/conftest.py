@@ -71,9 +71,14 @@ Interrupted = tuple[int, str, list[dict[str, Any]]]
 # a sleep that a loaded machine can outlast.
 INTERRUPTER = """
 import os
+import signal
 from pytest_llem.report import progress
 
 SIG = {sig}
+# A process started in the background by a non-interactive shell inherits SIGINT ignored, and
+# Python then installs no KeyboardInterrupt handler: give SIGINT its usual meaning here, as an
+# interactive Ctrl-C would have it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 _finished = []
 _update = progress.ProgressLine.update
 

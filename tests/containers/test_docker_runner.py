@@ -109,14 +109,16 @@ def test_persistent_without_teardown_says_how_to_remove(
 def test_error_json_reaches_the_failure_and_the_exchange_dir_is_kept(
     pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText, container_ini: str
 ) -> None:
+    # A missing file is a collection error; a broken one is found only when read, inside.
+    (pytester.path / "broken.jsonl").write_text("not json\n")
     pytester.makefile(
-        ".yaml", study_e=fast_study(tiny_gpt2, "experiments:\n  - {dataset: missing.jsonl}\n")
+        ".yaml", study_e=fast_study(tiny_gpt2, "experiments:\n  - {dataset: broken.jsonl}\n")
     )
     result = pytester.runpytest("--llem-results=out", RUNNER)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*ContainerError: the experiment failed in the container: DatasetError: dataset file *missing.jsonl does not exist*",
+            "*ContainerError: the experiment failed in the container: DatasetError: */broken.jsonl:1: not valid JSON*",
             "*exchange dir kept for debugging: *llem-*",
             "*container output (last lines):*",
         ]
