@@ -7,20 +7,24 @@ pre-flight and the runner dispatch are fixtures so that users can override them 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_llem import study
+from pytest_llem.engines import registry
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.options import Settings
 from pytest_llem.preflight import Check
 from pytest_llem.runners.base import Runner
 from pytest_llem.secrets import redact
 from pytest_llem.session import ItemOutcome, ItemRef, LlemSession
-from pytest_llem.study.plan import PlannedItem, StudyPlan
+from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.study.plan import PlannedItem, StudyPlan, count_loads
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -64,6 +68,18 @@ def _run_item(
     llem_session.run_item(item.ref, llem_preflight, llem_runner, item.record)
 
 
+def _load_keys() -> Callable[[ExperimentConfig], str]:
+    """The engines' load key, computed once per config (a plan asks for each several times)."""
+    known: dict[int, tuple[ExperimentConfig, str]] = {}
+
+    def key(config: ExperimentConfig) -> str:
+        if id(config) not in known:  # the config is kept with its key, so ids stay unique
+            known[id(config)] = (config, registry.load_key(config))
+        return known[id(config)][1]
+
+    return key
+
+
 class StudyFile(pytest.File):
     """A study YAML file: loads the plan (pure) and yields one item per point and cycle."""
 
@@ -96,10 +112,14 @@ class StudyFile(pytest.File):
                 '  fix: pip install "pytest-llem[timeout]" (or pytest-timeout), or remove '
                 f"{source}"
             )
+        # Reload-aware order: the engines' load keys decide which points share a loaded model.
+        load_key = _load_keys()
+        ordered = plan.items(load_key)
+        plan = dataclasses.replace(plan, planned_loads=count_loads(ordered, load_key))
         self.config.stash.setdefault(PLANS_KEY, []).append(plan)
         items: list[pytest.Item] = []
         shared: Any = None
-        for planned in plan.items():
+        for planned in ordered:
             item = ExperimentItem.build(self, plan, planned, shared, timeout_s)
             # Every item of a file requests the same fixtures through the same callobj, so the
             # fixture closure is computed once and shared, as pytest does for parametrized

@@ -64,7 +64,8 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
-    return [plan.header() for plan in config.stash.get(collect.PLANS_KEY, [])]
+    plans = config.stash.get(collect.PLANS_KEY, [])
+    return [line for plan in plans for line in (plan.header(), plan.loads_line()) if line]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -23,7 +23,6 @@ from pytest_llem.report import junit
 from pytest_llem.report.progress import ProgressLine
 from pytest_llem.results import Measurement
 from pytest_llem.runners.base import IdleSpec, Runner, RunSpec
-from pytest_llem.runners.local import LocalRunner
 from pytest_llem.runners.pool import RunnerPool, RunnerSettings
 from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.study.plan import Point, StudyPlan
@@ -101,6 +100,8 @@ class LlemSession:
         )
         self._preflight: dict[tuple[Any, ...], list[preflight.Check]] = {}
         self.items_run = 0
+        self.model_loads = 0  # loads behind the measured items, wherever they ran
+        self.model_load_s = 0.0
 
     def resumed(self, item: ItemRef) -> dict[str, Any] | None:
         """The stored result of a passed item in the resumed run, when its config is unchanged."""
@@ -168,6 +169,9 @@ class LlemSession:
         finally:
             line.clear()
         self.items_run += 1
+        if measurement.model_load_s is not None and not measurement.model_cached:
+            self.model_loads += 1
+            self.model_load_s += measurement.model_load_s
         extra = {
             "runner": (measurement.runner or runner.info).model_dump(mode="json"),
             "started_at": started,
@@ -238,9 +242,8 @@ class LlemSession:
             "worker": workerinput["workerid"] if workerinput else "main",
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "items_run": self.items_run,
-            "model_loads": sum(
-                r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
-            ),
+            "model_loads": self.model_loads,
+            "model_load_s": round(self.model_load_s, 3),
         }
         summary["notes"] = self.close()  # includes the pool's advice (persistent, mixed runners)
         workeroutput = getattr(self.config, "workeroutput", None)
