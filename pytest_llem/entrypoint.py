@@ -122,7 +122,12 @@ def handle(text: str, cache: ModelCache) -> Path | None:
     return path
 
 
-def serve(inbox: Path, poll_s: float = 0.05, max_requests: int | None = None) -> int:
+def serve(
+    inbox: Path,
+    cache: ModelCache | None = None,
+    poll_s: float = 0.05,
+    max_requests: int | None = None,
+) -> int:
     """Take requests from ``inbox`` one after another, keeping the engine loaded between them.
 
     A request the worker cannot parse (another pytest-llem version on the host) ends the
@@ -133,7 +138,7 @@ def serve(inbox: Path, poll_s: float = 0.05, max_requests: int | None = None) ->
     from pytest_llem.engines.cache import ModelCache
     from pytest_llem.runners.docker.worker import REQUEST_NAME
 
-    cache = ModelCache()
+    cache = cache or ModelCache()
     request = inbox / REQUEST_NAME
     handled = 0
     try:
