@@ -58,6 +58,14 @@ GPU_MEMORY_PROBE = (
 IDLE_COMMAND = "import signal\nwhile True:\n    signal.pause()\n"
 
 
+def _logs(box: Any) -> str:
+    """The container's last output lines (the worker's stderr), or nothing when it is gone."""
+    try:
+        return str(box.logs(stdout=True, stderr=True, tail=40).decode("utf-8", "replace"))
+    except Exception:  # removed: the item's log file still has the item's own output
+        return ""
+
+
 class PersistentRunner:
     """Keeps one container running and hands it every item (to its worker, or by ``exec``)."""
 
@@ -178,8 +186,28 @@ class PersistentRunner:
         exchange = ExchangeDir(spec, root=self.root, nested=True)
         inside = collect.container_spec(spec, exchange)
         env = {**create.environment(spec, self.opts), **exchange.write(inside)}
-        dispatch = self._via_worker if self.opts.worker else self._via_exec
-        measurement = dispatch(spec, exchange, env, progress)
+        if not self.opts.worker:
+            measurement = self._via_exec(spec, exchange, env, progress)
+        else:
+            measured = self._via_worker(spec, exchange, env, progress)
+            if measured is None:
+                # The worker died before it took the item (killed between items, or while the
+                # health check looked): a failed health check, found late. Restart, resend.
+                problem = f"container is {self.box.status}"
+                progress("restart", problem)
+                self._restart(spec, problem)
+                measured = self._via_worker(spec, exchange, env, progress)
+            if measured is None:
+                raise collect.keep(
+                    ContainerError(
+                        "the persistent container's worker exited twice before taking the item",
+                        "run the image by hand (`docker logs` of the container); or use "
+                        "--llem-container-strategy ephemeral",
+                        _logs(self.box),
+                    ),
+                    exchange,
+                )
+            measurement = measured
         info = self.info.model_copy(
             update={
                 "container_id": self.box.id[:12],
@@ -199,8 +227,12 @@ class PersistentRunner:
 
     def _via_worker(
         self, spec: RunSpec, exchange: ExchangeDir, env: dict[str, str], progress: Progress
-    ) -> Measurement:
-        """Write the worker's request, wait for its response or the container's end."""
+    ) -> Measurement | None:
+        """Write the worker's request, wait for its response or the container's end.
+
+        None when the container stopped with the request still unclaimed: the worker was gone
+        before the item began, so the item has not failed.
+        """
         assert self.inbox is not None, "a worker container has an inbox"
         self.seq += 1
         response = exchange.path / f"{exchange.key}_response.json"
@@ -240,12 +272,12 @@ class PersistentRunner:
             # engine of a failed item, so then nothing is held and the probe runs again.
             self.warm = True
             return measurement
+        if (self.inbox / REQUEST_NAME).exists():
+            return None
         # The worker died under the item, and the container with it: its exit code says how
         # (137: killed, often out of memory). The next item's health check restarts it.
         state = box.attrs.get("State", {})
-        logs = ""
-        with contextlib.suppress(Exception):
-            logs = box.logs(stdout=True, stderr=True, tail=40).decode("utf-8", "replace")
+        logs = _logs(box)
         return collect.read_outcome(
             exchange,
             spec,
