@@ -86,9 +86,14 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,smollm2-135m")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(f"{args.items} items per strategy, image {args.image}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{'model':<14} {'strategy':<30} {'first item s':>12} {'rest mean s':>12} "
+        f"{'vs ephemeral':>12}  per item s",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         opts = DockerOptions(python=sys.executable, volumes=mounts(), hf_cache=None)
-        rows = []
         for model in args.models.split(","):
             path = str(build_tiny_model("gpt2", Path(tmp) / "model")) if model == "tiny" else model
             config = ExperimentConfig(
@@ -101,23 +106,18 @@ def main() -> None:
                 window={"min_duration_s": 0},
                 baseline={"enabled": False},
             )
+            ephemeral: float | None = None
             for name, runner in runners(args.image, opts, tmp):
                 outside = measure(runner, config, args.items, tmp)
-                rows.append((model, name, outside))
-                print(f"  done: {model} / {name}", file=sys.stderr, flush=True)
-        print(f"{args.items} items per strategy, image {args.image}")
-        print(
-            f"{'model':<14} {'strategy':<30} {'first item s':>12} {'rest mean s':>12} "
-            f"{'vs ephemeral':>12}"
-        )
-        ephemeral: dict[str, float] = {}
-        for model, name, outside in rows:
-            rest = statistics.mean(outside[1:] or outside)
-            ephemeral.setdefault(model, rest)
-            print(
-                f"{model:<14} {name:<30} {outside[0]:>12.2f} {rest:>12.2f} "
-                f"{ephemeral[model] / rest:>11.1f}x"
-            )
+                rest = statistics.mean(outside[1:] or outside)
+                ephemeral = ephemeral or rest
+                each = " ".join(f"{x:.2f}" for x in outside)
+                print(
+                    f"{model:<14} {name:<30} {outside[0]:>12.2f} {rest:>12.2f} "
+                    f"{ephemeral / rest:>11.1f}x  {each}",
+                    flush=True,
+                )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -195,7 +195,10 @@ class PersistentRunner:
                 # health check looked): a failed health check, found late. Restart, resend.
                 problem = f"container is {self.box.status}"
                 progress("restart", problem)
-                self._restart(spec, problem)
+                try:
+                    self._restart(spec, problem)
+                except DockerError as exc:
+                    raise collect.keep(exc, exchange) from None
                 measured = self._via_worker(spec, exchange, env, progress)
             if measured is None:
                 raise collect.keep(
