@@ -14,7 +14,7 @@ warmup. The first item (which also starts the persistent container) and the mean
 are shown apart.
 
 Run: DOCKER_HOST=unix:///run/podman/podman.sock python benchmarks/perf/bench_dispatch.py \
-         [--items 5] [--models tiny,smollm2-135m]
+         [--items 5] [--models tiny,smollm2-135m] [--setups 0,1,2]
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=5)
     parser.add_argument("--image", default="localhost/llem-test:latest")
     parser.add_argument("--models", default="tiny,smollm2-135m")
+    parser.add_argument(
+        "--setups", default="0,1,2", help="which set-ups, by index (ephemeral, process, worker)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(f"{args.items} items per strategy, image {args.image}, load {os.getloadavg()[0]:.1f}")
@@ -107,7 +110,10 @@ def main() -> None:
                 baseline={"enabled": False},
             )
             ephemeral: float | None = None
-            for name, runner in runners(args.image, opts, tmp):
+            chosen = [int(i) for i in args.setups.split(",")]
+            for index, (name, runner) in enumerate(runners(args.image, opts, tmp)):
+                if index not in chosen:
+                    continue
                 outside = measure(runner, config, args.items, tmp)
                 rest = statistics.mean(outside[1:] or outside)
                 ephemeral = ephemeral or rest
