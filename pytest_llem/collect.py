@@ -7,14 +7,16 @@ pre-flight and the runner dispatch are fixtures so that users can override them 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_llem import study, timeouts
-from pytest_llem.engines import vllm_check
+from pytest_llem.engines import registry, vllm_check
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.gate import feasibility
 from pytest_llem.gate.apply import limits_in_force
@@ -23,7 +25,8 @@ from pytest_llem.preflight import Check
 from pytest_llem.runners.base import Runner
 from pytest_llem.secrets import redact
 from pytest_llem.session import SESSION_KEY, ItemOutcome, ItemRef, LlemSession
-from pytest_llem.study.plan import PlannedItem, StudyPlan
+from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.study.plan import PlannedItem, StudyPlan, count_loads
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -65,6 +68,18 @@ def _run_item(
     item = request.node
     assert isinstance(item, ExperimentItem)
     llem_session.run_item(item.ref, llem_preflight, llem_runner, item.record)
+
+
+def _load_keys() -> Callable[[ExperimentConfig], str]:
+    """The engines' load key, computed once per config (a plan asks for each several times)."""
+    known: dict[int, tuple[ExperimentConfig, str]] = {}
+
+    def key(config: ExperimentConfig) -> str:
+        if id(config) not in known:  # the config is kept with its key, so ids stay unique
+            known[id(config)] = (config, registry.load_key(config))
+        return known[id(config)][1]
+
+    return key
 
 
 class StudyFile(pytest.File):
@@ -124,10 +139,14 @@ class StudyFile(pytest.File):
                 raise self.CollectError(
                     f"{self.path}: this regression gate can never fail:\n  " + "\n  ".join(never)
                 )
+        # Reload-aware order: the engines' load keys decide which points share a loaded model.
+        load_key = _load_keys()
+        ordered = plan.items(load_key)
+        plan = dataclasses.replace(plan, planned_loads=count_loads(ordered, load_key))
         self.config.stash.setdefault(PLANS_KEY, []).append(plan)
         items: list[pytest.Item] = []
         shared: Any = None
-        for index, planned in enumerate(plan.items()):
+        for index, planned in enumerate(ordered):
             item = ExperimentItem.build(self, plan, planned, shared, timeout_s)
             item.plan_index = index  # position in the study's cycle_order (see ordering.py)
             # Every item of a file requests the same fixtures through the same callobj, so the

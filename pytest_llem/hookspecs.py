@@ -25,7 +25,9 @@ def pytest_llem_backends() -> list[BackendSpec]:
 @pytest.hookspec
 def pytest_llem_worker_summary(config: pytest.Config, summary: dict[str, Any]) -> None:
     """A process that ran items reports its summary: ``worker``, ``items_run``,
-    ``model_loads``, ``cuda_visible_devices`` and ``notes`` (advice for the terminal).
+    ``model_loads`` and ``model_load_s`` (loads behind its measured items, in-process or in
+    containers, and their seconds), ``cuda_visible_devices`` and ``notes`` (advice for the
+    terminal).
 
     Called in the process that writes the report: directly in a single-process run, and on
     the xdist controller for each worker (whose summary travels in ``workeroutput``).

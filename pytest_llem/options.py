@@ -217,6 +217,15 @@ OPTIONS: tuple[Option, ...] = (
         has_cli=False,
     ),
     Option(
+        "persistent_worker",
+        "keep the engine loaded across items in a persistent container (default true; false: "
+        "a new process per item)",
+        ini="llem_persistent_worker",
+        convert=convert.boolean,
+        flag=True,
+        has_cli=False,
+    ),
+    Option(
         "persistent_gpu_memory_mb",
         "GPU memory (MB) a persistent container may still hold between items (default 1024)",
         ini="llem_persistent_gpu_memory_mb",
@@ -392,6 +401,7 @@ def _docker(values: dict[str, Any], volumes: list[str], session_id: str) -> Dock
         warmup_delay_s=values["persistent_warmup_delay"] or 0.0,
         max_restarts=_or(values["persistent_max_restarts"], 3),
         gpu_memory_threshold_mb=_or(values["persistent_gpu_memory_mb"], 1024.0),
+        worker=bool(_or(values["persistent_worker"], True)),
         session_id=session_id,
     )
 

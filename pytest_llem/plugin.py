@@ -77,6 +77,9 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
     lines: list[str] = []
     for plan in config.stash.get(collect.PLANS_KEY, []):
         lines.append(plan.header())
+        loads = plan.loads_line()
+        if loads:
+            lines.append(loads)
         lines.extend(f"  note: {note}" for note in plan.notes)
     return lines
 

@@ -28,7 +28,6 @@ from pytest_llem.report import junit
 from pytest_llem.report.progress import ProgressLine
 from pytest_llem.results import Measurement
 from pytest_llem.runners.base import IdleSpec, Runner, RunSpec
-from pytest_llem.runners.local import LocalRunner
 from pytest_llem.runners.pool import RunnerPool, RunnerSettings
 from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.model import ExperimentConfig
@@ -116,6 +115,8 @@ class LlemSession:
         self.notes: list[str] = []  # advice for the terminal, sent with the summary
         self.sleep: Sleep = time.sleep  # tests inject a fake: no real waiting
         self._positions: dict[str, int] = {}  # study file -> items of it run here so far
+        self.model_loads = 0  # loads behind the measured items, wherever they ran
+        self.model_load_s = 0.0
 
     def resumed(self, item: ItemRef) -> dict[str, Any] | None:
         """The stored result of a passed item in the resumed run, when its config is unchanged."""
@@ -211,6 +212,8 @@ class LlemSession:
             others = span.end()
         if not measurement.model_cached and measurement.model_load_s is not None:
             self.longest_load_s = max(self.longest_load_s or 0.0, measurement.model_load_s)
+            self.model_loads += 1
+            self.model_load_s += measurement.model_load_s
         if others:
             warnings = [*measurement.warnings, concurrency.warning(others, keys)]
             measurement = measurement.model_copy(update={"warnings": warnings})
@@ -329,9 +332,8 @@ class LlemSession:
             "worker": workerinput["workerid"] if workerinput else "main",
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "items_run": self.items_run,
-            "model_loads": sum(
-                r.cache.loads for r in self.pool.runners() if isinstance(r, LocalRunner)
-            ),
+            "model_loads": self.model_loads,
+            "model_load_s": round(self.model_load_s, 3),
         }
         summary["order"] = self.order
         if self.load_cuts:

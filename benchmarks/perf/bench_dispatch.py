@@ -1,15 +1,26 @@
-"""Container dispatch: seconds per item for the ephemeral and persistent strategies.
+"""Container dispatch: seconds per item outside the measured window, per strategy and model.
 
-Runs the same small study (a tiny offline model on CPU) through both docker runners on the
-local Docker-compatible API (podman in CI: `bash images/test/podman-service.sh`), and prints
-per-item wall seconds, the in-container measured part, and the dispatch overhead (the rest).
+Runs the same small study through three container set-ups on the local Docker-compatible API
+(podman in CI: `bash images/test/podman-service.sh`):
 
-Run: DOCKER_HOST=unix:///run/podman/podman.sock python benchmarks/perf/bench_dispatch.py [--items 6]
+- ephemeral: a container and a process per item;
+- persistent, one process per item (`llem_persistent_worker = false`, as before the worker);
+- persistent with the warm worker (the default): one process, the engine kept while the load
+  key stays the same.
+
+For each item it takes the wall time around `runner.run` and subtracts the measured window
+(`metrics.duration_s`): what is left is dispatch, interpreter start, imports, model load,
+warmup. The first item (which also starts the persistent container) and the mean of the rest
+are shown apart.
+
+Run: DOCKER_HOST=unix:///run/podman/podman.sock python benchmarks/perf/bench_dispatch.py \
+         [--items 5] [--models tiny,smollm2-135m] [--setups 0,1,2]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -17,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_llem.runners.base import RunSpec
+from pytest_llem.runners.base import Runner, RunSpec
 from pytest_llem.runners.docker.ephemeral import EphemeralRunner
 from pytest_llem.runners.docker.options import DockerOptions
 from pytest_llem.runners.docker.persistent import PersistentRunner
@@ -33,69 +44,86 @@ def mounts() -> tuple[str, ...]:
     return tuple(sorted(p for p in paths if Path(p).exists()))
 
 
+def runners(image: str, opts: DockerOptions, tmp: str) -> list[tuple[str, Runner]]:
+    exec_opts = dataclasses.replace(opts, worker=False)
+    return [
+        ("ephemeral", EphemeralRunner(image, "cli", opts)),
+        (
+            "persistent, process per item",
+            PersistentRunner(image, "cli", exec_opts, Path(tempfile.mkdtemp(dir=tmp))),
+        ),
+        (
+            "persistent, warm worker",
+            PersistentRunner(image, "cli", opts, Path(tempfile.mkdtemp(dir=tmp))),
+        ),
+    ]
+
+
+def measure(runner: Runner, config: ExperimentConfig, items: int, tmp: str) -> list[float]:
+    """Seconds outside the measured window, per item."""
+    outside = []
+    for i in range(items):
+        spec = RunSpec(
+            nodeid=f"bench::{i}",
+            point_id=f"p{i}",
+            config_hash=f"{i:016x}",
+            config=config,
+            base_dir=tmp,
+        )
+        start = time.perf_counter()
+        m = runner.run(spec, lambda phase, detail: None)
+        outside.append(time.perf_counter() - start - m.metrics.duration_s)
+    runner.close()
+    return outside
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--items", type=int, default=6)
+    parser.add_argument("--items", type=int, default=5)
     parser.add_argument("--image", default="localhost/llem-test:latest")
+    parser.add_argument("--models", default="tiny,smollm2-135m")
+    parser.add_argument(
+        "--setups", default="0,1,2", help="which set-ups, by index (ephemeral, process, worker)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(f"{args.items} items per strategy, image {args.image}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{'model':<14} {'strategy':<30} {'first item s':>12} {'rest mean s':>12} "
+        f"{'vs ephemeral':>12}  per item s",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        model = build_tiny_model("gpt2", Path(tmp) / "model")
         opts = DockerOptions(python=sys.executable, volumes=mounts(), hf_cache=None)
-        config = ExperimentConfig(
-            model=str(model),
-            device="cpu",
-            precision="fp32",
-            n=4,
-            max_output_tokens=4,
-            warmup={"n_warmup": 1},
-            window={"min_duration_s": 0},
-            baseline={"enabled": False},
-        )
-        rows = []
-        for name, runner in (
-            ("ephemeral", EphemeralRunner(args.image, "cli", opts)),
-            (
-                "persistent",
-                PersistentRunner(args.image, "cli", opts, Path(tempfile.mkdtemp(dir=tmp))),
-            ),
-        ):
-            walls, inside = [], []
-            for i in range(args.items):
-                spec = RunSpec(
-                    nodeid=f"bench::{i}",
-                    point_id=f"p{i}",
-                    config_hash=f"{i:016x}",
-                    config=config,
-                    base_dir=tmp,
+        for model in args.models.split(","):
+            path = str(build_tiny_model("gpt2", Path(tmp) / "model")) if model == "tiny" else model
+            config = ExperimentConfig(
+                model=path,
+                device="cpu",
+                precision="fp32",
+                n=4,
+                max_output_tokens=4,
+                warmup={"n_warmup": 1},
+                window={"min_duration_s": 0},
+                baseline={"enabled": False},
+            )
+            ephemeral: float | None = None
+            chosen = [int(i) for i in args.setups.split(",")]
+            for index, (name, runner) in enumerate(runners(args.image, opts, tmp)):
+                if index not in chosen:
+                    continue
+                outside = measure(runner, config, args.items, tmp)
+                rest = statistics.mean(outside[1:] or outside)
+                ephemeral = ephemeral or rest
+                each = " ".join(f"{x:.2f}" for x in outside)
+                print(
+                    f"{model:<14} {name:<30} {outside[0]:>12.2f} {rest:>12.2f} "
+                    f"{ephemeral / rest:>11.1f}x  {each}",
+                    flush=True,
                 )
-                start = time.perf_counter()
-                m = runner.run(spec, lambda phase, detail: None)
-                walls.append(time.perf_counter() - start)
-                inside.append((m.model_load_s or 0.0) + m.metrics.duration_s)
-            runner.close()
-            rows.append((name, walls, inside))
-        print(f"{args.items} items per strategy, image {args.image}")
-        print(
-            f"{'strategy':<11} {'first item s':>12} {'mean item s':>12} "
-            f"{'model+window s':>15} {'dispatch s/item':>16}"
-        )
-        for name, walls, inside in rows:
-            steady = walls[1:] or walls  # the first persistent item also starts the container
-            overhead = statistics.mean(
-                w - m for w, m in zip(walls[1:] or walls, inside[1:] or inside, strict=True)
-            )
-            print(
-                f"{name:<11} {walls[0]:>12.2f} {statistics.mean(steady):>12.2f} "
-                f"{statistics.mean(inside):>15.2f} {overhead:>16.2f}"
-            )
-        eph, per = (statistics.mean(r[1][1:] or r[1]) for r in rows)
-        print(
-            f"persistent saves {eph - per:.2f} s per item "
-            f"({(eph - per) / eph:.0%} of an ephemeral item)"
-        )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class ModelCache:
         self._key = key
         self._current: tuple[str, Engine, float] | None = None
         self.loads = 0
+        self.load_s = 0.0  # seconds spent loading, over every load
 
     def get(self, config: ExperimentConfig, base_dir: Path | None) -> CachedEngine:
         """The engine for ``config``, loading (and evicting) only when the key changes."""
@@ -49,6 +50,7 @@ class ModelCache:
         engine = self._loader(config, base_dir)
         load_s = time.perf_counter() - start
         self.loads += 1
+        self.load_s += load_s
         self._current = (key, engine, load_s)
         return CachedEngine(engine, cached=False, load_s=load_s)
 

@@ -45,6 +45,8 @@ class Reporter:
         self._rerun_ended: set[str] = set()
         self.jsonl_path = settings.results_dir / "results.jsonl"
         self.workers: list[dict[str, Any]] = []
+        self.model_loads = 0  # summed over every process's summary
+        self.model_load_s = 0.0
         self.notes: list[str] = []
         self.plots: list[Path] = []
         self.study_gates: dict[str, dict[str, Any]] = {}
@@ -149,6 +151,8 @@ class Reporter:
         for note in summary.get("notes", []):
             if note not in self.notes:  # every xdist worker may say the same
                 self.notes.append(note)
+        self.model_loads += int(summary.get("model_loads") or 0)
+        self.model_load_s += float(summary.get("model_load_s") or 0.0)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the JSON report and the optional outputs (baseline, plots, BMF, summary)."""
@@ -219,6 +223,9 @@ class Reporter:
         terminalreporter.section("llem results")
         for line in terminal.summary_lines(self.results):
             terminalreporter.write_line(line)
+        terminalreporter.write_line(
+            f"model loads: {self.model_loads} ({self.model_load_s:.1f} s loading)"
+        )
         terminalreporter.write_line(f"results: {self.jsonl_path}")
         terminalreporter.write_line(f"report:  {self.settings.json_path}")
         for note in self.notes:
@@ -262,6 +269,8 @@ class Reporter:
             "shard": list(self.settings.shard) if self.settings.shard else None,
             "workers": self.workers,
             "order": _order(self.orders, self.ran),
+            "model_loads": self.model_loads,
+            "model_load_s": round(self.model_load_s, 3),
         }
         write_json_atomic(
             self.settings.json_path, document.build(self.results, session, self.study_gates)

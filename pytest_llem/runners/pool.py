@@ -36,9 +36,10 @@ class RunnerSettings:
 # Advice goes to the terminal summary (and the report), not to Python warnings: a project
 # running with -W error must not see its items fail over advice.
 PERSISTENT_TRADE_OFF = (
-    "persistent containers: one container per backend and image runs every item (faster "
-    "dispatch, no container start per item), so items share GPU memory and driver state; a "
-    "health check and bounded restarts guard it. Use the ephemeral strategy for isolation."
+    "persistent containers: one container per backend and image runs every item, and its "
+    "worker keeps the engine loaded while the load configuration stays the same (no container "
+    "start and no reload per item), so items share GPU memory and driver state; a health "
+    "check and bounded restarts guard it. Use the ephemeral strategy for isolation."
 )
 
 

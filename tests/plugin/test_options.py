@@ -27,6 +27,12 @@ def test_zero_is_a_setting_not_a_missing_value(pytester: pytest.Pytester) -> Non
     assert docker.gpu_memory_threshold_mb == 0.0
 
 
+def test_the_persistent_worker_is_on_unless_switched_off(pytester: pytest.Pytester) -> None:
+    assert pytester.parseconfigure().stash[SETTINGS_KEY].docker.worker is True
+    pytester.makeini("[pytest]\nllem_persistent_worker = false\n")
+    assert pytester.parseconfigure().stash[SETTINGS_KEY].docker.worker is False
+
+
 @pytest.mark.parametrize(
     ("ini", "args", "message"),
     [

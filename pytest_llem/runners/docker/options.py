@@ -27,6 +27,9 @@ class DockerOptions:
     warmup_delay_s: float = 0.0
     max_restarts: int = 3
     gpu_memory_threshold_mb: float = 1024.0
+    # A warm worker per persistent container (engine kept across items); False: one
+    # entrypoint process per item, as ephemeral containers run it.
+    worker: bool = True
     env: dict[str, str] = field(default_factory=dict)
     session_id: str = ""  # labels this run's containers (one id across xdist workers)
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from pytest_llem.study import load
+from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.study.plan import count_loads
 
 
 def names(text: str, write: Callable[..., Path]) -> list[str]:
@@ -45,3 +48,56 @@ def test_single_cycle_has_no_suffix_and_invalid_points_come_last(
         "model: m\nbackend: [vllm, pytorch]\nsweep:\n  precision: [fp32, fp16]\n", write_study
     )
     assert got == ["vllm-fp16", "pytorch-fp32", "pytorch-fp16", "vllm-fp32"]
+
+
+def by_precision(config: ExperimentConfig) -> str:
+    return config.precision
+
+
+LOADS = "model: m\nsweep:\n  n: [1, 2]\n  precision: [fp16, bf16]\n"
+
+
+def test_interleaved_groups_load_keys_and_alternates_rounds(
+    write_study: Callable[..., Path],
+) -> None:
+    plan = load(write_study(LOADS + "execution: {n_cycles: 3, cycle_order: interleaved}\n"))
+    assert [i.name for i in plan.items()][:4] == [  # without load keys: as written
+        "pytorch-n1-fp16-c1",
+        "pytorch-n1-bf16-c1",
+        "pytorch-n2-fp16-c1",
+        "pytorch-n2-bf16-c1",
+    ]
+    items = plan.items(by_precision)
+    rounds = [[i.name.rsplit("-", 1)[0] for i in items if i.cycle == c] for c in (1, 2, 3)]
+    forward = ["pytorch-n1-fp16", "pytorch-n2-fp16", "pytorch-n1-bf16", "pytorch-n2-bf16"]
+    assert rounds == [forward, forward[::-1], forward]  # every round still runs every point
+    assert count_loads(items, by_precision) == (4, 2)  # K + C - 1, not K x C = 6
+    assert count_loads(plan.items(), by_precision) == (12, 2)
+    assert plan.items(by_precision) == items  # deterministic (xdist collects on every worker)
+
+
+def test_sequential_groups_load_keys(write_study: Callable[..., Path]) -> None:
+    plan = load(write_study(LOADS + "execution: {n_cycles: 2, cycle_order: sequential}\n"))
+    items = plan.items(by_precision)
+    assert [i.name for i in items][:4] == [
+        "pytorch-n1-fp16-c1",
+        "pytorch-n1-fp16-c2",
+        "pytorch-n2-fp16-c1",
+        "pytorch-n2-fp16-c2",
+    ]
+    assert count_loads(items, by_precision) == (2, 2)
+
+
+def test_shuffled_stays_shuffled_and_says_what_it_costs(
+    write_study: Callable[..., Path],
+) -> None:
+    plan = load(write_study(LOADS + "execution: {n_cycles: 3, cycle_order: shuffled}\n"))
+    assert plan.items(by_precision) == plan.items()
+    loads = count_loads(plan.items(by_precision), by_precision)
+    line = replace(plan, planned_loads=loads).loads_line()
+    assert line == (
+        f"  {loads[0]} model loads planned for 2 load configurations (shuffled order, kept to "
+        "break order effects; interleaved would load 4 times)"
+    )
+    one_key = replace(plan, planned_loads=(1, 1))
+    assert one_key.loads_line() is None  # nothing to say with one load configuration
