@@ -192,7 +192,11 @@ def test_xdist_spreads_configs_and_keeps_cycles_on_one_worker(
 
 
 def test_shards_merge_to_the_unsharded_run(pytester: pytest.Pytester, study: Path) -> None:
-    pytester.runpytest("--llem-results=full", "--llem-save-baseline=full").assert_outcomes(passed=6)
+    # Forced: this machine's sub-second cycles vary far beyond max_cv, and the comparison here
+    # is of what is stored, not of its stability.
+    pytester.runpytest(
+        "--llem-results=full", "--llem-save-baseline=full", "--llem-save-baseline-force"
+    ).assert_outcomes(passed=6)
     one = pytester.runpytest("--llem-results=s1", "--llem-shard=1/2")
     two = pytester.runpytest("--llem-results=s2", "--llem-shard=2/2")
     assert one.parseoutcomes()["passed"] + two.parseoutcomes()["passed"] == 6
