@@ -126,7 +126,7 @@ def check_point(
             checks.append(
                 Check("backend", f"backend {config.backend} needs {missing}", spec.install)
             )
-        elif more is not None and (reason is None or config.device != "cuda"):
+        elif more is not None:
             checks.extend(more(config, host))
     ref, model_problem = None, None
     if type(config).backends.get(config.backend).hub_models:
@@ -157,7 +157,8 @@ def check_point(
 
 def pytorch_checks(config: ExperimentConfig, host: Host) -> list[Check]:
     """A cuda point needs a CUDA build of torch (backend pytorch, run locally)."""
-    if config.device == "cuda" and host.torch_cuda is not None:
+    # Only when NVML sees a GPU: without one, "no CUDA GPU" already says it all.
+    if config.device == "cuda" and host.gpus[1] is None and host.torch_cuda is not None:
         return [Check("gpu", host.torch_cuda, "install a CUDA build of torch")]
     return []
 

@@ -74,7 +74,8 @@ def test_the_fake_vllm_does_not_drift(real: Any, fake_vllm_parts: Any) -> None:
 
 
 def test_preflight_names_the_build_and_refuses_cuda(real: Any, vllm_model: Path) -> None:
-    from pytest_llem.preflight import Host, check_point
+    from pytest_llem.host import Host
+    from pytest_llem.preflight import check_point
 
     host = Host()
     cfg = {"model": str(vllm_model), "backend": "vllm", "precision": "bf16"}
@@ -91,7 +92,9 @@ def test_one_engine_in_process(real: Any, vllm_model: Path, fake_nvml: Any) -> N
     """Load, generate, measure memory, ask NVML about its processes, shut down."""
     import psutil
 
+    from pytest_llem.devices import GpuRef
     from pytest_llem.energy import nvml
+    from pytest_llem.energy.nvml_facts import device_facts
     from pytest_llem.engines.vllm import VLLMEngine
 
     cfg = ExperimentConfig.model_validate(
@@ -117,10 +120,10 @@ def test_one_engine_in_process(real: Any, vllm_model: Path, fake_nvml: Any) -> N
         # NVML (faked: no GPU here) lists the engine's processes on the GPU: they are ours.
         gpu = fake_nvml.add("GPU-a", pids=[os.getpid(), *pids])
         pynvml = nvml.load()
-        handles = nvml.resolve_handles(pynvml, [nvml.GpuRef(0, gpu.uuid)])
-        assert nvml.device_facts(pynvml, handles) == []
+        handles = nvml.resolve_handles(pynvml, [GpuRef(0, gpu.uuid)])
+        assert device_facts(pynvml, handles) == []
         gpu.pids.append(os.getppid())
-        assert [c for c, _ in nvml.device_facts(pynvml, handles)] == ["other_processes"]
+        assert [c for c, _ in device_facts(pynvml, handles)] == ["other_processes"]
         nvml.release(pynvml)
     finally:
         engine.close()
