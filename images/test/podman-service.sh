@@ -32,13 +32,24 @@ finally:
 sys.exit(0 if ok else 1)
 PY
 }
+# A service whose working directory was deleted (started from a clone that is gone) still
+# answers pings but cannot start containers: conmon fails with "Failed to get working
+# directory" and every start is "write child: broken pipe". Stop such a service.
+for pid in $(pgrep -f "podman system service.*$SOCK" || true); do
+  if readlink "/proc/$pid/cwd" 2>/dev/null | grep -q ' (deleted)$'; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$SOCK"
+  fi
+done
 # A socket file left by a service that has since died (a reboot, a killed session) refuses
 # connections: remove it and start a new service rather than skipping the container tests.
 if [ -S "$SOCK" ] && ! answers "$SOCK"; then
   rm -f "$SOCK"
 fi
 if [ ! -S "$SOCK" ]; then
-  nohup podman system service --time=0 "unix://$SOCK" >/tmp/llem-podman.log 2>&1 &
+  # From /: the service outlives this checkout, and its containers inherit its directory.
+  (cd / && nohup podman system service --time=0 "unix://$SOCK" >/tmp/llem-podman.log 2>&1 &)
   for _ in $(seq 1 100); do answers "$SOCK" && break; sleep 0.2; done
 fi
 answers "$SOCK" || { echo "podman API at $SOCK does not answer (see /tmp/llem-podman.log)" >&2; exit 1; }
