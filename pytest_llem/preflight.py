@@ -119,7 +119,7 @@ def check_point(
                 Check("gpu", f"no CUDA GPU: {reason}", "run on a GPU machine, or set device: cpu")
             )
     if local:
-        spec = type(config).backends.get(config.backend)
+        spec = config.backend_spec
         missing = [m for m in spec.packages if importlib.util.find_spec(m) is None]
         more = spec.preflight_checks()
         if missing:
@@ -129,7 +129,7 @@ def check_point(
         elif more is not None:
             checks.extend(more(config, host))
     ref, model_problem = None, None
-    if type(config).backends.get(config.backend).hub_models:
+    if config.backend_spec.hub_models:
         ref, model_problem = _model_check(config, base_dir)
     if model_problem is not None:
         checks.append(model_problem)

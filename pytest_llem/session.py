@@ -32,14 +32,8 @@ from pytest_llem.runners.pool import RunnerPool, RunnerSettings
 from pytest_llem.study.backends import BUILTIN
 from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.study.plan import Point, StudyPlan
-from pytest_llem.study.registry import BackendSpec
 
 SESSION_KEY = pytest.StashKey["LlemSession"]()
-
-
-def item_backend(config: ExperimentConfig) -> BackendSpec:
-    """The registry entry of a config's backend."""
-    return type(config).backends.get(config.backend)
 
 
 @dataclass(frozen=True)
@@ -169,7 +163,7 @@ class LlemSession:
             point_id=item.point.id,
             config_hash=item.point.config_hash,
             config=config,
-            backend_spec=None if config.backend in BUILTIN else item_backend(config).record(),
+            backend_spec=None if config.backend in BUILTIN else config.backend_spec.record(),
             base_dir=str(item.study_dir),
             energy_backend=self.settings.energy,
             idle=IdleSpec(

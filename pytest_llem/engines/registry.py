@@ -12,16 +12,12 @@ from pytest_llem.study.model import ExperimentConfig
 from pytest_llem.study.registry import BackendSpec
 
 
-def _spec(config: ExperimentConfig) -> BackendSpec:
-    return type(config).backends.get(config.backend)
-
-
 def load_key(config: ExperimentConfig) -> str:
     """The cache key of the loaded model for this config (backend-specific).
 
     An engine module without ``load_key`` reloads for any change of model, precision or device.
     """
-    module = _spec(config).engine_module()
+    module = config.backend_spec.engine_module()
     own = getattr(module, "load_key", None)
     key = own(config) if own is not None else f"{config.model}|{config.precision}|{config.device}"
     return f"{config.backend}:{key}"
@@ -29,14 +25,14 @@ def load_key(config: ExperimentConfig) -> str:
 
 def load_engine(config: ExperimentConfig, base_dir: Path | None) -> Engine:
     """Load the engine for ``config.backend``."""
-    engine: Engine = _spec(config).engine_class().load(config, base_dir)
+    engine: Engine = config.backend_spec.engine_class().load(config, base_dir)
     return engine
 
 
 def preload(config: ExperimentConfig, base_dir: Path | None) -> None:
     """Import what loading ``config`` needs, so that an interrupt during the load (a per-item
     timeout) cannot leave a library half-imported for later items. Best effort."""
-    hook = getattr(_spec(config).engine_module(), "preload", None)
+    hook = getattr(config.backend_spec.engine_module(), "preload", None)
     if hook is not None:
         hook(config, base_dir)
 
@@ -49,4 +45,4 @@ def _environment(spec: BackendSpec) -> tuple[tuple[str, Any], ...]:
 
 def environment(config: ExperimentConfig) -> dict[str, Any]:
     """Library versions and device facts of a backend (read once per process, not per item)."""
-    return dict(_environment(_spec(config)))
+    return dict(_environment(config.backend_spec))

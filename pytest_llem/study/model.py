@@ -16,7 +16,7 @@ from pytest_llem.study.protocol import (
     WarmupConfig,
     WindowConfig,
 )
-from pytest_llem.study.registry import DEFAULT_BACKEND, BackendRegistry
+from pytest_llem.study.registry import DEFAULT_BACKEND, BackendRegistry, BackendSpec
 
 Precision = Literal["fp32", "fp16", "bf16"]
 DatasetOrder = Literal["interleaved", "grouped", "shuffled"]
@@ -205,6 +205,11 @@ class _Experiment(_Section):
                     "set them directly"
                 )
         return self
+
+    @property
+    def backend_spec(self) -> BackendSpec:
+        """The registry entry of this config's backend."""
+        return type(self).backends.get(self.backend)
 
     def section(self, name: str | None = None) -> BaseModel:
         """A backend's section (the active backend's by default), or its defaults if unset."""
