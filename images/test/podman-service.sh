@@ -48,8 +48,17 @@ if [ -S "$SOCK" ] && ! answers "$SOCK"; then
   rm -f "$SOCK"
 fi
 if [ ! -S "$SOCK" ]; then
-  # From /: the service outlives this checkout, and its containers inherit its directory.
-  (cd / && nohup podman system service --time=0 "unix://$SOCK" >/tmp/llem-podman.log 2>&1 &)
+  # From / (the service outlives this checkout, and its containers inherit its directory), in
+  # a session of its own (setsid -f: this script does not wait for it), with the standard
+  # streams redirected and every other descriptor closed: a copy of a caller's pipe kept open
+  # by the service holds that caller's $(...) or log reader open for ever (CI once hung here
+  # until its time limit).
+  setsid -f python3 -c '
+import os, sys
+os.chdir("/")
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+os.execvp("podman", ["podman", "system", "service", "--time=0", "unix://" + sys.argv[1]])
+' "$SOCK" </dev/null >/tmp/llem-podman.log 2>&1
   for _ in $(seq 1 100); do answers "$SOCK" && break; sleep 0.2; done
 fi
 answers "$SOCK" || { echo "podman API at $SOCK does not answer (see /tmp/llem-podman.log)" >&2; exit 1; }
