@@ -48,11 +48,14 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = options.resolve(config, backends)
     config.stash[SETTINGS_KEY] = settings
     config.pluginmanager.register(fixtures, "llem-fixtures")
+    # In every process, the xdist controller included: a bad baseline is one usage error before
+    # any worker starts, not a crash in each worker.
+    gate = setup.gate(settings)
     # Role objects carry the stateful hooks: the session runs items (every process that runs
     # tests), the reporter writes results (the one process that sees every report).
     if not _is_xdist_controller(config):
         config.stash[SESSION_KEY] = LlemSession(
-            config, settings, setup.gate(settings), setup.resume(config, settings)
+            config, settings, gate, setup.resume(config, settings)
         )
         config.pluginmanager.register(config.stash[SESSION_KEY], "llem-session")
         config.pluginmanager.register(ordering.OrderCheck(), "llem-order")

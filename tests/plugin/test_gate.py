@@ -307,6 +307,17 @@ def test_resume_reuses_passed_items_and_skips_corrupt_lines(
     assert [i["metrics"] for i in items[:2]] == [f["metrics"] for f in first]
 
 
+def test_a_missing_baseline_under_xdist_is_one_usage_error(
+    pytester: pytest.Pytester, study: Path
+) -> None:
+    result = pytester.runpytest_subprocess("-n", "2", "--llem-compare=never-saved")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--llem-compare: cannot read baseline*never-saved.json*"])
+    output = result.stdout.str() + result.stderr.str()
+    assert output.count("cannot read baseline") == 1, output  # not one crash per worker
+    assert "INTERNALERROR" not in output and "[gw" not in output
+
+
 @pytest.mark.parametrize("dist", ["worksteal", "loadgroup", "each"])
 def test_a_dist_mode_that_splits_cycles_is_refused(
     pytester: pytest.Pytester, study: Path, dist: str
