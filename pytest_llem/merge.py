@@ -17,13 +17,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_llem.errors import LlemError
-from pytest_llem.gate import baseline
-from pytest_llem.gate.apply import Gate
+from pytest_llem.gate import baseline, stability
+from pytest_llem.gate.apply import Gate, stability_rules
 from pytest_llem.gate.thresholds import LimitSyntaxError, parse_fail_on
 from pytest_llem.gate.verdict import table
 from pytest_llem.report import document, terminal
 from pytest_llem.results import ExperimentResult, write_json_atomic
-from pytest_llem.study.spec import GateConfig
+from pytest_llem.study.spec import GateConfig, parse_limit
 
 
 class MergeError(LlemError):
@@ -111,6 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--inconclusive", choices=("fail", "warn"), default="fail", help="as --llem-inconclusive"
     )
     parser.add_argument("--save-baseline", metavar="NAME", help="store the merged results")
+    parser.add_argument(
+        "--save-baseline-force",
+        action="store_true",
+        help="save the baseline even when some configs' cycles vary beyond max-cv",
+    )
+    parser.add_argument(
+        "--max-cv",
+        type=percent,
+        default=None,
+        metavar="PERCENT",
+        help="cycle-to-cycle CV above which a config is unstable, e.g. 5%% (as ini llem_max_cv; "
+        "default: the study's gate.max_cv, else 5%%)",
+    )
     args = parser.parse_args(argv)
     try:
         reports = [(p, read_report(p)) for p in args.reports]
@@ -129,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             require_energy=args.require_energy,
             require_baseline=args.require_baseline,
             inconclusive=args.inconclusive,
+            max_cv=args.max_cv,
         )
     except (LlemError, LimitSyntaxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -148,13 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     write_json_atomic(args.output, document.build(items, session, gates))
     if args.save_baseline:
-        target = baseline.resolve(args.save_baseline, args.baseline_dir)
-        try:
-            baseline.save(target, baseline.build(args.save_baseline, items))
-        except LlemError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"baseline {args.save_baseline!r} saved: {target}")
+        saved = _save_baseline(args, items, gates, gate)
+        if saved != 0:
+            return saved
     for line in terminal.summary_lines(items):
         print(line)
     failed = sum(1 for i in items if i.outcome in ("failed", "error"))
@@ -163,3 +173,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{failed} failed ({failures} by the gate)"
     )
     return 1 if failed else 0
+
+
+def _save_baseline(
+    args: argparse.Namespace,
+    items: list[ExperimentResult],
+    gates: dict[str, Any],
+    gate: Gate,
+) -> int:
+    """Store the merged baseline unless a config is unstable (and not forced): 0 or 2."""
+    name = args.save_baseline
+    built = baseline.build(name, items)
+    refused = stability.refusals(built.entries, stability_rules(gate, items, gates))
+    if refused and not args.save_baseline_force:
+        print(f"error: {stability.refusal_note(name, refused, '--save-baseline-force')}")
+        return 2
+    target = baseline.resolve(name, args.baseline_dir)
+    try:
+        baseline.save(target, built)
+    except LlemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"baseline {name!r} saved: {target}")
+    for line in refused:
+        print(f"  saved although unstable: {line}")
+    return 0
+
+
+def percent(text: str) -> float:
+    """``5%`` as a fraction, as ini ``llem_max_cv`` takes it (argparse names the option)."""
+    amount, relative = parse_limit(text)  # ValueError on junk: argparse reports it
+    if not relative or amount <= 0:
+        raise ValueError(text)
+    return amount

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_llem.gate import cycles, stability
 from pytest_llem.gate.baseline import BaselineFile
@@ -117,3 +118,16 @@ class Gate:
         )
         verdict.baseline = self.baseline.name if self.baseline is not None else None
         return verdict, stats
+
+
+def stability_rules(
+    gate: Gate, results: Iterable[Any], study_gates: Mapping[str, Any]
+) -> dict[str, stability.Rule]:
+    """Each result's stability rule by config hash (``study_gates``: study hash to its
+    ``gate:`` block), for refusing to save an unstable baseline."""
+    return {
+        r.config_hash: gate.stability(
+            GateConfig.model_validate(study_gates.get(r.study_hash) or {})
+        )
+        for r in results
+    }

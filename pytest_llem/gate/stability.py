@@ -83,3 +83,12 @@ def refusals(entries: Iterable[BaselineEntry], rules: Mapping[str, Rule]) -> lis
                 f"{entry.study}::{entry.point_id}: {describe(found)} (> {checked.max_cv * 100:g}%)"
             )
     return lines
+
+
+def refusal_note(name: str, refused: Sequence[str], force_flag: str) -> str:
+    """Why baseline ``name`` was not saved, and the two ways out."""
+    return (
+        f"baseline {name!r} NOT saved: these configs' cycles vary too much to serve as a "
+        "reference:\n  " + "\n  ".join(refused) + "\n  re-run on a quiet machine (or with "
+        f"more cycles), or store it anyway with {force_flag}"
+    )

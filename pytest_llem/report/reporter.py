@@ -17,12 +17,11 @@ import pytest
 
 from pytest_llem.errors import LlemError
 from pytest_llem.gate import baseline, stability
-from pytest_llem.gate.apply import limits_in_force
+from pytest_llem.gate.apply import Gate, stability_rules
 from pytest_llem.options import Settings
 from pytest_llem.report import bmf, document, github, junit_suite, plots, terminal
 from pytest_llem.results import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 from pytest_llem.secrets import redact
-from pytest_llem.study.spec import GateConfig
 
 REPORTER_KEY = pytest.StashKey["Reporter"]()
 
@@ -180,14 +179,16 @@ class Reporter:
     def _save_baseline(self, name: str) -> bool:
         """Store the baseline unless some config is unstable (and not forced); say which."""
         built = baseline.build(name, self.results)
-        refused = stability.refusals(built.entries, self._stability_rules())
-        target = baseline.resolve(name, self.settings.baseline_dir)
-        if refused and not self.settings.save_baseline_force:
-            self.notes.append(
-                f"baseline {name!r} NOT saved: these configs' cycles vary too much to serve as "
-                "a reference:\n  " + "\n  ".join(refused) + "\n  re-run on a quiet machine "
-                "(or with more cycles), or store it anyway with --llem-save-baseline-force"
-            )
+        s = self.settings
+        rules = stability_rules(
+            Gate(cli=s.fail_on_cli, ini=s.fail_on_ini, max_cv=s.max_cv),
+            self.results,
+            self.study_gates,
+        )
+        refused = stability.refusals(built.entries, rules)
+        target = baseline.resolve(name, s.baseline_dir)
+        if refused and not s.save_baseline_force:
+            self.notes.append(stability.refusal_note(name, refused, "--llem-save-baseline-force"))
             return False
         try:
             baseline.save(target, built)
@@ -197,15 +198,6 @@ class Reporter:
         self.notes.append(f"baseline {name!r} saved: {target}")
         self.notes.extend(f"  saved although unstable: {line}" for line in refused)
         return True
-
-    def _stability_rules(self) -> dict[str, stability.Rule]:
-        rules: dict[str, stability.Rule] = {}
-        s = self.settings
-        for r in self.results:
-            study = GateConfig.model_validate(self.study_gates.get(r.study_hash) or {})
-            relative = limits_in_force(s.fail_on_cli, s.fail_on_ini, study, comparing=True)
-            rules[r.config_hash] = stability.rule(study, s.max_cv, relative)
-        return rules
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Print the per-study tables, then GitHub annotations when running in Actions."""

@@ -212,6 +212,7 @@ def test_shards_merge_to_the_unsharded_run(pytester: pytest.Pytester, study: Pat
             "merged.json",
             "--save-baseline",
             "merged",
+            "--save-baseline-force",
             "--baseline-dir",
             ".llem/baselines",
         ],
@@ -287,6 +288,33 @@ def test_merge_reapplies_the_gate(pytester: pytest.Pytester, saved: Path) -> Non
     )
     assert merged.returncode == 1, merged.stdout + merged.stderr
     assert "2 failed (2 by the gate)" in merged.stdout
+
+
+def test_merge_refuses_an_unstable_baseline_unless_forced(
+    pytester: pytest.Pytester, study: Path
+) -> None:
+    pytester.runpytest("--llem-results=s1", "--llem-shard=1/2").assert_outcomes(passed=3)
+    pytester.runpytest("--llem-results=s2", "--llem-shard=2/2").assert_outcomes(passed=3)
+
+    def merge(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pytest_llem", "merge", "s1/report.json"]
+        command += ["s2/report.json", "-o", "m.json", "--save-baseline", "main", *extra]
+        return subprocess.run(
+            command, cwd=pytester.path, capture_output=True, text=True, check=False
+        )
+
+    path = pytester.path / ".llem" / "baselines" / "main.json"
+    # A threshold no real timing meets, so the test does not depend on this machine's load.
+    refused = merge("--max-cv", "0.0001%")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "baseline 'main' NOT saved" in refused.stdout
+    assert "gate::pytorch-bs1: output_tokens_per_s CV" in refused.stdout
+    assert "--save-baseline-force" in refused.stdout and not path.exists()
+    forced = merge("--max-cv", "0.0001%", "--save-baseline-force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "saved although unstable: gate::pytorch-bs1" in forced.stdout and path.exists()
+    bad = merge("--max-cv", "lots")
+    assert bad.returncode == 2 and "--max-cv: invalid percent value: 'lots'" in bad.stderr
 
 
 def test_resume_reuses_passed_items_and_skips_corrupt_lines(
