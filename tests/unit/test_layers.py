@@ -27,7 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"collect"}),  # study files -> items
     frozenset({"session", "report", "resume", "shard"}),  # role objects and what they write
     frozenset({"validate"}),  # the validation kit's parts (model, probe, analysis, render)
-    frozenset({"options", "converters", "hookspecs"}),  # resolved settings
+    frozenset({"options", "option_table", "converters", "hookspecs"}),  # resolved settings
     frozenset({"runners", "entrypoint"}),  # where items run
     frozenset({"preflight", "host"}),  # can a point run here, and what this machine has
     frozenset({"measure"}),  # the protocol

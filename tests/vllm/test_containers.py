@@ -89,6 +89,15 @@ def test_vllm_study_in_containers(
     }
     ids = {r["container_id"] for r in runners}
     assert len(ids) == (2 if strategy == "ephemeral" else 1)
+    # One load key (only the temperature differs): the persistent container's worker starts
+    # the vLLM engine once and keeps it; ephemeral starts one per item (its isolation).
+    cached = [i["model_cached"] for i in items]
+    loads = session.report["session"]["model_loads"]
+    if strategy == "persistent":
+        assert cached == [False, True] and loads == 1, (cached, loads)
+    else:
+        assert cached == [False, False] and loads == 2, (cached, loads)
+    assert all(i["model_load_s"] is not None for i in items if not i["model_cached"])
     for item in items:
         metrics, env = item["metrics"], item["environment"]
         assert env["vllm_platform"] == "cpu" and env["vllm_kv_cache_bytes"]
