@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llem import study, timeouts
-from pytest_llem.engines import registry, vllm_check
+from pytest_llem.engines import registry
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.gate import feasibility
 from pytest_llem.gate.apply import limits_in_force
@@ -102,9 +102,9 @@ class StudyFile(pytest.File):
             raise self.CollectError(str(exc)) from None
         except LlemError as exc:
             raise self.CollectError(f"{self.path}: {exc}") from None
-        vllm_problems = vllm_check.study_problems(plan)
-        if vllm_problems:
-            raise self.CollectError(str(StudyError(self.path, vllm_problems))) from None
+        problems = registry.study_problems(plan, self.settings.backends)
+        if problems:
+            raise self.CollectError(str(StudyError(self.path, problems))) from None
         count = self.settings.others.repeat_count
         if count > 1:
             raise self.CollectError(

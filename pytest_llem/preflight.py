@@ -179,6 +179,14 @@ def vllm_checks(config: ExperimentConfig, host: Host) -> list[Check]:
     return [Check("backend", problem, fix)]
 
 
+def vllm_build_note(host: Host) -> str | None:
+    """The vLLM build pre-flight found, once ``vllm_checks`` has probed it (never probes)."""
+    build = host.__dict__.get("vllm_build")  # a cached_property: set only once probed
+    if build is None:
+        return None
+    return build if isinstance(build, str) else build.describe()
+
+
 def should_skip(checks: list[Check], require_gpu: bool) -> bool:
     """Skip (rather than fail) when only hardware is missing and GPUs are not required."""
     return bool(checks) and not require_gpu and all(c.kind in HARDWARE_KINDS for c in checks)

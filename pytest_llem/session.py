@@ -138,14 +138,15 @@ class LlemSession:
             self._preflight[key] = preflight.check_point(
                 config, item.study_dir, self.host, self.settings.energy, local=local
             )
-            self._note_vllm_build(config, local)
+            self._note_build(config, local)
         return runner_checks + self._preflight[key]
 
-    def _note_vllm_build(self, config: ExperimentConfig, local: bool) -> None:
-        """Say once which vLLM build pre-flight found (only vLLM's platform decides)."""
-        build = self.host.__dict__.get("vllm_build")  # probed by check_point, if at all
-        if config.backend == "vllm" and local and build is not None:
-            text = build if isinstance(build, str) else build.describe()
+    def _note_build(self, config: ExperimentConfig, local: bool) -> None:
+        """Say once which build of the backend's library pre-flight found (where the backend
+        has a ``build_note``: vLLM's platform decides what it can run)."""
+        noter = config.backend_spec.build_noter() if local else None
+        text = noter(self.host) if noter is not None else None
+        if text:
             note = f"pre-flight: {text}"
             if note not in self.notes:
                 self.notes.append(note)

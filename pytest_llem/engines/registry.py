@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llem.engines.base import Engine
+from pytest_llem.errors import Problem
 from pytest_llem.study.model import ExperimentConfig
-from pytest_llem.study.registry import BackendSpec
+from pytest_llem.study.plan import StudyPlan
+from pytest_llem.study.registry import BackendRegistry, BackendSpec
 
 
 def load_key(config: ExperimentConfig) -> str:
@@ -46,3 +48,15 @@ def _environment(spec: BackendSpec) -> tuple[tuple[str, Any], ...]:
 def environment(config: ExperimentConfig) -> dict[str, Any]:
     """Library versions and device facts of a backend (read once per process, not per item)."""
     return dict(_environment(config.backend_spec))
+
+
+def study_problems(plan: StudyPlan, backends: BackendRegistry) -> list[Problem]:
+    """Each backend's study-wide collection checks (``BackendSpec.collect_check``), run for
+    the backends the plan uses: what the installed library would refuse, before measuring."""
+    used = {p.config.backend for p in plan.points if p.config is not None}
+    problems: list[Problem] = []
+    for spec in backends:
+        check = spec.collect_checks() if spec.name in used else None
+        if check is not None:
+            problems.extend(check(plan))
+    return problems

@@ -177,5 +177,9 @@ VLLM = BackendSpec(
     check=_vllm_rules,
     preflight="pytest_llem.preflight:vllm_checks",
     description="runs on the vLLM backend",
+    passthrough="vLLM's EngineArgs as written; the installed vLLM checks them when the engine "
+    "loads",
+    collect_check="pytest_llem.engines.vllm_check:study_problems",
+    build_note="pytest_llem.preflight:vllm_build_note",
 )
 BUILTIN = BackendRegistry((PYTORCH, VLLM))

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pytest_llem.errors import Problem, StudyError
 from pytest_llem.study import compat, loader
@@ -247,21 +247,23 @@ def _error_line(doc: loader.Document, loc: tuple[str | int, ...]) -> int | None:
     return line if line is not None else min(doc.lines.values(), default=None)
 
 
-def _passthrough_notes(doc: loader.Document, points: tuple[Point, ...]) -> list[str]:
-    """Undeclared vllm.engine keys are accepted here: say where they are checked."""
-    keys = sorted(
-        {
-            key
-            for p in points
-            if p.config is not None and p.config.backend == "vllm"
-            for key in (p.config.vllm_section.engine.model_extra or {})
-        }
-    )
-    if not keys:
-        return []
+def _passthrough_notes(
+    doc: loader.Document, points: tuple[Point, ...], registry: BackendRegistry
+) -> list[str]:
+    """Undeclared keys of open blocks (``vllm.engine``) are accepted here: say where they go."""
+    keys: dict[tuple[str, str], set[str]] = {}  # (backend, block) -> keys
+    for p in points:
+        if p.config is None or not registry.get(p.config.backend).passthrough:
+            continue
+        section = p.config.section()
+        for field in type(section).model_fields:
+            block = getattr(section, field)
+            if isinstance(block, BaseModel) and block.model_extra:
+                keys.setdefault((p.config.backend, field), set()).update(block.model_extra)
     return [
-        f"{doc.path.name}: vllm.engine keys {keys} go to vLLM's EngineArgs as written; the "
-        "installed vLLM checks them when the engine loads"
+        f"{doc.path.name}: {backend}.{block} keys {sorted(found)} go to "
+        f"{registry.get(backend).passthrough}"
+        for (backend, block), found in sorted(keys.items())
     ]
 
 
@@ -319,7 +321,7 @@ def _finish(
         for k, (i, (r, c, e, d, ln, o)) in enumerate(zip(ids, validated, strict=True))
     )
     _check_datasets(doc, points)
-    notes = (*notes, *_passthrough_notes(doc, points))
+    notes = (*notes, *_passthrough_notes(doc, points, model.backends))
     invalid = sum(1 for p in points if not p.valid)
     if points and invalid == len(points):
         raise StudyError(

@@ -47,6 +47,13 @@ class BackendSpec:
             ``function(config, host) -> list[Check]`` once the packages are importable.
         image: default container image, a template of {backend}, {version} and {cuda}.
         description: the marker's help text.
+        passthrough: where undeclared keys of the section's open blocks (``extra="allow"``)
+            go, ending the collection note that lists them ("" when it has none).
+        collect_check: ``"module:function"`` of study-wide checks at collection, called as
+            ``function(plan) -> list[Problem]`` (it may read the installed library, but must
+            not fail when it is absent).
+        build_note: ``"module:function"`` called as ``function(host) -> str | None`` after
+            a local pre-flight: which build of the library the host has, noted once.
     """
 
     name: str
@@ -63,6 +70,9 @@ class BackendSpec:
     preflight: str | None = None
     image: str = DEFAULT_IMAGE
     description: str = ""
+    passthrough: str = ""
+    collect_check: str | None = None
+    build_note: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():
@@ -78,6 +88,14 @@ class BackendSpec:
     def preflight_checks(self) -> Callable[..., Any] | None:
         """The backend's further pre-flight checks, imported on first use."""
         return _import(self.preflight) if self.preflight else None
+
+    def collect_checks(self) -> Callable[..., Any] | None:
+        """The backend's study-wide collection checks, imported on first use."""
+        return _import(self.collect_check) if self.collect_check else None
+
+    def build_noter(self) -> Callable[..., Any] | None:
+        """The backend's build note, imported on first use."""
+        return _import(self.build_note) if self.build_note else None
 
     def engine_module(self) -> Any:
         """Import the engine's module (heavy: only when an item runs)."""

@@ -84,6 +84,30 @@ def test_persistent_reuses_one_container_and_tears_it_down(
     assert list(scratch.iterdir()) == []  # its exchange root went with it
 
 
+@pytest.mark.parametrize("strategy", ["ephemeral", "persistent"])
+def test_a_container_that_cannot_start_is_an_error_and_is_removed(
+    pytester: pytest.Pytester,
+    study: Path,
+    llem_containers: Callable[[], list[Any]],
+    container_ini: str,
+    strategy: str,
+) -> None:
+    # The runtime refuses to start a command the image does not have: the SDK's
+    # containers.run would leave the created container behind.
+    pytester.makeini(
+        container_ini.replace(
+            f"llem_docker_python = {sys.executable}", "llem_docker_python = /no/python"
+        )
+    )
+    result = pytester.runpytest(
+        "--llem-results=out", RUNNER, f"--llem-container-strategy={strategy}"
+    )
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) == 0 and outcomes.get("failed", 0) == 2, outcomes
+    result.stdout.fnmatch_lines(["*/no/python*"])
+    assert llem_containers() == []  # not even in the created state
+
+
 def test_persistent_without_teardown_says_how_to_remove(
     pytester: pytest.Pytester,
     study: Path,

@@ -77,3 +77,19 @@ def reachable() -> str | None:
     except DockerError as exc:
         return exc.message
     return None
+
+
+def run_detached(api: Any, **kwargs: Any) -> Any:
+    """Create and start a detached container; remove it when the start fails.
+
+    ``containers.run`` leaves the created container behind when its start fails (a command
+    missing in the image, a runtime error), where nothing would ever remove it.
+    """
+    box = api.containers.create(**{**kwargs, "detach": True})
+    try:
+        box.start()
+    except BaseException:
+        with contextlib.suppress(Exception):  # the start's own error is the one to report
+            box.remove(force=True)
+        raise
+    return box

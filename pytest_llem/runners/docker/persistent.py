@@ -27,7 +27,7 @@ from pytest_llem.progress import Progress
 from pytest_llem.results import Measurement, RunnerInfo
 from pytest_llem.runners.base import RunSpec
 from pytest_llem.runners.docker import collect, create
-from pytest_llem.runners.docker.client import client
+from pytest_llem.runners.docker.client import client, run_detached
 from pytest_llem.runners.docker.errors import (
     ContainerError,
     DockerError,
@@ -113,7 +113,7 @@ class PersistentRunner:
         )
         self.last_create = kwargs
         try:
-            self.box = api.containers.run(**kwargs)
+            self.box = run_detached(api, **kwargs)
         except Exception as exc:
             raise from_sdk(exc, self.image) from None
         if self.opts.warmup_delay_s > 0:

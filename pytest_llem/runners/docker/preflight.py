@@ -8,7 +8,7 @@ from typing import Any
 from pytest_llem.energy import nvml
 from pytest_llem.preflight import Check
 from pytest_llem.runners.docker import create
-from pytest_llem.runners.docker.client import client
+from pytest_llem.runners.docker.client import client, run_detached
 from pytest_llem.runners.docker.errors import DockerError
 from pytest_llem.runners.docker.images import pull_if_missing
 from pytest_llem.runners.docker.options import DockerOptions, parse_volume
@@ -42,10 +42,10 @@ def gpu_probe(api: Any, image: str, opts: DockerOptions) -> tuple[Check | None, 
     volumes = dict(parse_volume(v) for v in opts.volumes)
     box = None
     try:
-        box = api.containers.run(
-            image,
-            [opts.python, "-c", GPU_PROBE],
-            detach=True,
+        box = run_detached(
+            api,
+            image=image,
+            command=[opts.python, "-c", GPU_PROBE],
             volumes=volumes,
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
             labels={**create.run_labels(opts), f"{create.LABEL}.probe": "gpu"},
