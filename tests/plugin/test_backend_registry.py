@@ -65,6 +65,20 @@ def environment():
     return {"echo": "1.0"}
 
 
+def study_problems(plan):
+    """What "the installed echo" refuses, checked at collection."""
+    from pytest_llem.errors import Problem
+    return [
+        Problem(field="echo.repeat", message=f"echo 1.0 repeats at most 10 times (point {p.id})",
+                fix="use echo.repeat <= 10", line=p.line)
+        for p in plan.points if p.config is not None and p.config.section().repeat > 10
+    ]
+
+
+def build_note(host):
+    return "echo 1.0 (pure Python)"
+
+
 ECHO = BackendSpec(
     name="echo",
     section=EchoSection,
@@ -73,6 +87,8 @@ ECHO = BackendSpec(
     precisions=frozenset({"fp32"}),
     hub_models=False,
     description="the echo test backend",
+    collect_check="echo_backend:study_problems",
+    build_note="echo_backend:build_note",
 )
 '''
 
@@ -129,6 +145,21 @@ def test_a_conftest_backend_runs_a_study_end_to_end(echo: pytest.Pytester) -> No
     assert tokens == {"echo-repeat-1": 4 + 5 + 6 + 7, "echo-repeat-3": 8 * 4}
     # One load key (the engine module's load_key): loaded once, reused by the other 3 items.
     assert [i["model_cached"] for i in items] == [False, True, True, True]
+
+
+def test_a_plugin_backends_collection_check_and_build_note(echo: pytest.Pytester) -> None:
+    result = echo.runpytest("--llem-results=out")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*pre-flight: echo 1.0 (pure Python)*"])
+    echo.makefile(".yaml", study_echo=STUDY.replace("[1, 3]", "[1, 11]"))
+    result = echo.runpytest("--llem-results=out")
+    result.stdout.fnmatch_lines(
+        [
+            "*echo.repeat: echo 1.0 repeats at most 10 times (point echo-repeat-11)*",
+            "*fix: use echo.repeat <= 10*",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the session
 
 
 def test_the_gate_judges_a_plugin_backend(echo: pytest.Pytester) -> None:
