@@ -1,7 +1,8 @@
 """Significance tests and confidence intervals, dependency-free (pure Python).
 
 ``welch`` is Welch's unequal-variance t-test; ``mannwhitney`` is the Mann-Whitney U test
-(exact for small samples without ties, normal approximation otherwise). Both are one-sided:
+(exact for small samples, ties included; normal approximation with the tie correction
+otherwise). Both are one-sided:
 "is the current sample worse than the baseline in the metric's bad direction?".
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections import Counter
 from collections.abc import Sequence
 
 from pytest_llem.measure.stats import mean, stdev
@@ -87,27 +89,38 @@ def welch_greater(current: Sequence[float], baseline: Sequence[float]) -> float:
     return t_sf(t, df)
 
 
+def _u(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Mann-Whitney U of ``xs`` over ``ys``: pairs where x wins, ties counting one half."""
+    return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in xs for y in ys)
+
+
 def mannwhitney_greater(current: Sequence[float], baseline: Sequence[float]) -> float:
-    """One-sided p-value that current is stochastically greater than baseline."""
+    """One-sided p-value that current is stochastically greater than baseline.
+
+    Exact for small samples: the share of relabellings of the pooled values whose U is at
+    least the observed one, ties included (the permutation distribution conditional on the
+    ties, so p never drops below 1 / C(n1 + n2, n1)). Normal approximation with the tie
+    correction of the variance otherwise.
+    """
     n1, n2 = len(current), len(baseline)
-    u = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in current for y in baseline)
+    u = _u(current, baseline)
     pooled = [*current, *baseline]
-    if len(set(pooled)) == len(pooled) and math.comb(n1 + n2, n1) <= 20_000:
-        # Exact: the share of relabellings with U at least as large.
+    n = n1 + n2
+    if math.comb(n, n1) <= 20_000:
         count = total = 0
-        for chosen in itertools.combinations(range(n1 + n2), n1):
+        for chosen in itertools.combinations(range(n), n1):
             picked = set(chosen)
-            xs = [pooled[i] for i in picked]
-            ys = [pooled[i] for i in range(n1 + n2) if i not in picked]
+            xs = [pooled[i] for i in chosen]
+            ys = [pooled[i] for i in range(n) if i not in picked]
             total += 1
-            if sum(1 for x in xs for y in ys if x > y) >= u:
+            if _u(xs, ys) >= u - 1e-9:
                 count += 1
         return count / total
-    mu = n1 * n2 / 2.0
-    sigma = math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
-    if sigma == 0:
+    ties = sum(t**3 - t for t in Counter(pooled).values())
+    variance = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1)))
+    if variance <= 0:
         return 1.0
-    z = (u - mu - 0.5) / sigma  # continuity correction
+    z = (u - n1 * n2 / 2.0 - 0.5) / math.sqrt(variance)  # continuity correction
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 

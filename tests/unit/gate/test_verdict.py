@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pytest_llem.gate.significance import (
     bootstrap_ci,
     mannwhitney_greater,
@@ -142,6 +144,17 @@ def test_significance_functions_against_known_values() -> None:
     assert abs(t_sf(2.0, 10) - 0.03669) < 1e-4  # Student's t table
     assert abs(t_sf(1.812, 10) - 0.05) < 1e-3
     assert mannwhitney_greater([4, 5, 6], [1, 2, 3]) == 0.05  # 1 / C(6, 3)
+    # Ties: the exact permutation p, counted by hand over the 6 relabellings of {1, 2, 1, 0}
+    # (U = 3.5 twice, 2 twice, 0.5 twice), not the normal approximation's 0.22.
+    assert abs(mannwhitney_greater([1, 2], [1, 0]) - 1 / 3) < 1e-12
+    # With ties, p can never go below the smallest share of relabellings.
+    assert mannwhitney_greater([5, 5, 6], [1, 1, 2]) >= 1 / math.comb(6, 3)
+    # All values equal: no evidence either way.
+    assert mannwhitney_greater([1, 1, 1, 1], [1, 1, 1, 1]) == 1.0
+    # Large samples with ties: the tie-corrected normal approximation, still a probability,
+    # and sure of a clear shift.
+    big = mannwhitney_greater([2.0] * 10 + [3.0] * 10, [1.0] * 10 + [2.0] * 10)
+    assert 0.0 < big < 0.01
     assert abs(t_ppf(0.95, 2) - 2.919986) < 1e-5 and abs(t_ppf(0.05, 4) + 2.131847) < 1e-5
     assert welch_greater([1.0, 1.0], [1.0, 1.0]) == 1.0
     assert bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0]) == bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0])
