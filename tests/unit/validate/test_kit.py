@@ -50,7 +50,7 @@ def test_the_kit_runs_on_cpu_against_the_fake_nvml(
     code = cli.main(
         [
             "--shape", "tiny", "--device", "cpu", "--cycles", "5", "--batch-sizes", "1,2",
-            "--n", "2", "--input-len", "8", "--max-output-tokens", "4", "--window-s", "0.3", "--precision", "fp32",
+            "--n", "2", "--input-len", "8", "--max-output-tokens", "4", "--window-s", "1", "--precision", "fp32",
             "--thermal-max-s", "1",
             "--interval-ms", "10", "--idle-s", "0", "--zeus", "off", "--out", str(out),
         ]
@@ -63,8 +63,11 @@ def test_the_kit_runs_on_cpu_against_the_fake_nvml(
     assert len(report["windows"]) == 10
     for window in report["windows"]:
         # A constant 150 W: the counter and the integration agree with the plugin's reading.
-        assert window["counter_diff_pct"] == pytest.approx(0.0, abs=1.0)
-        assert window["power_diff_pct"] == pytest.approx(0.0, abs=1.0)
+        # Each side timestamps its counter reads with the wall clock, so a process descheduled
+        # between a read and its timestamp shifts an edge: 1% of a 0.3 s window (3 ms) was
+        # exceeded once with both cores busy. 1 s windows and 5% allow 50 ms of such stalls.
+        assert window["counter_diff_pct"] == pytest.approx(0.0, abs=5.0)
+        assert window["power_diff_pct"] == pytest.approx(0.0, abs=5.0)
         assert window["plugin_j"] == pytest.approx(150.0 * window["duration_s"], rel=0.05)
         assert window["probe_samples"] > 0
     text = (out / "validation.md").read_text()
