@@ -6,7 +6,7 @@ import pytest
 
 from pytest_llem.gate.thresholds import Limit, LimitSyntaxError, parse_fail_on
 from pytest_llem.runners.resolve import parse_cli
-from pytest_llem.study.spec import parse_limit, parse_runner_value
+from pytest_llem.study.spec import parse_runner_value, percent
 
 ENERGY_CHOICES = ("auto", "nvml", "zeus", "rapl", "null")
 
@@ -121,9 +121,7 @@ def inconclusive(text: str) -> str:
 
 def percentage(text: str) -> float:
     try:
-        amount, relative = parse_limit(text)
+        return percent(text)
     except ValueError:
-        relative, amount = False, 0.0
-    if not relative or amount <= 0:
-        raise pytest.UsageError(f"expected a positive percentage such as 5%, got {text!r}")
-    return amount
+        message = f"expected a positive percentage such as 5%, got {text!r}"
+        raise pytest.UsageError(message) from None

@@ -23,7 +23,7 @@ from pytest_llem.gate.thresholds import LimitSyntaxError, parse_fail_on
 from pytest_llem.gate.verdict import table
 from pytest_llem.report import document, terminal
 from pytest_llem.results import ExperimentResult, write_json_atomic
-from pytest_llem.study.spec import GateConfig, parse_limit
+from pytest_llem.study.spec import GateConfig, percent
 
 
 class MergeError(LlemError):
@@ -198,11 +198,3 @@ def _save_baseline(
     for line in refused:
         print(f"  saved although unstable: {line}")
     return 0
-
-
-def percent(text: str) -> float:
-    """``5%`` as a fraction, as ini ``llem_max_cv`` takes it (argparse names the option)."""
-    amount, relative = parse_limit(text)  # ValueError on junk: argparse reports it
-    if not relative or amount <= 0:
-        raise ValueError(text)
-    return amount

@@ -92,6 +92,19 @@ def parse_limit(value: str | float | int) -> tuple[float, bool]:
         raise ValueError(f"{value!r} is not a limit; write e.g. '5%' or 0.5") from None
 
 
+def percent(text: str) -> float:
+    """A positive percentage such as ``5%`` as a fraction (ini ``llem_max_cv``, merge's
+    ``--max-cv``).
+
+    Raises:
+        ValueError: for anything else (argparse reports it as an invalid ``percent`` value).
+    """
+    amount, relative = parse_limit(text)
+    if not relative or amount <= 0:
+        raise ValueError(f"{text!r} is not a positive percentage such as 5%")
+    return amount
+
+
 class SignificanceConfig(_Section):
     """Statistical test a relative regression must pass when enough cycles exist."""
 
