@@ -72,7 +72,7 @@ Interrupted = tuple[int, str, list[dict[str, Any]]]
 INTERRUPTER = """
 import os
 import signal
-from pytest_llem.report import progress
+from pytest_llem.report import live_line as progress
 
 SIG = {sig}
 # A process started in the background by a non-interactive shell inherits SIGINT ignored, and

@@ -16,6 +16,7 @@ import tracemalloc
 from pathlib import Path
 
 from pytest_llem import study
+from pytest_llem.engines.builtin import BUILTIN
 
 
 def study_text(points: int) -> str:
@@ -35,10 +36,10 @@ def study_text(points: int) -> str:
 def expand(path: Path, points: int) -> tuple[float, float, int]:
     """Seconds to load + order the plan (untraced), then peak MB in a second, traced run."""
     start = time.perf_counter()
-    n_items = len(study.load(path, max_points=points).items())
+    n_items = len(study.load(path, BUILTIN, max_points=points).items())
     elapsed = time.perf_counter() - start
     tracemalloc.start()
-    study.load(path, max_points=points).items()
+    study.load(path, BUILTIN, max_points=points).items()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return elapsed, peak / 1e6, n_items

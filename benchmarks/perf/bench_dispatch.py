@@ -33,11 +33,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_llem.runners.base import Runner, RunSpec
+from pytest_llem.engines.builtin import BuiltinConfig
+from pytest_llem.runners.docker.container_options import DockerOptions
 from pytest_llem.runners.docker.ephemeral import EphemeralRunner
-from pytest_llem.runners.docker.options import DockerOptions
 from pytest_llem.runners.docker.persistent import PersistentRunner
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.runners.run_spec import Runner, RunSpec
 from pytest_llem.testing import build_tiny_model
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def runners(image: str, opts: DockerOptions, tmp: str) -> list[tuple[str, Runner
     ]
 
 
-def bench_config(model: str, tmp: Path) -> ExperimentConfig:
+def bench_config(model: str, tmp: Path) -> BuiltinConfig:
     """The benchmark's item: 4 prompts, 4 output tokens, 1 warmup batch, no minimum window."""
     common: dict[str, Any] = {
         "device": "cpu",
@@ -76,7 +76,7 @@ def bench_config(model: str, tmp: Path) -> ExperimentConfig:
     }
     if model == "vllm-tiny":
         path = build_tiny_model("llama", tmp / "llama-hd64", head_dim=64)
-        return ExperimentConfig(
+        return BuiltinConfig(
             model=str(path),
             backend="vllm",
             precision="bf16",
@@ -87,10 +87,10 @@ def bench_config(model: str, tmp: Path) -> ExperimentConfig:
             **common,
         )
     path = str(build_tiny_model("gpt2", tmp / "model")) if model == "tiny" else model
-    return ExperimentConfig(model=path, precision="fp32", **common)
+    return BuiltinConfig(model=path, precision="fp32", **common)
 
 
-def measure(runner: Runner, config: ExperimentConfig, items: int, tmp: str) -> list[float]:
+def measure(runner: Runner, config: BuiltinConfig, items: int, tmp: str) -> list[float]:
     """Seconds outside the measured window, per item."""
     outside = []
     for i in range(items):

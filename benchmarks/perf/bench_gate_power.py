@@ -16,11 +16,11 @@ import argparse
 import random
 from collections import Counter
 
-from pytest_llem.gate.significance import welch_greater
 from pytest_llem.gate.thresholds import parse_fail_on
 from pytest_llem.gate.verdict import evaluate
-from pytest_llem.measure.stats import mean
-from pytest_llem.study.spec import SignificanceConfig
+from pytest_llem.stats.descriptive import mean
+from pytest_llem.stats.significance import welch_greater
+from pytest_llem.study.sections import SignificanceConfig
 
 METRIC = "energy_per_output_token_j"
 NOISE = (0.01, 0.05, 0.20)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem.engines.transformers import TransformersEngine
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.engines.builtin import BuiltinConfig
+from pytest_llem.engines.pytorch.engine import TransformersEngine
 from pytest_llem.testing import build_tiny_model
 
 
@@ -44,7 +44,7 @@ def study(
 def bare_loop(model: Path, points: int, n: int, tokens: int) -> None:
     """What the study asks for, without pytest: load once, then per point warmup + one pass."""
     configs = [
-        ExperimentConfig(
+        BuiltinConfig(
             model=str(model),
             device="cpu",
             precision="fp32",

@@ -15,12 +15,13 @@ import argparse
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from pytest_llem.energy.base import EnergyReading, MeterInfo
-from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
-from pytest_llem.measure.baseline import IdleBaselines
+from pytest_llem.energy.meter import EnergyReading, MeterInfo
+from pytest_llem.engines.builtin import BuiltinConfig
+from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.pytorch.spec import section as pytorch_section
+from pytest_llem.measure.idle_power import IdleBaselines
 from pytest_llem.measure.protocol import Instruments, run
 from pytest_llem.measure.thermal import ThermalWait
-from pytest_llem.study.model import ExperimentConfig
 
 
 class SimClock:
@@ -40,14 +41,14 @@ class SimEngine:
     def __init__(self, clock: SimClock, batch_s: float) -> None:
         self.clock, self.batch_s = clock, batch_s
 
-    def requests(self, config: ExperimentConfig) -> list[Request]:
+    def requests(self, config: BuiltinConfig) -> list[Request]:
         return [Request((1,) * 64) for _ in range(config.n)]
 
-    def batches(self, requests: list[Request], config: ExperimentConfig) -> list[list[Request]]:
-        size = config.pytorch_section.batch_size
+    def batches(self, requests: list[Request], config: BuiltinConfig) -> list[list[Request]]:
+        size = pytorch_section(config).batch_size
         return [requests[i : i + size] for i in range(0, len(requests), size)]
 
-    def generate(self, batch: list[Request], config: ExperimentConfig) -> BatchResult:
+    def generate(self, batch: list[Request], config: BuiltinConfig) -> BatchResult:
         self.clock.sleep(self.batch_s)
         return BatchResult([Completion(64, 128, self.batch_s) for _ in batch], self.batch_s)
 
@@ -87,7 +88,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10)
     args = parser.parse_args()
     clock = SimClock()
-    config = ExperimentConfig(model="m", device="cuda", n=32, pytorch={"batch_size": 8})
+    config = BuiltinConfig(model="m", device="cuda", n=32, pytorch={"batch_size": 8})
     with TemporaryDirectory() as tmp:
         baselines = IdleBaselines(Path(tmp) / "idle.json", clock=clock, sleep=clock.sleep)
         baselines._open_meter = lambda device, interval: ("sim", SimMeter(clock, 60.0))  # type: ignore[method-assign]

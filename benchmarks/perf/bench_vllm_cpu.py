@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.cache import ModelCache
-from pytest_llem.runners.base import RunSpec
 from pytest_llem.runners.local import execute
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.runners.run_spec import RunSpec
 from pytest_llem.testing import build_tiny_model
 
 WORKLOAD: dict[str, Any] = {
@@ -53,7 +53,7 @@ VLLM_KEYS = [
 
 def measure(cache: ModelCache, model: Path, **fields: Any) -> tuple[Any, float]:
     """One item through the local runner; returns its measurement and the wall seconds."""
-    config = ExperimentConfig.model_validate({"model": str(model), **WORKLOAD, **fields})
+    config = BuiltinConfig.model_validate({"model": str(model), **WORKLOAD, **fields})
     spec = RunSpec(nodeid="bench", point_id="p", config_hash="0" * 16, config=config)
     start = time.perf_counter()
     result = execute(spec, cache, lambda phase, detail: None)

@@ -267,15 +267,14 @@ def test_token_never_leaks(
 def test_gpu_device_requests_are_sent(
     docker_api: Any, tmp_path: Path, tiny_gpt2: Path, mounts: list[str]
 ) -> None:
-    from pytest_llem.runners.base import RunSpec
+    from pytest_llem.engines.builtin import BuiltinConfig
+    from pytest_llem.runners.docker.container_options import DockerOptions
     from pytest_llem.runners.docker.ephemeral import EphemeralRunner
     from pytest_llem.runners.docker.errors import DockerError
-    from pytest_llem.runners.docker.options import DockerOptions
-    from pytest_llem.study.model import ExperimentConfig
-
+    from pytest_llem.runners.run_spec import RunSpec
     opts = DockerOptions(python=sys.executable, volumes=tuple(mounts), timeout_s=120)
     runner = EphemeralRunner(TEST_IMAGE, "cli", opts)
-    config = ExperimentConfig(model=str(tiny_gpt2), device="cuda", n=1, max_output_tokens=1)
+    config = BuiltinConfig(model=str(tiny_gpt2), device="cuda", n=1, max_output_tokens=1)
     spec = RunSpec(
         nodeid="x",
         point_id="p",
@@ -425,12 +424,11 @@ def test_persistent_restarts_are_bounded(
 def test_persistent_health_check_reads_gpu_memory_in_the_container(
     docker_api: Any, tmp_path: Path, tiny_gpt2: Path, mounts: list[str]
 ) -> None:
-    from pytest_llem.runners.base import RunSpec
+    from pytest_llem.engines.builtin import BuiltinConfig
+    from pytest_llem.runners.docker.container_options import DockerOptions
     from pytest_llem.runners.docker.errors import ContainerError
-    from pytest_llem.runners.docker.options import DockerOptions
     from pytest_llem.runners.docker.persistent import PersistentRunner
-    from pytest_llem.study.model import ExperimentConfig
-
+    from pytest_llem.runners.run_spec import RunSpec
     # NVML cannot exist in a container here: the container's python answers the GPU-memory
     # probe from a file (what NVML would report), and runs everything else for real.
     used = tmp_path / "used_mb"
@@ -447,7 +445,7 @@ def test_persistent_health_check_reads_gpu_memory_in_the_container(
     runner = PersistentRunner(TEST_IMAGE, "cli", opts, root)
 
     def spec(device: str) -> RunSpec:
-        config = ExperimentConfig(model=str(tiny_gpt2), device=device, n=1, max_output_tokens=2)
+        config = BuiltinConfig(model=str(tiny_gpt2), device=device, n=1, max_output_tokens=2)
         return RunSpec(
             nodeid="x", point_id="p", config_hash="0123456789abcdef", config=config,
             base_dir=str(tmp_path),

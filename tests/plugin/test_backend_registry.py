@@ -14,8 +14,8 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
-from pytest_llem.study.registry import BackendSpec
+from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.study.backends import BackendSpec
 
 class EchoSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.measure.concurrency import DeviceActivity, device_keys
-from pytest_llem.study.model import ExperimentConfig
 
 StudyText = Callable[..., str]
 
@@ -24,7 +24,7 @@ def test_an_item_sharing_its_cpu_is_flagged_and_fails_under_fail_on(
         "validity: {min_window_s: 0, min_samples: 0, fail_on: [concurrent_measurement]}",
     )
     pytester.makefile(".yaml", study_share=text)
-    keys = device_keys(ExperimentConfig(model="m", device="cpu"))
+    keys = device_keys(BuiltinConfig(model="m", device="cpu"))
     neighbour = DeviceActivity(pytester.path / "out" / ".active").begin(keys, "other.yaml::x")
     try:
         result = pytester.runpytest("--llem-results=out")

@@ -13,7 +13,7 @@ StudyText = Callable[..., str]
 # The inner session's sleeper records instead of sleeping (no waiting in tests).
 CONFTEST = """
 import pytest
-from pytest_llem.session import SESSION_KEY
+from pytest_llem.harness.session import SESSION_KEY
 
 SLEPT = []
 

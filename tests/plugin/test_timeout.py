@@ -86,7 +86,7 @@ def test_a_bad_ini_timeout_names_the_option(pytester: pytest.Pytester) -> None:
 HANG_IN_LOAD_OF_N1 = """
 import threading
 import pytest
-from pytest_llem.engines.transformers import TransformersEngine
+from pytest_llem.engines.pytorch.engine import TransformersEngine
 
 _load = TransformersEngine.load.__func__
 

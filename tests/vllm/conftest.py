@@ -39,7 +39,7 @@ def unavailable(why: str) -> None:
 @pytest.fixture(scope="session")
 def vllm_build() -> Any:
     """The installed vLLM build; skips (or fails) unless it is a CPU build."""
-    from pytest_llem.engines.vllm_compat import VllmBuild, installed_build
+    from pytest_llem.engines.vllm.source import VllmBuild, installed_build
 
     build = installed_build()
     if not isinstance(build, VllmBuild):

@@ -17,7 +17,7 @@ import pytest
 OBSERVER = """
 import json, os
 import psutil
-from pytest_llem.engines import vllm as engine_module
+from pytest_llem.engines.vllm import engine as engine_module
 
 _load = engine_module.VLLMEngine.load.__func__
 

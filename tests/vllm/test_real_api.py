@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pytest_llem.engines import vllm_compat
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.engines.builtin import BuiltinConfig
+from pytest_llem.engines.vllm import source as vllm_compat
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +74,14 @@ def test_the_fake_vllm_does_not_drift(real: Any, fake_vllm_parts: Any) -> None:
 
 
 def test_preflight_names_the_build_and_refuses_cuda(real: Any, vllm_model: Path) -> None:
-    from pytest_llem.host import Host
-    from pytest_llem.preflight import check_point
+    from pytest_llem.preflight.host import Host
+    from pytest_llem.preflight.point import check_point
 
     host = Host()
     cfg = {"model": str(vllm_model), "backend": "vllm", "precision": "bf16"}
-    cpu = ExperimentConfig.model_validate({**cfg, "device": "cpu"})
+    cpu = BuiltinConfig.model_validate({**cfg, "device": "cpu"})
     assert check_point(cpu, None, host, "null", local=True) == []
-    cuda = ExperimentConfig.model_validate({**cfg, "device": "cuda"})
+    cuda = BuiltinConfig.model_validate({**cfg, "device": "cuda"})
     checks = check_point(cuda, None, host, "null", local=True)
     backend = [c for c in checks if c.kind == "backend"]
     assert backend and "needs a CUDA build of vLLM; found vLLM 0.32.0" in backend[0].message
@@ -95,9 +95,9 @@ def test_one_engine_in_process(real: Any, vllm_model: Path, fake_nvml: Any) -> N
     from pytest_llem.devices import GpuRef
     from pytest_llem.energy import nvml
     from pytest_llem.energy.nvml_facts import device_facts
-    from pytest_llem.engines.vllm import VLLMEngine
+    from pytest_llem.engines.vllm.engine import VLLMEngine
 
-    cfg = ExperimentConfig.model_validate(
+    cfg = BuiltinConfig.model_validate(
         {
             "model": str(vllm_model),
             "backend": "vllm",

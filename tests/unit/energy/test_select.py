@@ -14,11 +14,11 @@ from pytest_llem.energy.null import NullMeter
 from pytest_llem.energy.nvml_meter import NvmlMeter
 from pytest_llem.energy.rapl import RaplMeter
 from pytest_llem.energy.select import EnergyUnavailable, probe, select_meter
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.engines.builtin import BuiltinConfig
 
 
-def cfg(device: str = "cpu", backend: str = "auto") -> ExperimentConfig:
-    return ExperimentConfig(model="m", device=device, energy={"backend": backend})  # type: ignore[arg-type]
+def cfg(device: str = "cpu", backend: str = "auto") -> BuiltinConfig:
+    return BuiltinConfig(model="m", device=device, energy={"backend": backend})  # type: ignore[arg-type]
 
 
 def test_auto_on_cpu_uses_rapl_or_says_why(fake_rapl: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_llem.energy.zeus import ZeusMeter, ZeusUnavailable
-from pytest_llem.workers import pin_worker_gpu
+from pytest_llem.harness.xdist import pin_worker_gpu
 from tests.conftest import unset_env
 
 

@@ -15,7 +15,7 @@ from pytest_llem.engines.datasets import (
     synthetic_ids,
     take,
 )
-from pytest_llem.study.model import DatasetConfig
+from pytest_llem.study.experiment import DatasetConfig
 
 
 def test_builtin_prompts_ship_with_the_package() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pytest_llem.gate.apply import Gate
 from pytest_llem.gate.thresholds import parse_fail_on
-from pytest_llem.study.spec import GateConfig
+from pytest_llem.study.sections import GateConfig
 
 
 def test_a_rerun_of_a_cycle_replaces_its_sample() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from pytest_llem.gate.decide import cycles_needed, decide, mannwhitney_min_cycles
-from pytest_llem.study.spec import SignificanceConfig
+from pytest_llem.study.sections import SignificanceConfig
 
 SIG = SignificanceConfig()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pytest_llem.gate.explain import fix, headline
 from pytest_llem.gate.thresholds import parse_fail_on
 from pytest_llem.gate.verdict import evaluate
-from pytest_llem.study.spec import SignificanceConfig
+from pytest_llem.study.sections import SignificanceConfig
 
 TPS = parse_fail_on("output_tokens_per_s>5%")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_llem.gate.feasibility import problems
 from pytest_llem.gate.thresholds import parse_fail_on
-from pytest_llem.study.spec import GateConfig, SignificanceConfig
+from pytest_llem.study.sections import GateConfig, SignificanceConfig
 
 TPS = parse_fail_on("output_tokens_per_s>5%")
 

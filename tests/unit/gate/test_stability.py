@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pytest_llem.gate.apply import Gate
-from pytest_llem.gate.baseline import BaselineEntry
+from pytest_llem.gate.baseline_file import BaselineEntry
 from pytest_llem.gate.stability import Rule, max_cv_of, refusals, unstable
 from pytest_llem.gate.thresholds import parse_fail_on
-from pytest_llem.study.spec import GateConfig
+from pytest_llem.study.sections import GateConfig
 
 
 def stats(cv: float, n: float = 3.0) -> dict[str, dict[str, float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_llem.gate.thresholds import Limit, LimitSyntaxError, combine, from_study, parse_fail_on
-from pytest_llem.study.spec import GateConfig
+from pytest_llem.study.sections import GateConfig
 
 
 def test_relative_ceiling_and_floor() -> None:

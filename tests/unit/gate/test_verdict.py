@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 
-from pytest_llem.gate.significance import (
+from pytest_llem.gate.thresholds import parse_fail_on
+from pytest_llem.gate.verdict import evaluate, table
+from pytest_llem.stats.significance import (
     bootstrap_ci,
     mannwhitney_greater,
     t_ppf,
     t_sf,
     welch_greater,
 )
-from pytest_llem.gate.thresholds import parse_fail_on
-from pytest_llem.gate.verdict import evaluate, table
-from pytest_llem.study.spec import SignificanceConfig
+from pytest_llem.study.sections import SignificanceConfig
 
 SIG = SignificanceConfig()  # welch, alpha 0.05, min_cycles 3
 BASE = {

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.measure.concurrency import CODE, DeviceActivity, device_keys, warning
-from pytest_llem.study.model import ExperimentConfig
 
 CPU = ["host/cpu"]
 
@@ -66,8 +66,8 @@ def test_another_process_is_seen_and_tells_this_one(tmp_path: Path) -> None:
 
 
 def test_device_keys_follow_the_device_and_the_visible_gpus() -> None:
-    cpu = ExperimentConfig(model="m", device="cpu")
-    cuda = ExperimentConfig(model="m", device="cuda")
+    cpu = BuiltinConfig(model="m", device="cpu")
+    cuda = BuiltinConfig(model="m", device="cuda")
     assert device_keys(cpu, {}, "h") == ["h/cpu"]
     assert device_keys(cuda, {"CUDA_VISIBLE_DEVICES": "GPU-a,GPU-b"}, "h") == [
         "h/cuda/GPU-a",
@@ -83,6 +83,6 @@ def test_the_warning_names_the_others_and_the_fix() -> None:
 
 
 def test_validity_fail_on_can_name_it() -> None:
-    from pytest_llem.study.protocol import ValidityConfig
+    from pytest_llem.study.measurement import ValidityConfig
 
     assert ValidityConfig(fail_on=("concurrent_measurement",)).fail_on == (CODE,)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pytest_llem.energy.base import EnergyReading, MeterInfo
-from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
-from pytest_llem.measure.baseline import IdleReading
+from pytest_llem.energy.meter import EnergyReading, MeterInfo
+from pytest_llem.engines.builtin import BuiltinConfig
+from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.pytorch.spec import section as pytorch_section
+from pytest_llem.measure.idle_power import IdleReading
 from pytest_llem.measure.protocol import Instruments, run
-from pytest_llem.study.model import ExperimentConfig
 
 
 class Clock:
@@ -30,14 +31,14 @@ class ScriptedEngine:
     calls: int = 0
     events: list[str] = field(default_factory=list)
 
-    def requests(self, config: ExperimentConfig) -> list[Request]:
+    def requests(self, config: BuiltinConfig) -> list[Request]:
         return [Request((1, 2, 3)) for _ in range(config.n)]
 
-    def batches(self, requests: list[Request], config: ExperimentConfig) -> list[list[Request]]:
-        size = config.pytorch_section.batch_size
+    def batches(self, requests: list[Request], config: BuiltinConfig) -> list[list[Request]]:
+        size = pytorch_section(config).batch_size
         return [requests[i : i + size] for i in range(0, len(requests), size)]
 
-    def generate(self, batch: list[Request], config: ExperimentConfig) -> BatchResult:
+    def generate(self, batch: list[Request], config: BuiltinConfig) -> BatchResult:
         latency = self.batch_latencies[min(self.calls, len(self.batch_latencies) - 1)]
         self.calls += 1
         self.clock.now += latency
@@ -71,8 +72,8 @@ class CountingMeter:
         pass
 
 
-def config(**kw: object) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({"model": "m", "device": "cpu", "n": 4, **kw})
+def config(**kw: object) -> BuiltinConfig:
+    return BuiltinConfig.model_validate({"model": "m", "device": "cpu", "n": 4, **kw})
 
 
 def test_window_repeats_passes_until_min_duration() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.measure.thermal import ThermalWait, judge
-from pytest_llem.study.model import ExperimentConfig
-from pytest_llem.study.protocol import ThermalConfig
+from pytest_llem.study.measurement import ThermalConfig
 
 
 class Clock:
@@ -18,8 +18,8 @@ class Clock:
         self.now += s
 
 
-def cfg(**thermal: object) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({"model": "m", "thermal": thermal})
+def cfg(**thermal: object) -> BuiltinConfig:
+    return BuiltinConfig.model_validate({"model": "m", "thermal": thermal})
 
 
 def quiet(progress_phase: str, detail: str) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pytest_llem.options import Settings
 from pytest_llem.report.reporter import Reporter, _outcome
+from pytest_llem.settings.resolve import Settings
 
 IDENTITY: dict[str, Any] = {
     "study": "s",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_llem.report.terminal import summary_lines
-from pytest_llem.results import EnergyInfo, ExperimentResult, Metrics
+from pytest_llem.results.records import EnergyInfo, ExperimentResult, Metrics
 
 
 def result(name: str, energy: float | None) -> ExperimentResult:

@@ -14,24 +14,24 @@ import pytest
 
 from pytest_llem.devices import GpuRef
 from pytest_llem.energy import nvml
-from pytest_llem.engines.base import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.cache import ModelCache
-from pytest_llem.runners.base import IdleSpec, RunSpec
+from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
 from pytest_llem.runners.local import execute, gpu_instruments
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.runners.run_spec import IdleSpec, RunSpec
 
 
 class CudaEngine:
     def __init__(self, uuids: list[str]) -> None:
         self.uuids = uuids
 
-    def requests(self, config: ExperimentConfig) -> list[Request]:
+    def requests(self, config: BuiltinConfig) -> list[Request]:
         return [Request((1, 2)) for _ in range(config.n)]
 
-    def batches(self, requests: list[Request], config: ExperimentConfig) -> list[list[Request]]:
+    def batches(self, requests: list[Request], config: BuiltinConfig) -> list[list[Request]]:
         return [requests]
 
-    def generate(self, batch: list[Request], config: ExperimentConfig) -> BatchResult:
+    def generate(self, batch: list[Request], config: BuiltinConfig) -> BatchResult:
         time.sleep(0.05)
         return BatchResult([Completion(2, 4, 0.05) for _ in batch], 0.05)
 
@@ -46,7 +46,7 @@ class CudaEngine:
 
 
 def spec(tmp_path: Path, **config: object) -> RunSpec:
-    cfg = ExperimentConfig.model_validate(
+    cfg = BuiltinConfig.model_validate(
         {
             "model": "m",
             "device": "cuda",

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_llem.runners.docker import client
 from pytest_llem.runners.pool import RunnerPool, RunnerSettings
-from pytest_llem.study.expand import load
+from pytest_llem.testing import load_study
 from pytest_llem.study.plan import StudyPlan
 
 STUDY = "model: m\nbackend: [pytorch, vllm]\ndevice: cuda\nprecision: fp16\n"
@@ -17,7 +17,7 @@ STUDY = "model: m\nbackend: [pytorch, vllm]\ndevice: cuda\nprecision: fp16\n"
 
 @pytest.fixture
 def plan(write_study: Callable[..., Path]) -> StudyPlan:
-    return load(write_study(STUDY))
+    return load_study(write_study(STUDY))
 
 
 def docker_reachable(monkeypatch: pytest.MonkeyPatch, reason: str | None) -> None:

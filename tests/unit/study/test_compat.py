@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llem.engines.vllm.spec import section as vllm_section
 from pytest_llem.errors import StudyError
-from pytest_llem.study import load
-
+from pytest_llem.testing import load_study
 Write = Callable[..., Path]
 DATA = Path(__file__).parent / "data"
 ORIGINAL = DATA / "llenergymeasure"
@@ -50,7 +50,7 @@ def test_every_original_file_is_counted() -> None:
 def test_original_files_collect_unchanged_with_the_original_counts(
     name: str, configs: int, cycles: int
 ) -> None:
-    plan = load(ORIGINAL / name)
+    plan = load_study(ORIGINAL / name)
     assert len(plan.valid_points) == configs
     assert plan.invalid_points == ()
     assert plan.execution.n_cycles == cycles
@@ -59,7 +59,7 @@ def test_original_files_collect_unchanged_with_the_original_counts(
 
 
 def test_reference_study_runs_99_items_and_notes_every_rename_once() -> None:
-    plan = load(ORIGINAL / "study-reference.yaml")
+    plan = load_study(ORIGINAL / "study-reference.yaml")
     assert len(plan.items()) == 99
     renamed = [n for n in plan.notes if "names accepted" in n]
     assert len(renamed) == 1
@@ -82,11 +82,11 @@ def test_renamed_values_land_in_the_new_fields(write_study: Write) -> None:
         "vllm.engine.speculative_model: d\nbackend: vllm\n"
         "dataset: {n: 7, input_len: 16, output_len: 8, seed: 3}\n"
     )
-    config = load(path).points[0].config
+    config = load_study(path).points[0].config
     assert config is not None
     assert (config.warmup.max_iterations, config.warmup.n_warmup) == (9, 4)
     assert config.baseline.duration_s == 20
-    assert config.vllm_section.engine.speculative_config == {"model": "d"}
+    assert vllm_section(config).engine.speculative_config == {"model": "d"}
     assert (config.n, config.max_output_tokens) == (7, 8)
     assert (config.dataset.source, config.dataset.input_len, config.dataset.seed) == (
         "synthetic",
@@ -97,7 +97,7 @@ def test_renamed_values_land_in_the_new_fields(write_study: Write) -> None:
 
 def test_a_renamed_sweep_key_sweeps_the_new_field(write_study: Write) -> None:
     path = write_study("model: m\nsweep:\n  warmup.thermal_floor_seconds: [0, 5]\n")
-    plan = load(path)
+    plan = load_study(path)
     assert [p.config.thermal.min_s for p in plan.points if p.config] == [0, 5]
     assert "warmup.thermal_floor_seconds -> thermal.min_s" in plan.notes[0]
 
@@ -105,7 +105,7 @@ def test_a_renamed_sweep_key_sweeps_the_new_field(write_study: Write) -> None:
 def test_old_and_new_name_with_different_values_is_an_error(write_study: Write) -> None:
     path = write_study("model: m\nbaseline: {duration_seconds: 20, duration_s: 30}\n")
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     problem = err.value.problems[0]
     assert problem.field == "baseline.duration_seconds"
     assert problem.line == 2 and problem.fix == "keep only baseline.duration_s"
@@ -113,7 +113,7 @@ def test_old_and_new_name_with_different_values_is_an_error(write_study: Write) 
 
 def test_min_prompts_yields_to_an_explicit_n_warmup_with_a_note(write_study: Write) -> None:
     path = write_study("model: m\nwarmup: {n_warmup: 3, min_prompts: 5}\n")
-    plan = load(path)
+    plan = load_study(path)
     assert plan.points[0].config is not None and plan.points[0].config.warmup.n_warmup == 3
     assert any("warmup.min_prompts: ignored" in n for n in plan.notes)
 
@@ -123,7 +123,7 @@ def test_a_dropped_field_with_another_value_is_refused_with_the_reason(
 ) -> None:
     path = write_study("model: m\nexecution:\n  skip_preflight: true\n")
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     problem = err.value.problems[0]
     assert problem.line == 3 and "pre-flight" in problem.message
     assert problem.fix == "remove execution.skip_preflight (or set it to false)"
@@ -131,13 +131,13 @@ def test_a_dropped_field_with_another_value_is_refused_with_the_reason(
 
 def test_every_refused_field_is_one_problem_with_line_and_fix() -> None:
     with pytest.raises(StudyError) as err:
-        load(DATA / "llem_every_field_refused.yaml")
+        load_study(DATA / "llem_every_field_refused.yaml")
     assert len(err.value.problems) == 11
     assert all(p.line and p.fix for p in err.value.problems)
 
 
 def test_every_accepted_field_collects_with_notes_only() -> None:
-    plan = load(DATA / "llem_every_field.yaml")
+    plan = load_study(DATA / "llem_every_field.yaml")
     assert len(plan.valid_points) == 6 and plan.invalid_points == ()
     assert plan.execution.n_cycles == 2  # the base file's execution: is not used
     assert any("llem_every_field_base.yaml: study keys" in n for n in plan.notes)
@@ -147,7 +147,7 @@ def test_every_accepted_field_collects_with_notes_only() -> None:
 def test_a_base_file_with_study_keys_is_stripped_with_a_note(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text("model: m\nsweep: {n: [1, 2]}\nname: x\n")
     (tmp_path / "study.yaml").write_text("base: base.yaml\n")
-    plan = load(tmp_path / "study.yaml")
+    plan = load_study(tmp_path / "study.yaml")
     assert len(plan.points) == 1
     assert plan.notes == (
         "base.yaml: study keys ['sweep', 'name'] in a base file are ignored (a base file holds "
@@ -163,13 +163,13 @@ def test_a_runners_key_inside_an_experiment_conflicting_with_the_study_is_an_err
         "  - {backend: vllm, runners: {vllm: docker}}\n"
     )
     with pytest.raises(StudyError, match=r"differs from the study's runners\.vllm"):
-        load(path)
+        load_study(path)
 
 
 def test_dataset_order_interleaved_is_the_default_identity(write_study: Write) -> None:
-    plain = load(write_study("model: m\n", "a.yaml")).points[0]
-    spelled = load(write_study("model: m\ndataset_order: interleaved\n", "b.yaml")).points[0]
-    grouped = load(write_study("model: m\ndataset_order: grouped\n", "c.yaml")).points[0]
+    plain = load_study(write_study("model: m\n", "a.yaml")).points[0]
+    spelled = load_study(write_study("model: m\ndataset_order: interleaved\n", "b.yaml")).points[0]
+    grouped = load_study(write_study("model: m\ndataset_order: grouped\n", "c.yaml")).points[0]
     assert plain.config_hash == spelled.config_hash != grouped.config_hash
 
 
@@ -178,7 +178,7 @@ def test_undeclared_vllm_engine_keys_are_accepted_with_a_note(write_study: Write
         "model: m\nbackend: vllm\nvllm:\n  engine: {cpu_offload_gb: 2, max_num_seqs: 8}\n"
         "sweep:\n  vllm.engine.num_gpu_blocks_override: [64, 128]\n"
     )
-    plan = load(path)
+    plan = load_study(path)
     assert len(plan.valid_points) == 2
     assert plan.notes == (
         "study_x.yaml: vllm.engine keys ['cpu_offload_gb', 'num_gpu_blocks_override'] go to "
@@ -189,7 +189,7 @@ def test_undeclared_vllm_engine_keys_are_accepted_with_a_note(write_study: Write
 def test_an_old_key_in_the_wrong_place_points_at_its_new_name(write_study: Write) -> None:
     path = write_study("model: m\nthermal_floor_seconds: 30\nthermal: {duration_seconds: 3}\n")
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     fixes = [p.fix for p in err.value.problems]
     assert fixes == [
         "LLenergyMeasure's warmup.thermal_floor_seconds is thermal.min_s here; write it there",
@@ -198,5 +198,5 @@ def test_an_old_key_in_the_wrong_place_points_at_its_new_name(write_study: Write
 
 
 def test_a_thermal_floor_above_the_default_ceiling_raises_the_ceiling(write_study: Write) -> None:
-    config = load(write_study("model: m\nwarmup: {thermal_floor_seconds: 90}\n")).points[0].config
+    config = load_study(write_study("model: m\nwarmup: {thermal_floor_seconds: 90}\n")).points[0].config
     assert config is not None and (config.thermal.min_s, config.thermal.max_s) == (90, 90)

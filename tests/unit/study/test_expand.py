@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llem.engines.pytorch.spec import section as pytorch_section
+from pytest_llem.engines.vllm.spec import section as vllm_section
 from pytest_llem.errors import StudyError
-from pytest_llem.study import load
-
+from pytest_llem.testing import load_study
 Write = Callable[..., Path]
 
 
 def ids(path: Path, **kw: object) -> list[str]:
-    return [p.id for p in load(path, **kw).points]  # type: ignore[arg-type]
+    return [p.id for p in load_study(path, **kw).points]  # type: ignore[arg-type]
 
 
 def test_universal_and_scoped_dims_make_independent_per_backend_grids(write_study: Write) -> None:
@@ -24,13 +25,13 @@ def test_universal_and_scoped_dims_make_independent_per_backend_grids(write_stud
         "sweep:\n  precision: [fp16, bf16]\n  pytorch.batch_size: [1, 8]\n"
         "  vllm.engine.max_num_seqs: [64, 128, 256]\n"
     )
-    plan = load(path)
+    plan = load_study(path)
     torch_pts = [p for p in plan.points if p.backend == "pytorch"]
     vllm_pts = [p for p in plan.points if p.backend == "vllm"]
     assert len(torch_pts) == 2 * 2
     assert len(vllm_pts) == 2 * 3
-    assert {p.config.pytorch_section.batch_size for p in torch_pts if p.config} == {1, 8}
-    assert {p.config.vllm_section.engine.max_num_seqs for p in vllm_pts if p.config} == {
+    assert {pytorch_section(p.config).batch_size for p in torch_pts if p.config} == {1, 8}
+    assert {vllm_section(p.config).engine.max_num_seqs for p in vllm_pts if p.config} == {
         64,
         128,
         256,
@@ -44,7 +45,7 @@ def test_dotted_key_is_backend_scoped_only_when_first_segment_is_a_backend(
 ) -> None:
     # decoder.temperature is a nested path, not a backend called "decoder".
     path = write_study("model: m\nsweep:\n  decoder.temperature: [0.0, 0.7]\n")
-    plan = load(path)
+    plan = load_study(path)
     assert [p.config.decoder.temperature for p in plan.points if p.config] == [0.0, 0.7]
     assert plan.backends == ("pytorch",)
 
@@ -54,9 +55,9 @@ def test_scoped_paths_work_at_any_depth(write_study: Write) -> None:
         "model: m\nbackend: vllm\nsweep:\n  vllm.engine.attention.backend: [FLASH_ATTN, FLASHINFER]\n"
     )
     values = [
-        p.config.vllm_section.engine.attention.backend
-        for p in load(path).points
-        if p.config and p.config.vllm_section.engine.attention
+        vllm_section(p.config).engine.attention.backend
+        for p in load_study(path).points
+        if p.config and vllm_section(p.config).engine.attention
     ]
     assert values == ["FLASH_ATTN", "FLASHINFER"]
 
@@ -71,11 +72,11 @@ def test_base_merges_deeply_and_is_relative_to_the_study(
     path = write_study(
         "base: configs/common.yaml\ndecoder: {top_p: 0.8}\npytorch: {batch_size: 4}\n"
     )
-    config = load(path, root=tmp_path).points[0].config
+    config = load_study(path, root=tmp_path).points[0].config
     assert config is not None
     # the study's nested blocks override single keys without wiping their siblings
     assert (config.decoder.temperature, config.decoder.top_p) == (0.5, 0.8)
-    assert (config.pytorch_section.batch_size, config.pytorch_section.use_cache) == (4, True)
+    assert (pytorch_section(config).batch_size, pytorch_section(config).use_cache) == (4, True)
 
 
 def test_experiments_merge_deeply(write_study: Write) -> None:
@@ -83,7 +84,7 @@ def test_experiments_merge_deeply(write_study: Write) -> None:
         "model: m\ndecoder: {temperature: 0.5, top_p: 0.9}\n"
         "experiments:\n  - {decoder: {top_p: 0.7}}\n  - {decoder.temperature: 0.0}\n"
     )
-    configs = [p.config for p in load(path).points]
+    configs = [p.config for p in load_study(path).points]
     assert [(c.decoder.temperature, c.decoder.top_p) for c in configs if c] == [
         (0.5, 0.7),
         (0.0, 0.9),
@@ -107,7 +108,7 @@ def test_experiments_append_after_the_sweep(write_study: Write) -> None:
 def test_scoped_key_for_a_backend_missing_from_the_list_is_an_error(write_study: Write) -> None:
     path = write_study("model: m\nbackend: [pytorch]\nsweep:\n  vllm.engine.max_num_seqs: [64]\n")
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     text = str(err.value)
     assert "vllm.engine.max_num_seqs" in text and "not in backend" in text
     assert f"{path}:4" in text  # the line of the offending key
@@ -117,7 +118,7 @@ def test_backends_are_inferred_from_scoped_keys_when_not_given(write_study: Writ
     path = write_study(
         "model: m\nsweep:\n  vllm.engine.max_num_seqs: [64]\n  pytorch.batch_size: [2]\n"
     )
-    assert load(path).backends == ("pytorch", "vllm")
+    assert load_study(path).backends == ("pytorch", "vllm")
 
 
 def test_unknown_keys_are_reported_together_with_suggestions_and_lines(write_study: Write) -> None:
@@ -129,7 +130,7 @@ def test_unknown_keys_are_reported_together_with_suggestions_and_lines(write_stu
         "execution: {n_cycle: 3}\n"
     )
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     problems = err.value.problems
     assert len(problems) == 5
     text = str(err.value)
@@ -146,7 +147,7 @@ def test_unknown_keys_are_reported_together_with_suggestions_and_lines(write_stu
 
 def test_invalid_points_become_skip_reasons_not_errors(write_study: Write) -> None:
     path = write_study("model: m\nbackend: [pytorch, vllm]\nsweep:\n  precision: [fp32, fp16]\n")
-    plan = load(path)
+    plan = load_study(path)
     invalid = plan.invalid_points
     assert [p.id for p in invalid] == ["vllm-fp32"]
     assert "fp32" in (invalid[0].error or "")
@@ -159,7 +160,7 @@ def test_more_than_half_invalid_warns(write_study: Write) -> None:
         "model: m\nbackend: vllm\nexperiments:\n  - {precision: fp32}\n"
         "  - {precision: fp32, n: 2}\n  - {precision: fp32, n: 3}\n  - {precision: fp16}\n"
     )
-    plan = load(path)
+    plan = load_study(path)
     assert len(plan.invalid_points) == 3
     assert any("3 of 4" in w for w in plan.warnings)
 
@@ -167,33 +168,33 @@ def test_more_than_half_invalid_warns(write_study: Write) -> None:
 def test_all_invalid_is_an_error(write_study: Write) -> None:
     path = write_study("model: m\nbackend: vllm\nsweep:\n  precision: [fp32]\n")
     with pytest.raises(StudyError, match="fp32"):
-        load(path)
+        load_study(path)
 
 
 def test_sweep_values_must_be_non_empty_lists(write_study: Write) -> None:
     path = write_study("model: m\nsweep:\n  precision: fp16\n  n: []\n")
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     assert len(err.value.problems) == 2
     assert "non-empty list" in str(err.value)
 
 
 def test_config_hash_covers_workload_only(write_study: Write) -> None:
-    a = load(
+    a = load_study(
         write_study(
             "model: m\nwarmup: {n_warmup: 7}\nwindow: {min_duration_s: 30}\n", "study_a.yaml"
         )
     )
-    b = load(write_study("model: m\nrunners: {vllm: docker}\n", "study_b.yaml"))
+    b = load_study(write_study("model: m\nrunners: {vllm: docker}\n", "study_b.yaml"))
     assert a.points[0].config_hash == b.points[0].config_hash
     assert len(a.points[0].config_hash) == 16
-    c = load(write_study("model: m\nn: 5\n", "study_c.yaml"))
+    c = load_study(write_study("model: m\nn: 5\n", "study_c.yaml"))
     assert c.points[0].config_hash != a.points[0].config_hash
 
 
 def test_absent_section_and_default_section_hash_equal(write_study: Write) -> None:
-    a = load(write_study("model: m\n", "study_a.yaml"))
-    b = load(write_study("model: m\npytorch: {batch_size: 1}\n", "study_b.yaml"))
+    a = load_study(write_study("model: m\n", "study_a.yaml"))
+    b = load_study(write_study("model: m\npytorch: {batch_size: 1}\n", "study_b.yaml"))
     assert a.points[0].config_hash == b.points[0].config_hash
 
 
@@ -210,7 +211,7 @@ def test_ids_are_stable_and_collisions_get_a_hash_suffix(write_study: Write) -> 
 
 def test_duplicate_points_run_once(write_study: Write) -> None:
     path = write_study("model: m\nsweep:\n  precision: [fp16, fp16]\n")
-    plan = load(path)
+    plan = load_study(path)
     assert len(plan.points) == 1
     assert plan.warnings
 
@@ -220,7 +221,7 @@ def test_grid_size_guard_names_the_size(write_study: Write) -> None:
         "model: m\nsweep:\n  n: [1,2,3,4,5,6,7,8,9,10]\n  random_seed: [1,2,3,4,5,6,7,8,9,10]\n"
     )
     with pytest.raises(StudyError, match="100 points, over the limit of 50"):
-        load(path, max_points=50)
+        load_study(path, max_points=50)
 
 
 def test_base_outside_the_root_is_refused(tmp_path: Path, write_study: Write) -> None:
@@ -231,7 +232,7 @@ def test_base_outside_the_root_is_refused(tmp_path: Path, write_study: Write) ->
     study = root / "study_x.yaml"
     study.write_text(f"base: {outside}\n")
     with pytest.raises(StudyError, match="outside the rootdir"):
-        load(study, root=root)
+        load_study(study, root=root)
 
 
 def test_base_cycle_is_refused(tmp_path: Path) -> None:
@@ -240,7 +241,7 @@ def test_base_cycle_is_refused(tmp_path: Path) -> None:
     study = tmp_path / "study_x.yaml"
     study.write_text("base: a.yaml\n")
     with pytest.raises(StudyError, match="cycle"):
-        load(study, root=tmp_path)
+        load_study(study, root=tmp_path)
 
 
 def test_study_sections_are_validated(write_study: Write) -> None:
@@ -249,7 +250,7 @@ def test_study_sections_are_validated(write_study: Write) -> None:
         "gate: {max_regression: {energy_per_token: 5%}}\n"
     )
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     text = str(err.value)
     assert "cycle_order" in text and "names no image" in text and "unknown metrics" in text
 
@@ -259,7 +260,7 @@ def test_header_counts_configs_and_cycles(write_study: Write) -> None:
         "name: demo\nmodel: m\nsweep:\n  precision: [fp16, bf16]\n  pytorch.batch_size: [1, 2]\n"
         "execution: {n_cycles: 3}\n"
     )
-    plan = load(path)
+    plan = load_study(path)
     assert plan.header() == f"Study demo [{plan.study_hash}]: 4 configs x 3 cycles = 12 items"
 
 
@@ -267,7 +268,7 @@ def test_plan_is_pure_no_heavy_imports() -> None:
     import subprocess
 
     code = (
-        "import sys, pytest_llem.study as s, pytest_llem.catalog;"
+        "import sys, pytest_llem.study as s, pytest_llem.study.metrics;"
         "heavy = [m for m in ('torch', 'docker', 'pynvml', 'pytest', 'transformers') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
@@ -277,7 +278,7 @@ def test_plan_is_pure_no_heavy_imports() -> None:
 
 def test_header_says_multi_backend_studies_run_in_containers(write_study: Write) -> None:
     path = write_study("model: m\nbackend: [pytorch, vllm]\nprecision: fp16\n")
-    assert load(path).header().endswith("; backends pytorch, vllm run in separate containers")
+    assert load_study(path).header().endswith("; backends pytorch, vllm run in separate containers")
 
 
 def test_a_backend_sweep_alone_is_kept_when_experiments_exist(write_study: Write) -> None:
@@ -285,7 +286,7 @@ def test_a_backend_sweep_alone_is_kept_when_experiments_exist(write_study: Write
         "model: gpt2\nsweep: {backend: [pytorch, vllm]}\n"
         "experiments: [{backend: pytorch, precision: fp16}]\n"
     )
-    plan = load(path)
+    plan = load_study(path)
     assert [(p.backend, p.origin) for p in plan.points] == [
         ("pytorch", "sweep"),
         ("vllm", "sweep"),
@@ -303,7 +304,7 @@ def test_a_backend_sweep_alone_is_kept_when_experiments_exist(write_study: Write
 def test_overlapping_sweep_keys_combine_independent_of_order(
     write_study: Write, sweep: str
 ) -> None:
-    plan = load(write_study(f"model: gpt2\nsweep:\n{sweep}"))
+    plan = load_study(write_study(f"model: gpt2\nsweep:\n{sweep}"))
     assert plan.warnings == ()
     got = {(p.config.decoder.temperature, p.config.decoder.top_p) for p in plan.points if p.config}
     assert got == {(0.5, 0.9), (0.5, 0.5), (1.0, 0.9), (1.0, 0.5)}
@@ -311,7 +312,7 @@ def test_overlapping_sweep_keys_combine_independent_of_order(
 
 def test_a_swept_block_merges_into_the_fixed_block(write_study: Write) -> None:
     path = write_study("model: m\ndecoder: {top_k: 5}\nsweep:\n  decoder: [{top_p: 0.9}]\n")
-    config = load(path).points[0].config
+    config = load_study(path).points[0].config
     assert config is not None and (config.decoder.top_k, config.decoder.top_p) == (5, 0.9)
 
 
@@ -327,20 +328,20 @@ def test_dataset_names_and_paths_are_checked_at_collection(
 ) -> None:
     path = write_study(f"model: gpt2\nn: 2\ndataset: {dataset}\n")
     with pytest.raises(StudyError, match=message) as err:
-        load(path)
+        load_study(path)
     assert err.value.problems[0].line == 3 and err.value.problems[0].fix
 
 
 def test_the_original_default_dataset_is_built_in(write_study: Write, tmp_path: Path) -> None:
     (tmp_path / "p.jsonl").write_text('{"prompt": "x"}\n')
     path = write_study("model: gpt2\nsweep:\n  dataset: [aienergyscore, prompts-en, p.jsonl]\n")
-    assert len(load(path).valid_points) == 3
+    assert len(load_study(path).valid_points) == 3
 
 
 def test_an_all_invalid_top_level_config_names_line_and_fix(write_study: Write) -> None:
     path = write_study("name: x\npytorch: {batch_size: 2}\n")
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     problem = err.value.problems[0]
     assert "model: Field required" in problem.message
     # a missing field has no line: the first line of the file
@@ -350,5 +351,5 @@ def test_an_all_invalid_top_level_config_names_line_and_fix(write_study: Write) 
 def test_a_missing_dataset_in_an_experiment_points_at_the_experiment(write_study: Write) -> None:
     path = write_study("model: m\ndataset: synthetic\nexperiments:\n  - {dataset: gone.jsonl}\n")
     with pytest.raises(StudyError) as err:
-        load(path)
+        load_study(path)
     assert err.value.problems[0].line == 4

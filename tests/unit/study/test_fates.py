@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
+from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.study.fates import BY_OLD, FATES
 from pytest_llem.study.grammar import check_path, split_key
-from pytest_llem.study.model import ExperimentConfig
-from pytest_llem.study.spec import ExecutionConfig
+from pytest_llem.study.sections import ExecutionConfig
 from pytest_llem.study.structure import STUDY_KEYS
 
 DATA = Path(__file__).parent / "data"
@@ -33,7 +33,7 @@ def _exists(path: str) -> bool:
     head, *rest = path.split(".")
     if head in STUDY_KEYS:
         return not rest or (head == "execution" and rest[0] in ExecutionConfig.model_fields)
-    return check_path(ExperimentConfig, tuple(split_key(path))) is None
+    return check_path(BuiltinConfig, tuple(split_key(path))) is None
 
 
 def test_same_and_renamed_fields_exist_here() -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_llem.study.backends import BUILTIN
+from pytest_llem.engines.builtin import BUILTIN, BuiltinConfig
 from pytest_llem.study.grammar import check_path, deep_merge, expand_dotted, scoped_backend
-from pytest_llem.study.model import ExperimentConfig
 
 
 def test_deep_merge_keeps_siblings_and_does_not_mutate() -> None:
@@ -22,14 +21,14 @@ def test_expand_dotted_merges_with_nested_blocks() -> None:
 
 
 def test_check_path_walks_nested_models_and_stops_at_free_form_blocks() -> None:
-    assert check_path(ExperimentConfig, ("vllm", "engine", "attention", "backend")) is None
-    assert check_path(ExperimentConfig, ("passthrough_kwargs", "anything", "goes")) is None
-    assert check_path(ExperimentConfig, ("vllm", "engine", "compilation_config", "level")) is None
-    bad = check_path(ExperimentConfig, ("vllm", "engin", "x"))
+    assert check_path(BuiltinConfig, ("vllm", "engine", "attention", "backend")) is None
+    assert check_path(BuiltinConfig, ("passthrough_kwargs", "anything", "goes")) is None
+    assert check_path(BuiltinConfig, ("vllm", "engine", "compilation_config", "level")) is None
+    bad = check_path(BuiltinConfig, ("vllm", "engin", "x"))
     assert bad == (1, "unknown key 'engin'", "did you mean 'engine'?")
-    scalar = check_path(ExperimentConfig, ("precision", "x"))
+    scalar = check_path(BuiltinConfig, ("precision", "x"))
     assert scalar == (1, "precision is a value, not a block", "give precision a value, not keys")
-    far = check_path(ExperimentConfig, ("decoder", "zzzzzz"))
+    far = check_path(BuiltinConfig, ("decoder", "zzzzzz"))
     assert far is not None and far[2].startswith("use one of [") and "'temperature'" in far[2]
 
 

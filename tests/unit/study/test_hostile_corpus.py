@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llem.errors import StudyError
-from pytest_llem.study import load
-
+from pytest_llem.testing import load_study
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 EXPECTED: dict[str, str] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 
@@ -29,7 +28,7 @@ def test_each_hostile_file_is_a_clear_error(name: str, tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         with pytest.raises(StudyError) as err:
-            load(study, root=study.parent)
+            load_study(study, root=study.parent)
     finally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -47,7 +46,7 @@ def test_lines_are_reported_where_the_yaml_has_them(tmp_path: Path) -> None:
     study = tmp_path / "study.yaml"
     shutil.copy(CORPUS / "unknown_top.yaml", study)
     with pytest.raises(StudyError) as err:
-        load(study)
+        load_study(study)
     assert [p.line for p in err.value.problems] == [2, 3]
 
 
@@ -60,7 +59,7 @@ def test_symlinked_base_outside_the_root_is_refused(tmp_path: Path) -> None:
     study = root / "study.yaml"
     study.write_text("base: common.yaml\n")
     with pytest.raises(StudyError, match="outside the rootdir"):
-        load(study, root=root)
+        load_study(study, root=root)
 
 
 def test_a_session_over_the_corpus_reports_errors_and_never_crashes(

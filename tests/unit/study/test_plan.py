@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from pytest_llem.study import load
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.engines.builtin import BuiltinConfig
+from pytest_llem.testing import load_study
 from pytest_llem.study.plan import count_loads
 
 
 def names(text: str, write: Callable[..., Path]) -> list[str]:
-    return [i.name for i in load(write(text)).items()]
+    return [i.name for i in load_study(write(text)).items()]
 
 
 GRID = "model: m\nsweep:\n  precision: [fp16, bf16]\n"
@@ -50,7 +50,7 @@ def test_single_cycle_has_no_suffix_and_invalid_points_come_last(
     assert got == ["vllm-fp16", "pytorch-fp32", "pytorch-fp16", "vllm-fp32"]
 
 
-def by_precision(config: ExperimentConfig) -> str:
+def by_precision(config: BuiltinConfig) -> str:
     return config.precision
 
 
@@ -60,7 +60,7 @@ LOADS = "model: m\nsweep:\n  n: [1, 2]\n  precision: [fp16, bf16]\n"
 def test_interleaved_groups_load_keys_and_alternates_rounds(
     write_study: Callable[..., Path],
 ) -> None:
-    plan = load(write_study(LOADS + "execution: {n_cycles: 3, cycle_order: interleaved}\n"))
+    plan = load_study(write_study(LOADS + "execution: {n_cycles: 3, cycle_order: interleaved}\n"))
     assert [i.name for i in plan.items()][:4] == [  # without load keys: as written
         "pytorch-n1-fp16-c1",
         "pytorch-n1-bf16-c1",
@@ -77,7 +77,7 @@ def test_interleaved_groups_load_keys_and_alternates_rounds(
 
 
 def test_sequential_groups_load_keys(write_study: Callable[..., Path]) -> None:
-    plan = load(write_study(LOADS + "execution: {n_cycles: 2, cycle_order: sequential}\n"))
+    plan = load_study(write_study(LOADS + "execution: {n_cycles: 2, cycle_order: sequential}\n"))
     items = plan.items(by_precision)
     assert [i.name for i in items][:4] == [
         "pytorch-n1-fp16-c1",
@@ -91,7 +91,7 @@ def test_sequential_groups_load_keys(write_study: Callable[..., Path]) -> None:
 def test_shuffled_stays_shuffled_and_says_what_it_costs(
     write_study: Callable[..., Path],
 ) -> None:
-    plan = load(write_study(LOADS + "execution: {n_cycles: 3, cycle_order: shuffled}\n"))
+    plan = load_study(write_study(LOADS + "execution: {n_cycles: 3, cycle_order: shuffled}\n"))
     assert plan.items(by_precision) == plan.items()
     loads = count_loads(plan.items(by_precision), by_precision)
     line = replace(plan, planned_loads=loads).loads_line()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pytest_llem.study import load
-
+from pytest_llem.testing import load_study
 README = Path(__file__).resolve().parents[3] / "README.md"
 
 
@@ -19,7 +18,7 @@ def test_readme_study_example_loads(tmp_path: Path) -> None:
     study = tmp_path / "bench" / "study_readme.yaml"
     study.parent.mkdir()
     study.write_text(block.group(1))
-    plan = load(study, root=tmp_path)
+    plan = load_study(study, root=tmp_path)
     assert plan.execution.n_cycles == 3
     assert len(plan.valid_points) == 2 * 2 * 2 + 2 * 1 * 2 + 1
     assert all(p.config.random_seed == 7 for p in plan.valid_points if p.config)

@@ -9,16 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem.runners.base import RunSpec
+from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.runners.docker import create
+from pytest_llem.runners.docker.container_options import (
+    DockerOptions,
+    default_timeout_s,
+    parse_volume,
+)
 from pytest_llem.runners.docker.exchange import MOUNT, ExchangeDir
 from pytest_llem.runners.docker.images import default_image
-from pytest_llem.runners.docker.options import DockerOptions, default_timeout_s, parse_volume
-from pytest_llem.study.model import ExperimentConfig
+from pytest_llem.runners.run_spec import RunSpec
 
 
 def spec(tmp_path: Path, **kw: object) -> RunSpec:
-    config = ExperimentConfig.model_validate({"model": "m", "device": "cpu", **kw})
+    config = BuiltinConfig.model_validate({"model": "m", "device": "cpu", **kw})
     return RunSpec(
         nodeid="s::p",
         point_id="p",
@@ -45,7 +49,7 @@ def test_config_in_token_as_a_0600_file(tmp_path: Path) -> None:
 def test_entrypoint_writes_an_error_file_for_a_bad_spec(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_llem import entrypoint
+    from pytest_llem.runners import entrypoint
 
     config = tmp_path / "abc_config.json"
     config.write_text("{not json")
@@ -76,16 +80,16 @@ def test_mounts_env_and_volumes(tmp_path: Path) -> None:
     }
     with pytest.raises(ValueError, match="expected /host/path"):
         parse_volume("relative:/x")
-    assert default_timeout_s(ExperimentConfig(model="m", n=100, max_output_tokens=128)) > 1000
+    assert default_timeout_s(BuiltinConfig(model="m", n=100, max_output_tokens=128)) > 1000
 
 
 def test_device_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert create.device_requests(ExperimentConfig(model="m", device="cpu")) == []
-    [all_gpus] = create.device_requests(ExperimentConfig(model="m", device="cuda"))
+    assert create.device_requests(BuiltinConfig(model="m", device="cpu")) == []
+    [all_gpus] = create.device_requests(BuiltinConfig(model="m", device="cuda"))
     assert all_gpus["Count"] == -1 and all_gpus["Capabilities"] == [["gpu"]]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-abc")
-    [pinned] = create.device_requests(ExperimentConfig(model="m", device="cuda"))
+    [pinned] = create.device_requests(BuiltinConfig(model="m", device="cuda"))
     assert pinned["DeviceIDs"] == ["GPU-abc"]
 
 
@@ -95,8 +99,8 @@ def test_default_image_names() -> None:
 
 
 def test_corrupt_exchange_files_are_a_clear_error(tmp_path: Path) -> None:
-    from pytest_llem.runners.docker.collect import read_outcome as collect
     from pytest_llem.runners.docker.errors import ContainerError
+    from pytest_llem.runners.docker.outcome import read_outcome as collect
 
     ex = ExchangeDir(spec(tmp_path), root=tmp_path)
     (ex.path / "0123456789abcdef_result.json").write_text('{"metrics": {"truncat')

@@ -1,0 +1,201 @@
+"""Merge shard reports into one report and re-apply the gate across all cycles.
+
+``python -m pytest_llem merge shard-*.json -o report.json [--compare NAME] [--fail-on ...]
+[--save-baseline NAME]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pytest_llem.errors import LlemError
+from pytest_llem.gate import baseline_file as baseline
+from pytest_llem.gate import stability
+from pytest_llem.gate.apply import Gate, stability_rules
+from pytest_llem.gate.thresholds import LimitSyntaxError, parse_fail_on
+from pytest_llem.gate.verdict import table
+from pytest_llem.report import document, terminal
+from pytest_llem.results.records import ExperimentResult, write_json_atomic
+from pytest_llem.study.sections import GateConfig, percent
+
+
+class MergeError(LlemError):
+    """Shard reports that cannot be merged; names the file."""
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """Load one shard report (a pytest-llem JSON report)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MergeError(
+            f"cannot read report {path}: {exc}", "pass JSON reports written by --llem-json"
+        ) from None
+    if not isinstance(data, dict) or data.get("report_version") != document.REPORT_VERSION:
+        raise MergeError(
+            f"{path} is not a pytest-llem report (report_version {document.REPORT_VERSION})",
+            "pass JSON reports written by --llem-json",
+        )
+    return data
+
+
+def merge_items(reports: Sequence[tuple[Path, dict[str, Any]]]) -> list[ExperimentResult]:
+    """All items, each exactly once."""
+    seen: dict[str, Path] = {}
+    items: list[ExperimentResult] = []
+    for path, data in reports:
+        for raw in data.get("items", []):
+            try:
+                item = ExperimentResult.model_validate(raw)
+            except ValidationError as exc:
+                raise MergeError(
+                    f"{path}: malformed item: {exc.errors()[0]['msg']}", "regenerate the shard"
+                ) from None
+            if item.nodeid in seen:
+                raise MergeError(
+                    f"{item.nodeid} is in both {seen[item.nodeid]} and {path}",
+                    "merge reports of disjoint shards of one run",
+                )
+            seen[item.nodeid] = path
+            items.append(item)
+    return items
+
+
+def regate(items: list[ExperimentResult], gates: dict[str, dict[str, Any]], gate: Gate) -> int:
+    """Re-evaluate every config over all its cycles; returns the number of gate failures."""
+    failures = 0
+    groups: dict[tuple[str, str], list[ExperimentResult]] = {}
+    for item in items:
+        groups.setdefault((item.study_hash, item.config_hash), []).append(item)
+    for (study_hash, config_hash), group in groups.items():
+        group.sort(key=lambda r: r.cycle)
+        last = max(r.cycle for r in group)
+        study_gate = GateConfig.model_validate(gates.get(study_hash) or {})
+        for item in group:
+            if item.metrics is None:
+                continue
+            verdict, stats = gate.judge(
+                study_gate,
+                config_hash,
+                item.hardware or "unknown",
+                item.metrics.model_dump(),
+                final=item.cycle == last,
+            )
+            item.gate = verdict.model_dump(mode="json") if verdict is not None else None
+            item.cycle_stats = stats or item.cycle_stats
+            if verdict is not None and verdict.failed:
+                failures += 1
+                item.outcome = "failed"
+                item.message = table(verdict)
+    return failures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pytest_llem merge``."""
+    parser = argparse.ArgumentParser(prog="python -m pytest_llem merge", description=__doc__)
+    parser.add_argument("reports", nargs="+", type=Path)
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--compare", help="baseline NAME or path to re-apply the gate against")
+    parser.add_argument("--baseline-dir", type=Path, default=Path(".llem/baselines"))
+    parser.add_argument("--fail-on", default="", help="limits, as --llem-fail-on")
+    parser.add_argument("--require-energy", action="store_true")
+    parser.add_argument("--require-baseline", action="store_true")
+    parser.add_argument(
+        "--inconclusive", choices=("fail", "warn"), default="fail", help="as --llem-inconclusive"
+    )
+    parser.add_argument("--save-baseline", metavar="NAME", help="store the merged results")
+    parser.add_argument(
+        "--save-baseline-force",
+        action="store_true",
+        help="save the baseline even when some configs' cycles vary beyond max-cv",
+    )
+    parser.add_argument(
+        "--max-cv",
+        type=percent,
+        default=None,
+        metavar="PERCENT",
+        help="cycle-to-cycle CV above which a config is unstable, e.g. 5%% (as ini llem_max_cv; "
+        "default: the study's gate.max_cv, else 5%%)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        reports = [(p, read_report(p)) for p in args.reports]
+        items = merge_items(reports)
+        gates = {
+            s["study_hash"]: s.get("gate") or {} for _, d in reports for s in d.get("study", [])
+        }
+        loaded = (
+            baseline.load(baseline.resolve(args.compare, args.baseline_dir))
+            if args.compare
+            else None
+        )
+        gate = Gate(
+            cli=parse_fail_on(args.fail_on),
+            baseline=loaded,
+            require_energy=args.require_energy,
+            require_baseline=args.require_baseline,
+            inconclusive=args.inconclusive,
+            max_cv=args.max_cv,
+        )
+    except (LlemError, LimitSyntaxError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failures = regate(items, gates, gate)
+    sessions = [d["session"] for _, d in reports]
+    session = {
+        "id": "merged-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
+        "started_at": min(s.get("started_at") or "" for s in sessions),
+        "finished_at": max(s.get("finished_at") or "" for s in sessions),
+        "status": "complete"
+        if all(s.get("status") == "complete" for s in sessions)
+        else "interrupted",
+        "merged_from": [str(p) for p, _ in reports],
+        "shards": [s.get("shard") for s in sessions],
+        "baseline": args.compare,
+    }
+    write_json_atomic(args.output, document.build(items, session, gates))
+    if args.save_baseline:
+        saved = _save_baseline(args, items, gates, gate)
+        if saved != 0:
+            return saved
+    for line in terminal.summary_lines(items):
+        print(line)
+    failed = sum(1 for i in items if i.outcome in ("failed", "error"))
+    print(
+        f"merged {len(items)} items from {len(reports)} reports into {args.output}: "
+        f"{failed} failed ({failures} by the gate)"
+    )
+    return 1 if failed else 0
+
+
+def _save_baseline(
+    args: argparse.Namespace,
+    items: list[ExperimentResult],
+    gates: dict[str, Any],
+    gate: Gate,
+) -> int:
+    """Store the merged baseline unless a config is unstable (and not forced): 0 or 2."""
+    name = args.save_baseline
+    built = baseline.build(name, items)
+    refused = stability.refusals(built.entries, stability_rules(gate, items, gates))
+    if refused and not args.save_baseline_force:
+        print(f"error: {stability.refusal_note(name, refused, '--save-baseline-force')}")
+        return 2
+    target = baseline.resolve(name, args.baseline_dir)
+    try:
+        baseline.save(target, built)
+    except LlemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"baseline {name!r} saved: {target}")
+    for line in refused:
+        print(f"  saved although unstable: {line}")
+    return 0

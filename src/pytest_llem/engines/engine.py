@@ -1,0 +1,66 @@
+"""The Engine interface and the data it exchanges with the measurement protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pytest_llem.devices import GpuRef
+from pytest_llem.study.experiment import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt, as token ids (exact lengths; identical for every backend of a tokenizer)."""
+
+    token_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What one request produced."""
+
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+    ttft_s: float | None = None
+    itl_s: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One generate call: its completions and its wall time."""
+
+    completions: list[Completion]
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    """Memory figures in MB (None where the device cannot tell)."""
+
+    peak_mb: float | None
+    model_mb: float | None
+    details: dict[str, float] = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    """A loaded model that can serve the measurement protocol."""
+
+    def requests(self, config: ExperimentConfig) -> list[Request]:
+        """Tokenise the configured dataset into ``config.n`` requests (truncated, seeded)."""
+
+    def batches(self, requests: list[Request], config: ExperimentConfig) -> list[list[Request]]:
+        """Split requests into the engine's generate calls (static batches, or one for vLLM)."""
+
+    def generate(self, batch: list[Request], config: ExperimentConfig) -> BatchResult:
+        """Run one generate call; must return only after the device finished the work."""
+
+    def memory(self) -> MemoryInfo:
+        """Peak and model memory since the last reset."""
+
+    def devices(self) -> list[GpuRef]:
+        """The CUDA devices holding the model (empty on CPU), with UUIDs when known."""
+
+    def close(self) -> None:
+        """Free the model and its device memory."""

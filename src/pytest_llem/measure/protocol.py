@@ -1,0 +1,168 @@
+"""The per-item protocol: warmup -> thermal floor -> measured window -> metrics.
+
+The idle baseline is measured once per session elsewhere and handed in; the model is loaded
+(or reused) by the runner before this starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pytest_llem.energy.meter import EnergyMeter, EnergyReading
+from pytest_llem.engines.engine import Completion, Engine, Request
+from pytest_llem.measure import metrics
+from pytest_llem.measure.idle_power import Baseline, IdleReading
+from pytest_llem.measure.phases import Progress, quiet
+from pytest_llem.measure.validity import assess
+from pytest_llem.results.records import (
+    EnergyInfo,
+    Measurement,
+    SamplerSummary,
+    ThermalRecord,
+    ValidityWarning,
+    WarmupRecord,
+)
+from pytest_llem.stats.descriptive import cv
+from pytest_llem.study.experiment import ExperimentConfig
+
+Clock = Callable[[], float]
+
+
+class Sampler(Protocol):
+    """Power/thermal sampling alongside the window (see energy/sampler.py)."""
+
+    def start(self) -> None:
+        """Begin sampling in the background."""
+
+    def stop(self) -> SamplerSummary:
+        """Stop sampling and summarise."""
+
+
+class ThermalGate(Protocol):
+    """Waits until the devices are thermally stable (see measure/thermal.py)."""
+
+    def wait(self, config: ExperimentConfig, progress: Progress) -> ThermalRecord:
+        """Block until stable or the time bound, and say which."""
+
+
+@dataclass
+class Instruments:
+    """Everything the protocol needs besides the engine and the config."""
+
+    meter: EnergyMeter
+    sampler: Sampler | None = None
+    thermal: ThermalGate | None = None
+    idle: IdleReading | None = None
+    clock: Clock = time.perf_counter
+    wall_clock: Clock = time.time
+    progress: Progress = quiet
+    device_warnings: list[ValidityWarning] = field(default_factory=list)
+
+
+def warmup(
+    engine: Engine,
+    batches: list[list[Request]],
+    config: ExperimentConfig,
+    clock: Clock,
+    progress: Progress,
+) -> WarmupRecord | None:
+    """Run real batches until the fixed count, or until batch latency CV settles."""
+    spec = config.warmup
+    if not spec.enabled:
+        return None
+    start = clock()
+    latencies: list[float] = []
+    limit = spec.max_iterations if spec.convergence_detection else spec.n_warmup
+    final_cv: float | None = None
+    converged: bool | None = None if not spec.convergence_detection else False
+    for i in range(limit):
+        batch = batches[i % len(batches)]
+        t0 = clock()
+        engine.generate(batch, config)
+        latencies.append(clock() - t0)
+        progress("warmup", f"{i + 1}/{limit}")
+        if spec.convergence_detection and len(latencies) >= spec.window_size:
+            final_cv = cv(latencies[-spec.window_size :])
+            if final_cv <= spec.cv_threshold and i + 1 >= spec.n_warmup:
+                converged = True
+                break
+    return WarmupRecord(
+        iterations=len(latencies),
+        final_cv=final_cv,
+        converged=converged,
+        duration_s=clock() - start,
+    )
+
+
+def measured_window(
+    engine: Engine,
+    batches: list[list[Request]],
+    config: ExperimentConfig,
+    inst: Instruments,
+) -> tuple[list[Completion], int, float, EnergyReading, SamplerSummary | None]:
+    """Repeat the prompt set until the window lasts ``window.min_duration_s``.
+
+    Energy counters update about every 100 ms, so short windows carry large edge error; the
+    number of passes is recorded so that throughput stays per-token honest.
+    """
+    completions: list[Completion] = []
+    passes = 0
+    if inst.sampler is not None:
+        inst.sampler.start()
+    inst.meter.start()
+    start = inst.clock()
+    while True:
+        for batch in batches:
+            completions.extend(engine.generate(batch, config).completions)
+        passes += 1
+        elapsed = inst.clock() - start
+        inst.progress("measure", f"pass {passes}, {elapsed:.1f}s/{config.window.min_duration_s:g}s")
+        if elapsed >= config.window.min_duration_s or passes >= config.window.max_passes:
+            break
+    duration = inst.clock() - start
+    reading = inst.meter.stop()
+    summary = inst.sampler.stop() if inst.sampler is not None else None
+    return completions, passes, duration, reading, summary
+
+
+def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurement:
+    """Run the whole protocol for one item and return what it measured."""
+    inst.progress("prepare", "tokenising prompts")
+    requests = engine.requests(config)
+    batches = engine.batches(requests, config)
+    warm = warmup(engine, batches, config, inst.clock, inst.progress)
+    thermal = inst.thermal.wait(config, inst.progress) if inst.thermal is not None else None
+    engine.memory()  # resets the peak so the window's peak is its own
+    completions, passes, duration, reading, summary = measured_window(engine, batches, config, inst)
+    memory = engine.memory()
+    baseline = Baseline()
+    if inst.idle is not None and reading.total_j is not None:
+        # The idle power of exactly the devices this window measured.
+        baseline = inst.idle.for_devices(
+            list(reading.per_device_j), inst.wall_clock(), config.baseline.max_age_s
+        )
+    baseline_w = baseline.power_w
+    figures = metrics.compute(completions, duration, passes, reading, memory, baseline_w)
+    info = inst.meter.info
+    energy = EnergyInfo(
+        source=info.source,
+        method=info.method,
+        resolution_j=info.resolution_j,
+        reason=reading.reason if reading.total_j is None else None,
+        per_device_j=dict(reading.per_device_j),
+        baseline_w=baseline_w,
+        baseline_age_s=baseline.age_s,
+    )
+    warnings = assess(config, figures, energy, warm, thermal, summary, baseline)
+    warnings.extend(inst.device_warnings)
+    return Measurement(
+        metrics=figures,
+        energy=energy,
+        warmup=warm,
+        thermal=thermal,
+        sampler=summary,
+        warnings=warnings,
+    )

@@ -1,0 +1,88 @@
+"""The JSON report document: session, studies, per-config statistics, items.
+
+Contract (later versions extend it, never break it): top-level ``report_version``,
+``session``, ``study`` (list), ``configs`` (cross-cycle statistics and gate status per
+config) and ``items`` (one ExperimentResult each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_llem.gate.cycles import collect, summarise
+from pytest_llem.results.records import ExperimentResult
+
+REPORT_VERSION = 1
+
+
+def studies(
+    results: Sequence[ExperimentResult], gates: Mapping[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One entry per study: name, hash, file, item count, and its ``gate:`` block."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in results:
+        entry = out.setdefault(
+            r.study_hash,
+            {
+                "name": r.study,
+                "study_hash": r.study_hash,
+                "file": r.study_file,
+                "items": 0,
+                "gate": gates.get(r.study_hash, {}),
+            },
+        )
+        entry["items"] += 1
+    return list(out.values())
+
+
+def configs(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
+    """Per config: cycles, outcomes, cross-cycle statistics, and the final gate status."""
+    groups: dict[tuple[str, str], list[ExperimentResult]] = {}
+    for r in results:
+        groups.setdefault((r.study_hash, r.config_hash), []).append(r)
+    out = []
+    for (study_hash, config_hash), items in groups.items():
+        # The gate's last word is that of the item that finished last (it saw every cycle),
+        # which need not be the highest cycle when a plugin reordered the items.
+        gates = [r.gate for r in items if r.gate]
+        items = sorted(items, key=lambda r: r.cycle)
+        measured = [r.metrics.model_dump() for r in items if r.metrics is not None]
+        out.append(
+            {
+                "study_hash": study_hash,
+                "config_hash": config_hash,
+                "point_id": items[0].point_id,
+                "hardware": next((r.hardware for r in items if r.hardware), None),
+                "cycles": [r.cycle for r in items],
+                "outcomes": [r.outcome for r in items],
+                "stats": summarise(collect(measured)),
+                "gate": gates[-1]["status"] if gates else None,
+            }
+        )
+    return out
+
+
+def build(
+    results: Sequence[ExperimentResult],
+    session: dict[str, Any],
+    gates: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The whole report document."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    gate_failures = sum(1 for r in results if (r.gate or {}).get("status") == "fail")
+    inconclusive = sum(1 for r in results if (r.gate or {}).get("status") == "inconclusive")
+    return {
+        "report_version": REPORT_VERSION,
+        "session": {
+            **session,
+            "counts": counts,
+            "gate_failures": gate_failures,
+            "gate_inconclusive": inconclusive,
+        },
+        "study": studies(results, gates),
+        "configs": configs(results),
+        "items": [r.model_dump(mode="json") for r in results],
+    }

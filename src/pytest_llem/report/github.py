@@ -1,0 +1,105 @@
+"""GitHub Actions: a markdown job summary and ``::error``/``::warning`` annotations."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_llem.gate.verdict import Comparison, inconclusive_line
+from pytest_llem.results.records import ExperimentResult
+
+
+def _escape(text: str) -> str:
+    # Workflow-command data must not contain raw newlines or percent signs.
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def gate_cell(result: ExperimentResult) -> str:
+    """Gate status and the worst relative delta, e.g. ``fail (output_tokens_per_s +8.1%)``."""
+    gate = result.gate
+    if not gate:
+        return "-"
+    deltas = [c for c in gate.get("comparisons", []) if c.get("delta_pct") is not None]
+    if not deltas:
+        return str(gate["status"])
+    failing = [c for c in deltas if c.get("status") == "fail"]
+    unsure = [c for c in deltas if c.get("status") == "inconclusive"]
+    worst = (failing or unsure or sorted(deltas, key=lambda c: -abs(c["delta_pct"])))[0]
+    return f"{gate['status']} ({worst['metric']} {worst['delta_pct']:+.1f}%)"
+
+
+def gate_rank(result: ExperimentResult) -> int:
+    """Sort key: regressions first, then inconclusive verdicts, then the rest."""
+    status = (result.gate or {}).get("status")
+    return 0 if status == "fail" else 1 if status == "inconclusive" else 2
+
+
+def _inconclusive(r: ExperimentResult, where: str) -> str:
+    """``::warning`` (``::error`` when it failed the item) for an undecided relative limit."""
+    gate = r.gate or {}
+    level = "error" if gate.get("inconclusive", "fail") == "fail" else "warning"
+    lines = [
+        Comparison.model_validate(c)
+        for c in gate.get("comparisons", [])
+        if c.get("status") == "inconclusive"
+    ]
+    detail = "; ".join(inconclusive_line(c) for c in lines)
+    return f"::{level} {where},title=llem inconclusive {r.point_id}::{_escape(detail)}"
+
+
+def summary_markdown(results: Sequence[ExperimentResult], plots: Sequence[Path] = ()) -> str:
+    """One markdown table per study; regressions first."""
+    lines: list[str] = ["## pytest-llem results", ""]
+    studies: dict[str, list[ExperimentResult]] = {}
+    for result in results:
+        studies.setdefault(f"{result.study} [{result.study_hash}]", []).append(result)
+    for title, items in studies.items():
+        lines += [
+            f"### Study {title}",
+            "",
+            "| item | outcome | gate | out tok/s | J/token | energy source |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in sorted(items, key=gate_rank):
+            m = r.metrics
+            source = (r.energy.source or f"none: {r.energy.reason}") if r.energy else "n/a"
+            lines.append(
+                f"| {r.nodeid.rsplit('::', 1)[-1]} | {r.outcome} | {gate_cell(r)} | "
+                f"{_fmt(m.output_tokens_per_s if m else None, '.1f')} | "
+                f"{_fmt(m.energy_per_output_token_j if m else None, '.4g')} | {source} |"
+            )
+        lines.append("")
+    for plot in plots:
+        lines.append(f"![{plot.stem}]({plot})")
+    return "\n".join(lines) + "\n"
+
+
+def workflow_commands(results: Sequence[ExperimentResult], rootdir: Path) -> list[str]:
+    """``::error`` at the study line of each regressed point, ``::warning`` for validity and
+    for inconclusive gate verdicts (``::error`` when ``--llem-inconclusive fail`` failed it)."""
+    out: list[str] = []
+    for r in results:
+        file = r.study_file or ""
+        with contextlib.suppress(ValueError):  # outside the repository: keep it absolute
+            file = str(Path(file).resolve().relative_to(rootdir.resolve()))
+        where = f"file={file},line={r.line or 1}"
+        gate = r.gate or {}
+        if gate.get("status") == "fail":
+            failed = [c for c in gate.get("comparisons", []) if c.get("status") == "fail"]
+            detail = "; ".join(
+                f"{c['metric']} {c['delta_pct']:+.1f}% (limit {c['limit']})"
+                if c.get("delta_pct") is not None
+                else f"{c['metric']} = {c.get('current')} (limit {c['limit']})"
+                for c in failed
+            )
+            out.append(f"::error {where},title=llem regression {r.point_id}::{_escape(detail)}")
+        elif gate.get("status") == "inconclusive":
+            out.append(_inconclusive(r, where))
+        for w in r.warnings:
+            out.append(f"::warning {where},title=llem {w.code} {r.point_id}::{_escape(w.message)}")
+    return out

@@ -1,0 +1,83 @@
+"""The terminal summary: one table per study."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pytest_llem.gate.verdict import Comparison, inconclusive_line
+from pytest_llem.report.github import gate_cell, gate_rank
+from pytest_llem.results.records import ExperimentResult
+
+HEADERS = ("item", "outcome", "gate", "out tok/s", "J/token", "energy J", "duration s", "notes")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def row(result: ExperimentResult) -> tuple[str, ...]:
+    """One table row for a result."""
+    m = result.metrics
+    notes = ""
+    if result.energy is not None and result.energy.reason and m is not None:
+        notes = f"energy: {result.energy.reason}"
+    if result.warnings:
+        notes = ", ".join([*([notes] if notes else []), *(w.code for w in result.warnings)])
+    if result.outcome in ("skipped", "failed", "error") and result.message:
+        lines = [ln.strip() for ln in result.message.splitlines() if ln.strip()]
+        # A heading such as "pre-flight failed:" says little alone: show its first point too.
+        first = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+        notes = first if len(first) <= 70 else first[:67] + "..."
+    return (
+        result.nodeid.rsplit("::", 1)[-1],
+        result.outcome,
+        gate_cell(result),
+        _fmt(m.output_tokens_per_s if m else None, ".1f"),
+        _fmt(m.energy_per_output_token_j if m else None, ".4f"),
+        _fmt(m.energy_j if m else None, ".1f"),
+        _fmt(m.duration_s if m else None, ".2f"),
+        notes,
+    )
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str] = HEADERS) -> list[str]:
+    """Left-aligned text table with a rule under the header."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def inconclusive_notes(results: Iterable[ExperimentResult]) -> list[str]:
+    """Under the table: why each inconclusive verdict could not be decided."""
+    lines = []
+    for r in results:
+        gate = r.gate or {}
+        if gate.get("status") != "inconclusive":
+            continue
+        effect = "failed" if gate.get("inconclusive", "fail") == "fail" else "warning only"
+        for c in gate.get("comparisons", []):
+            if c.get("status") == "inconclusive":
+                comp = Comparison.model_validate(c)
+                lines.append(f"inconclusive ({effect}): {r.point_id}: {inconclusive_line(comp)}")
+    return lines
+
+
+def summary_lines(results: Iterable[ExperimentResult]) -> list[str]:
+    """Lines of the per-study tables, studies in first-seen order."""
+    by_study: dict[tuple[str, str], list[ExperimentResult]] = {}
+    for result in results:
+        by_study.setdefault((result.study, result.study_hash), []).append(result)
+    lines: list[str] = []
+    for (name, digest), items in by_study.items():
+        lines.append(f"Study {name} [{digest}]")
+        # Regressions first, then undecided limits: the rows a reviewer must read.
+        ordered = sorted(items, key=gate_rank)
+        lines.extend(table([row(r) for r in ordered]))
+        lines.extend(inconclusive_notes(ordered))
+        lines.append("")
+    return lines

@@ -1,0 +1,198 @@
+"""Result models (the JSON contract) and crash-safe writing.
+
+``Measurement`` is what a runner returns (it also crosses the container boundary);
+``ExperimentResult`` adds the item's identity and outcome. Both are versioned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pytest_llem.results.redact import redact
+
+SCHEMA_VERSION = 1
+
+# pytest's outcomes, pytest's xfail pair, and "rerun": an attempt that pytest-rerunfailures
+# repeats (the JSONL keeps it; the report keeps the item's last attempt).
+Outcome = Literal["passed", "failed", "skipped", "error", "xfailed", "xpassed", "rerun"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Metrics(_Model):
+    """Figures of one measured window. Energy fields are None when nothing measured them."""
+
+    output_tokens: int
+    input_tokens: int
+    requests: int
+    passes: int = 1
+    duration_s: float
+    output_tokens_per_s: float
+    input_tokens_per_s: float
+    latency_p50_s: float | None = None
+    latency_p90_s: float | None = None
+    latency_p99_s: float | None = None
+    ttft_p50_s: float | None = None
+    ttft_p99_s: float | None = None
+    itl_p50_s: float | None = None
+    itl_p99_s: float | None = None
+    energy_j: float | None = None
+    energy_adjusted_j: float | None = None
+    energy_per_output_token_j: float | None = None
+    energy_per_output_token_adjusted_j: float | None = None
+    avg_power_w: float | None = None
+    peak_memory_mb: float | None = None
+    model_memory_mb: float | None = None
+
+
+class EnergyInfo(_Model):
+    """Where the energy figures came from, or why there are none."""
+
+    source: str | None = None
+    method: str | None = None
+    resolution_j: float | None = None
+    reason: str | None = None
+    per_device_j: dict[str, float] = Field(default_factory=dict)
+    baseline_w: float | None = None
+    baseline_age_s: float | None = None
+
+
+class ValidityWarning(_Model):
+    """A machine-readable reason to distrust a figure (see study.protocol.WARNING_CODES)."""
+
+    code: str
+    message: str
+
+
+class WarmupRecord(_Model):
+    """What warmup did before the window."""
+
+    iterations: int
+    final_cv: float | None = None
+    converged: bool | None = None
+    duration_s: float
+
+
+class ThermalRecord(_Model):
+    """The thermal-stabilisation wait before the window."""
+
+    waited_s: float
+    stabilised: bool
+    reason: str
+
+
+class SamplerSummary(_Model):
+    """Power/thermal samples taken alongside the window, summarised."""
+
+    samples: int
+    interval_s: float
+    power_w: dict[str, float] = Field(default_factory=dict)
+    temperature_c: dict[str, float] = Field(default_factory=dict)
+    memory_used_mb: dict[str, float] = Field(default_factory=dict)
+    utilization_pct: dict[str, float] = Field(default_factory=dict)
+    throttle_s: dict[str, float] = Field(default_factory=dict)
+    timeseries_file: str | None = None
+
+
+class RunnerInfo(_Model):
+    """How the item was executed."""
+
+    type: Literal["local", "docker"] = "local"
+    source: str = "default"
+    strategy: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    container_id: str | None = None
+    # Persistent strategy: why the container was restarted before this item (health check).
+    restart_reason: str | None = None
+
+
+class Measurement(_Model):
+    """Everything a runner measured for one item."""
+
+    schema_version: int = SCHEMA_VERSION
+    metrics: Metrics
+    energy: EnergyInfo
+    warmup: WarmupRecord | None = None
+    thermal: ThermalRecord | None = None
+    sampler: SamplerSummary | None = None
+    warnings: list[ValidityWarning] = Field(default_factory=list)
+    model_load_s: float | None = None
+    model_cached: bool = False
+    environment: dict[str, Any] = Field(default_factory=dict)
+    runner: RunnerInfo | None = None
+
+
+class ExperimentResult(_Model):
+    """One item's record in the JSONL file and the JSON report."""
+
+    schema_version: int = SCHEMA_VERSION
+    nodeid: str
+    outcome: Outcome
+    study: str
+    study_hash: str
+    point_id: str
+    config_hash: str
+    cycle: int
+    config: dict[str, Any]
+    attempt: int = 1  # >1 when a plugin (pytest-rerunfailures, xdist) ran the item again
+    study_file: str | None = None
+    line: int | None = None
+    metrics: Metrics | None = None
+    energy: EnergyInfo | None = None
+    warmup: WarmupRecord | None = None
+    thermal: ThermalRecord | None = None
+    sampler: SamplerSummary | None = None
+    warnings: list[ValidityWarning] = Field(default_factory=list)
+    runner: RunnerInfo | None = None
+    model_load_s: float | None = None
+    model_cached: bool = False
+    environment: dict[str, Any] = Field(default_factory=dict)
+    hardware: str | None = None
+    gate: dict[str, Any] | None = None
+    cycle_stats: dict[str, dict[str, float]] | None = None
+    resumed: bool = False
+    worker: str | None = None
+    message: str | None = None
+    session_id: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    # Seconds of cool-down before the item (execution.experiment_gap_s / cycle_gap_s).
+    cooldown_s: float | None = None
+
+
+def append_jsonl(path: Path, record: BaseModel | dict[str, Any]) -> None:
+    """Append one JSON line and fsync it: a crash after this call loses nothing."""
+    data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
+    line = redact(json.dumps(data, separators=(",", ":"), sort_keys=True)) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One write() on an O_APPEND descriptor: concurrent writers never interleave a line.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file beside ``path`` and rename it over: readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(redact(json.dumps(data, indent=2, sort_keys=False)) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

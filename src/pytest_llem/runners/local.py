@@ -1,0 +1,125 @@
+"""Run items in this process, reusing the loaded model across compatible items."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+from pytest_llem.devices import GpuRef
+from pytest_llem.energy import nvml
+from pytest_llem.energy.nvml_facts import device_facts
+from pytest_llem.energy.sampler import GpuSampler
+from pytest_llem.energy.select import select_meter
+from pytest_llem.engines import loading as registry
+from pytest_llem.engines.cache import ModelCache
+from pytest_llem.measure import protocol
+from pytest_llem.measure.idle_power import IdleReading
+from pytest_llem.measure.phases import Progress
+from pytest_llem.measure.protocol import Instruments
+from pytest_llem.measure.thermal import ThermalWait
+from pytest_llem.results.records import Measurement, RunnerInfo, ValidityWarning
+from pytest_llem.runners.run_spec import RunSpec
+
+Instruments3 = tuple[GpuSampler | None, ThermalWait | None, list[ValidityWarning]]
+_NONE: Instruments3 = (None, None, [])
+
+
+def _open_instruments(pynvml: ModuleType, spec: RunSpec, gpus: list[GpuRef]) -> Instruments3:
+    handles = nvml.resolve_handles(pynvml, gpus)
+    interval = spec.config.energy.sample_interval_s
+    series = Path(spec.timeseries_file) if spec.timeseries_file else None
+    sampler = GpuSampler(pynvml, handles, interval, series)
+
+    def read() -> list[tuple[str, float | None, float | None]]:
+        return [(s.device, s.temperature_c, s.power_w) for s in sampler.sample_once()]
+
+    facts = [ValidityWarning(code=c, message=m) for c, m in device_facts(pynvml, handles)]
+    return sampler, ThermalWait(read, interval_s=max(interval, 0.5)), facts
+
+
+@contextlib.contextmanager
+def gpu_instruments(spec: RunSpec, gpus: list[GpuRef]) -> Iterator[Instruments3]:
+    """Sampler, thermal wait and device warnings for the engine's GPUs (none without NVML).
+
+    Opening them may fail (no NVML, an unmatched device): the item then runs without them. A
+    failure in the body is the body's: it propagates unchanged, NVML released.
+    """
+    if spec.config.device != "cuda" or not gpus:
+        yield _NONE
+        return
+    try:
+        pynvml = nvml.load()
+    except nvml.NvmlUnavailable:
+        yield _NONE
+        return
+    try:
+        try:
+            opened = _open_instruments(pynvml, spec, gpus)
+        except nvml.NvmlUnavailable:
+            opened = _NONE
+        yield opened
+    finally:
+        nvml.release(pynvml)
+
+
+def execute(spec: RunSpec, cache: ModelCache, progress: Progress) -> Measurement:
+    """Load (or reuse) the model, measure one item, and return the measurement.
+
+    Shared by the local runner and the container entrypoint, so an item measures the same
+    way wherever it runs.
+    """
+    config = spec.config
+    base_dir = Path(spec.base_dir) if spec.base_dir else None
+    progress("load", config.model)
+    loaded = cache.get(config, base_dir)
+    gpus = loaded.engine.devices()
+    meter = select_meter(config, spec.energy_backend, gpus)
+    idle = spec.idle
+    try:
+        with gpu_instruments(spec, gpus) as (sampler, thermal, facts):
+            inst = Instruments(
+                meter=meter,
+                sampler=sampler,
+                thermal=thermal,
+                idle=IdleReading(idle.per_device_w, idle.measured_at, idle.method, idle.reason),
+                progress=progress,
+                device_warnings=facts,
+            )
+            measurement = protocol.run(loaded.engine, config, inst)
+    finally:
+        meter.close()
+    return measurement.model_copy(
+        update={
+            "model_load_s": loaded.load_s,
+            "model_cached": loaded.cached,
+            # Library versions, and what the engine chose for this load (e.g. vLLM's CPU
+            # KV-cache reservation): engines that choose something expose it as ``facts``.
+            "environment": {
+                **registry.environment(config),
+                **getattr(loaded.engine, "facts", {}),
+            },
+        }
+    )
+
+
+class LocalRunner:
+    """In-process runner: one per worker, holding that worker's model cache."""
+
+    def __init__(self, source: str = "default") -> None:
+        self.info = RunnerInfo(type="local", source=source)
+        self.cache = ModelCache()
+
+    def prepare(self, spec: RunSpec) -> None:
+        """Import what loading the item's model needs (before a per-item timer starts)."""
+        base_dir = Path(spec.base_dir) if spec.base_dir else None
+        registry.preload(spec.config, base_dir)
+
+    def run(self, spec: RunSpec, progress: Progress) -> Measurement:
+        """Measure one item in this process."""
+        return execute(spec, self.cache, progress)
+
+    def close(self) -> None:
+        """Free the cached model."""
+        self.cache.clear()

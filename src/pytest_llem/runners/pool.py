@@ -1,0 +1,223 @@
+"""The worker's runners: which runner each item uses (resolution, elevation), created once.
+
+Local runners share nothing but a model cache; docker runners are one per (image, strategy)
+and backend, so a persistent container serves one backend and one image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_llem.engines.builtin import BUILTIN
+from pytest_llem.errors import LlemError
+from pytest_llem.preflight.check import Check
+from pytest_llem.runners.docker.container_options import DockerOptions
+from pytest_llem.runners.local import LocalRunner
+from pytest_llem.runners.run_spec import Runner
+from pytest_llem.runners.selection import RunnerSpec, elevate, explicit_local, resolve
+from pytest_llem.study.backends import BackendRegistry
+from pytest_llem.study.plan import Point, StudyPlan
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """What the pool needs of the session's settings (passed down, never imported up)."""
+
+    runner_cli: dict[str, str] = field(default_factory=dict)
+    runner_ini: dict[str, str] = field(default_factory=dict)
+    docker: DockerOptions = field(default_factory=DockerOptions)
+    backends: BackendRegistry = BUILTIN
+
+
+# Advice goes to the terminal summary (and the report), not to Python warnings: a project
+# running with -W error must not see its items fail over advice.
+PERSISTENT_TRADE_OFF = (
+    "persistent containers: one container per backend and image runs every item, and its "
+    "worker keeps the engine loaded while the load configuration stays the same (no container "
+    "start and no reload per item), so items share GPU memory and driver state; a health "
+    "check and bounded restarts guard it. Use the ephemeral strategy for isolation."
+)
+
+
+class RunnerPool:
+    """Resolves, creates and closes the runners of one pytest process."""
+
+    def __init__(self, settings: RunnerSettings) -> None:
+        self.settings = settings
+        self._specs: dict[tuple[str, str], RunnerSpec] = {}
+        self._runners: dict[tuple[str, str | None, str, str], Runner] = {}
+        self._docker_checks: dict[tuple[str, bool], tuple[list[Check], list[str]]] = {}
+        self._isolation: dict[tuple[str, str], Check] = {}
+        self._warned: set[str] = set()
+        self._python: dict[str, str] = {}
+        self.notes: list[str] = []
+        self._root: Path | None = None
+
+    # -- resolution -------------------------------------------------------------------------
+
+    def spec(self, plan: StudyPlan, backend: str) -> RunnerSpec:
+        """The runner spec of a backend within its study."""
+        key = (plan.study_hash, backend)
+        if key not in self._specs:
+            specs = {
+                b: resolve(b, self.settings.runner_cli, plan.runners, self.settings.runner_ini)
+                for b in plan.backends
+            }
+            if len(specs) > 1 and any(s.mode == "local" for s in specs.values()):
+                specs = self._isolate(plan, specs)
+            for b, s in specs.items():
+                self._specs[(plan.study_hash, b)] = s
+            self._warn_mixed()
+        return self._specs[key]
+
+    def _isolate(self, plan: StudyPlan, specs: dict[str, RunnerSpec]) -> dict[str, RunnerSpec]:
+        kept = [b for b, s in specs.items() if explicit_local(s)]
+        if kept:
+            self.notes.append(
+                f"note: study {plan.name} has backends {list(specs)}, which need isolation; "
+                + ", ".join(f"{b} runs locally as asked ({specs[b].source})" for b in kept)
+                + ": an explicit local runner beats elevation to Docker"
+            )
+        implicit = [b for b, s in specs.items() if s.mode == "local" and not explicit_local(s)]
+        if not implicit:
+            return specs
+        from pytest_llem.runners.docker.client import reachable
+
+        reason = reachable()
+        if reason is None:
+            return elevate(specs)
+        for backend in implicit:
+            self._isolation[(plan.study_hash, backend)] = Check(
+                "docker",
+                f"study {plan.name} uses backends {list(specs)}, which must run in separate "
+                f"containers (their CUDA, NCCL and library state collide in one process), and "
+                f"no Docker API is reachable: {reason}",
+                "start Docker (or `podman system service`) and set DOCKER_HOST; or run this "
+                f"backend alone in this process: --llem-runner {backend}=local -m {backend} "
+                f"(or LLEM_RUNNER_{backend.upper()}=local); or split the study into one file "
+                "per backend",
+            )
+        return specs
+
+    def _warn_mixed(self) -> None:
+        modes = {s.mode for s in self._specs.values()}
+        if modes == {"local", "docker"} and "mixed" not in self._warned:
+            self._warned.add("mixed")
+            self.notes.append(
+                "note: some backends run locally and others in Docker: their measurements are "
+                "not taken under the same conditions; set one runner for all with --llem-runner"
+            )
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def checks(self, plan: StudyPlan, point: Point) -> list[Check]:
+        """Runner-level pre-flight problems of a point (isolation, Docker, image, GPU)."""
+        spec = self.spec(plan, point.backend)  # resolves the study's runners on first use
+        isolation = self._isolation.get((plan.study_hash, point.backend))
+        if isolation is not None:
+            return [isolation]
+        if spec.mode != "docker":
+            return []
+        from pytest_llem.runners.docker import readiness as docker_preflight
+
+        assert point.config is not None
+        image = self.image(spec, point.backend)
+        if image is None:
+            return [_no_image(point.backend)]
+        cuda = point.config.device == "cuda"
+        key = (image, cuda)
+        if key not in self._docker_checks:
+            self._docker_checks[key] = docker_preflight.check(image, cuda, self.options(image))
+            self.notes.extend(f"note: {m}" for m in self._docker_checks[key][1])
+        return list(self._docker_checks[key][0])
+
+    # -- runners ----------------------------------------------------------------------------
+
+    def image(self, spec: RunnerSpec, backend: str) -> str | None:
+        """The image for a docker spec: as given, else the backend's default (None: it has
+        none, as a backend from another package unless it names one)."""
+        if spec.image:
+            return spec.image
+        from pytest_llem.runners.docker.images import cuda_major, default_image, package_version
+
+        template = self.settings.backends.get(backend).image
+        if template is None:
+            return None
+        return default_image(backend, package_version(), cuda_major(), template)
+
+    def options(self, image: str) -> DockerOptions:
+        """Container settings for ``image``: the Python it runs is the configured one, else
+        the interpreter of the image's CMD (asked once per image)."""
+        opts = self.settings.docker
+        if opts.python:
+            return opts
+        if image not in self._python:
+            from pytest_llem.runners.docker.client import client
+            from pytest_llem.runners.docker.images import FALLBACK_PYTHON, entry_python
+
+            try:
+                self._python[image] = entry_python(client(), image)
+            except LlemError:  # no API or no image: pre-flight reports it, with its fix
+                return dataclasses.replace(opts, python=FALLBACK_PYTHON)
+        return dataclasses.replace(opts, python=self._python[image])
+
+    def runner(self, plan: StudyPlan, point: Point) -> Runner:
+        """The runner of a point, created on first use."""
+        backend = point.backend
+        spec = self.spec(plan, backend)
+        strategy = self.settings.docker.strategy if spec.mode == "docker" else "local"
+        image = self.image(spec, backend) if spec.mode == "docker" else None
+        if spec.mode == "docker" and image is None:
+            check = _no_image(backend)
+            raise LlemError(check.message, check.fix)
+        key = (backend, image, strategy, spec.source)
+        if key not in self._runners:
+            self._runners[key] = self._create(spec, image, strategy)
+        return self._runners[key]
+
+    def _create(self, spec: RunnerSpec, image: str | None, strategy: str) -> Runner:
+        if spec.mode == "local" or image is None:
+            return LocalRunner(spec.source)
+        opts = self.options(image)
+        if strategy == "persistent":
+            from pytest_llem.runners.docker.persistent import PersistentRunner
+
+            if "persistent" not in self._warned:
+                self._warned.add("persistent")
+                self.notes.append(f"note: {PERSISTENT_TRADE_OFF}")
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="llem-persistent-"))
+            return PersistentRunner(image, spec.source, opts, self._root)
+        from pytest_llem.runners.docker.ephemeral import EphemeralRunner
+
+        return EphemeralRunner(image, spec.source, opts)
+
+    def runners(self) -> list[Runner]:
+        """Every runner created so far."""
+        return list(self._runners.values())
+
+    def close(self) -> list[str]:
+        """Close every runner; return notes for the user (e.g. containers left running)."""
+        runners, self._runners = self._runners, {}
+        for runner in runners.values():
+            runner.close()
+            self.notes.extend(getattr(runner, "notes", []))
+        if self._root is not None:
+            # Empty once every item succeeded; a failed item's exchange dir (path printed) or
+            # a container left running (auto_teardown off) keeps it, and rmdir leaves it be.
+            with contextlib.suppress(OSError):
+                self._root.rmdir()
+        return self.notes
+
+
+def _no_image(backend: str) -> Check:
+    return Check(
+        "image",
+        f"backend {backend} runs in Docker here but has no default image",
+        f"name one: --llem-runner {backend}=docker:IMAGE, or runners: {{{backend}: docker:IMAGE}} "
+        "in the study",
+    )

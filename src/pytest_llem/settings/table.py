@@ -1,0 +1,245 @@
+"""The table of every --llem-* option and ini key: flag, ini key, converter and help.
+
+``options.py`` registers it with pytest and resolves it into frozen ``Settings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_llem.engines.builtin import BUILTIN
+from pytest_llem.settings import converters as convert
+from pytest_llem.study.expand import DEFAULT_MAX_POINTS
+
+DEFAULT_PATTERNS = ("study_*.yaml", "study_*.yml")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its command-line flag, ini key, converter and help."""
+
+    name: str
+    help: str
+    ini: str | None = None
+    convert: Callable[[str], Any] = convert.text
+    flag: bool = False
+    metavar: str | None = None
+    has_cli: bool = True
+
+    @property
+    def cli(self) -> str:
+        return "--llem-" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return "llem_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "results",
+        "directory for results.jsonl and the JSON report (default: <rootdir>/.llem)",
+        ini="llem_results_dir",
+        metavar="DIR",
+    ),
+    Option("json", "path of the JSON report (default: <results>/report.json)", metavar="PATH"),
+    Option(
+        "max_items",
+        f"refuse study grids larger than N points (default {DEFAULT_MAX_POINTS})",
+        ini="llem_max_items",
+        convert=convert.positive_int,
+        metavar="N",
+    ),
+    Option(
+        "energy",
+        "energy source for every item: auto|nvml|zeus|rapl|null (overrides energy.backend)",
+        ini="llem_energy",
+        convert=convert.energy,
+        metavar="SOURCE",
+    ),
+    Option(
+        "require_gpu",
+        "fail (instead of skip) items whose GPU or requested energy source is missing",
+        ini="llem_require_gpu",
+        convert=convert.boolean,
+        flag=True,
+    ),
+    Option("save_baseline", "store this session's results as baseline NAME", metavar="NAME"),
+    Option(
+        "compare",
+        "compare every item with baseline NAME (or a path to a baseline file)",
+        ini="llem_compare",
+        metavar="NAME",
+    ),
+    Option(
+        "baseline_dir",
+        "directory of named baselines (default: <rootdir>/.llem/baselines)",
+        ini="llem_baseline_dir",
+        metavar="DIR",
+    ),
+    Option(
+        "fail_on",
+        "gate limits, e.g. 'energy_per_output_token_j>5%,latency_p99_s<2.0' (N% = relative "
+        "regression vs the baseline; <V a ceiling; >V a floor)",
+        ini="llem_fail_on",
+        convert=convert.fail_on,
+        metavar="LIMITS",
+    ),
+    Option(
+        "require_energy",
+        "fail items whose gated energy metrics could not be measured",
+        ini="llem_require_energy",
+        convert=convert.boolean,
+        flag=True,
+    ),
+    Option(
+        "require_baseline",
+        "fail items that have no baseline entry to compare with",
+        ini="llem_require_baseline",
+        convert=convert.boolean,
+        flag=True,
+    ),
+    Option(
+        "inconclusive",
+        "what a relative limit the data cannot decide (beyond it but not significant, or too "
+        "few cycles) does to the item: fail (default) or warn",
+        ini="llem_inconclusive",
+        convert=convert.inconclusive,
+        metavar="fail|warn",
+    ),
+    Option(
+        "max_cv",
+        "cycle-to-cycle CV beyond which a config is unstable (default: the study's "
+        "gate.max_cv, else 5%)",
+        ini="llem_max_cv",
+        convert=convert.percentage,
+        has_cli=False,
+    ),
+    Option(
+        "save_baseline_force",
+        "save the baseline even when some configs' cycles vary beyond max_cv",
+        flag=True,
+    ),
+    Option("plot", "write PNG plots (energy per token, throughput) into DIR", metavar="DIR"),
+    Option("bmf", "also export results in Bencher Metric Format (JSON) to PATH", metavar="PATH"),
+    Option(
+        "shard",
+        "run only shard K of N (deterministic, balanced, cycles kept together)",
+        convert=convert.shard,
+        metavar="K/N",
+    ),
+    Option(
+        "resume",
+        "reuse results of passed items from DIR/results.jsonl instead of re-running",
+        metavar="DIR",
+    ),
+    Option(
+        "runner",
+        "where items run: local | docker | docker:<image>, for every backend, or "
+        "per backend as vllm=docker,pytorch=local",
+        convert=convert.runner_cli,
+        metavar="RUNNER",
+    ),
+    # One ini key per built-in backend; any backend (a plugin's too) in llem_runners.
+    *(
+        Option(
+            f"runner_{spec.name}",
+            f"runner of backend {spec.name}",
+            ini=f"llem_runner_{spec.name}",
+            convert=convert.runner_ini,
+            has_cli=False,
+        )
+        for spec in BUILTIN
+    ),
+    Option(
+        "container_strategy",
+        "ephemeral (a container per item, default) or persistent "
+        "(one container per backend, exec per item)",
+        ini="llem_container_strategy",
+        convert=convert.strategy,
+        metavar="STRATEGY",
+    ),
+    Option(
+        "docker_timeout",
+        "seconds before an item's container is killed (default: from n and max_output_tokens)",
+        ini="llem_docker_timeout",
+        convert=convert.number,
+        has_cli=False,
+    ),
+    Option(
+        "docker_hf_cache",
+        "host Hugging Face cache mounted into containers ('none' to skip)",
+        ini="llem_docker_hf_cache",
+        has_cli=False,
+    ),
+    Option(
+        "docker_python",
+        "python command inside images (default: the one in the image's CMD, else python3)",
+        ini="llem_docker_python",
+        has_cli=False,
+    ),
+    Option(
+        "persistent_auto_teardown",
+        "remove persistent containers at session end (default true)",
+        ini="llem_persistent_auto_teardown",
+        convert=convert.boolean,
+        flag=True,
+        has_cli=False,
+    ),
+    Option(
+        "persistent_warmup_delay",
+        "seconds to wait after starting a persistent container",
+        ini="llem_persistent_warmup_delay",
+        convert=convert.number,
+        has_cli=False,
+    ),
+    Option(
+        "persistent_max_restarts",
+        "restarts of an unhealthy persistent container (default 3)",
+        ini="llem_persistent_max_restarts",
+        convert=convert.non_negative_int,
+        has_cli=False,
+    ),
+    Option(
+        "persistent_worker",
+        "keep the engine loaded across items in a persistent container (default true; false: "
+        "a new process per item)",
+        ini="llem_persistent_worker",
+        convert=convert.boolean,
+        flag=True,
+        has_cli=False,
+    ),
+    Option(
+        "persistent_gpu_memory_mb",
+        "GPU memory (MB) a persistent container may still hold between items (default 1024)",
+        ini="llem_persistent_gpu_memory_mb",
+        convert=convert.number,
+        has_cli=False,
+    ),
+    Option(
+        "item_timeout",
+        "seconds before an item fails as hung (study execution.timeout_s wins; needs "
+        "pytest-timeout)",
+        ini="llem_item_timeout",
+        convert=convert.positive_number,
+        has_cli=False,
+    ),
+    Option(
+        "junit_properties",
+        "where JUnit XML gets each item's llem.* properties: testcase (default; pytest's "
+        "xunit2 schema has no testcase properties) or suite (testsuite properties named "
+        "<nodeid>::llem.<name>, valid xunit2)",
+        ini="llem_junit_properties",
+        convert=convert.junit_mode,
+        metavar="WHERE",
+    ),
+    Option(
+        "timeseries",
+        "save every item's power/thermal samples as JSONL under <results>/timeseries",
+        ini="llem_timeseries",
+        convert=convert.boolean,
+        flag=True,
+    ),
+)

@@ -1,0 +1,180 @@
+"""Study-level sections: ``execution:``, ``runners:`` and ``gate:``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pytest_llem.study.metrics import METRICS
+
+CycleOrder = Literal["sequential", "interleaved", "shuffled"]
+RunnerMode = Literal["local", "docker"]
+
+# A Docker image reference: [registry[:port]/]path[:tag][@digest]; no spaces or shell syntax.
+_IMAGE_RE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+class _Section(BaseModel):
+    # Frozen: sections are shared as defaults (no per-point copies) and safe to hash.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExecutionConfig(_Section):
+    """How often and in which order the grid points run."""
+
+    n_cycles: int = Field(default=1, ge=1, le=1000)
+    cycle_order: CycleOrder = "sequential"
+    shuffle_seed: int | None = None
+    experiment_gap_s: float = Field(default=0.0, ge=0.0, description="Pause between items")
+    cycle_gap_s: float = Field(default=0.0, ge=0.0, description="Pause between cycles")
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Fail an item that runs longer (model load included); needs pytest-timeout",
+    )
+
+    @field_validator("experiment_gap_s", "cycle_gap_s", mode="before")
+    @classmethod
+    def _none_is_no_gap(cls, value: object) -> object:
+        # LLenergyMeasure wrote null for "the machine default", which was no gap.
+        return 0.0 if value is None else value
+
+
+def is_valid_image(image: str) -> bool:
+    """True if ``image`` is a well-formed Docker image reference."""
+    return len(image) <= 255 and _IMAGE_RE.match(image) is not None
+
+
+def parse_runner_value(value: str) -> tuple[RunnerMode, str | None]:
+    """Parse ``local``, ``docker`` or ``docker:<image>`` into (mode, image).
+
+    Raises:
+        ValueError: for anything else, naming the allowed forms.
+    """
+    forms = "allowed: 'local', 'docker', 'docker:<image>'"
+    text = value.strip() if isinstance(value, str) else value
+    if text == "local":
+        return "local", None
+    if text == "docker":
+        return "docker", None
+    if isinstance(text, str) and text.startswith("docker:"):
+        image = text[len("docker:") :]
+        if not image:
+            raise ValueError(f"runner {value!r} names no image; {forms}")
+        if not is_valid_image(image):
+            raise ValueError(f"runner {value!r}: {image!r} is not a valid image reference")
+        return "docker", image
+    raise ValueError(f"unknown runner {value!r}; {forms}")
+
+
+def parse_limit(value: str | float | int) -> tuple[float, bool]:
+    """Parse a gate limit: ``"5%"`` is relative (0.05, True); a number is absolute.
+
+    Raises:
+        ValueError: when the value is neither.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a limit; write e.g. '5%' or 0.5")
+    if isinstance(value, (int, float)):
+        return float(value), False
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100.0, True
+        return float(text), False
+    except ValueError:
+        raise ValueError(f"{value!r} is not a limit; write e.g. '5%' or 0.5") from None
+
+
+def percent(text: str) -> float:
+    """A positive percentage such as ``5%`` as a fraction (ini ``llem_max_cv``, merge's
+    ``--max-cv``).
+
+    Raises:
+        ValueError: for anything else (argparse reports it as an invalid ``percent`` value).
+    """
+    amount, relative = parse_limit(text)
+    if not relative or amount <= 0:
+        raise ValueError(f"{text!r} is not a positive percentage such as 5%")
+    return amount
+
+
+class SignificanceConfig(_Section):
+    """Statistical test a relative regression must pass when enough cycles exist."""
+
+    test: Literal["mannwhitney", "welch"] = "welch"
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    min_cycles: int = Field(default=3, ge=2)
+
+
+class GateConfig(_Section):
+    """Regression limits (relative to a baseline) and absolute budgets, per metric."""
+
+    max_regression: dict[str, str | float] = Field(default_factory=dict)
+    budgets: dict[str, float] = Field(default_factory=dict)
+    significance: SignificanceConfig = SignificanceConfig()
+    max_cv: str | float | None = None  # cycle-to-cycle CV beyond which a config is unstable
+
+    @field_validator("max_cv")
+    @classmethod
+    def _max_cv(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            amount, relative = parse_limit(value)
+            if not relative or amount <= 0:
+                raise ValueError("max_cv must be a positive percentage such as '5%'")
+        return value
+
+    @field_validator("max_regression", "budgets")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, object]) -> dict[str, object]:
+        unknown = sorted(k for k in value if k not in METRICS)
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+        return value
+
+    @field_validator("max_regression")
+    @classmethod
+    def _relative_limits(cls, value: dict[str, str | float]) -> dict[str, str | float]:
+        for metric, limit in value.items():
+            amount, relative = parse_limit(limit)
+            if not relative:
+                raise ValueError(
+                    f"max_regression.{metric} must be a percentage such as '5%'; "
+                    "absolute limits go under budgets:"
+                )
+            if amount < 0:
+                raise ValueError(f"max_regression.{metric} must not be negative")
+        return value
+
+
+class RunnersConfig(_Section):
+    """Per-backend runner choice (``local``, ``docker``, ``docker:<image>``), keyed by backend
+    name; the grammar checks the names against the registry."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for name, value in data.items():
+                if value is None:
+                    continue
+                if not isinstance(value, str):
+                    raise ValueError(f"{name}: expected local, docker or docker:<image>")
+                try:
+                    parse_runner_value(value)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        return data
+
+    def for_backend(self, backend: str) -> str | None:
+        """The raw runner value configured for ``backend``, if any."""
+        value = (self.model_extra or {}).get(backend)
+        return value if isinstance(value, str) else None
