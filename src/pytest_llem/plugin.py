@@ -9,16 +9,15 @@ import pytest
 
 from pytest_llem import hookspecs
 from pytest_llem.engines.builtin import BUILTIN
-from pytest_llem.harness import assemble as setup
-from pytest_llem.harness import collect, fixtures, guard, ordering
+from pytest_llem.harness import assemble, collect, fixtures, guard, ordering
 from pytest_llem.harness import xdist as workers
 from pytest_llem.harness.session import SESSION_KEY, LlemSession
 from pytest_llem.report import html
 from pytest_llem.report.reporter import REPORTER_KEY, Reporter
-from pytest_llem.settings import resolve as options
+from pytest_llem.settings import resolve
 from pytest_llem.study.backends import BackendSpec
 
-SETTINGS_KEY = pytest.StashKey[options.Settings]()
+SETTINGS_KEY = pytest.StashKey[resolve.Settings]()
 SIGTERM_KEY = pytest.StashKey[object]()
 CPU_NOTE_KEY = pytest.StashKey[bool]()
 
@@ -36,7 +35,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    options.add_options(parser)
+    resolve.add_options(parser)
 
 
 def pytest_llem_backends() -> list[BackendSpec]:
@@ -46,20 +45,20 @@ def pytest_llem_backends() -> list[BackendSpec]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     workers.pin_worker_gpu(config)  # first: before anything can initialise CUDA
-    backends = setup.backends(config.hook.pytest_llem_backends())
+    backends = assemble.backends(config.hook.pytest_llem_backends())
     for marker in (*collect.MARKERS, *(spec.marker for spec in backends)):
         config.addinivalue_line("markers", marker)
-    settings = options.resolve(config, backends)
+    settings = resolve.resolve(config, backends)
     config.stash[SETTINGS_KEY] = settings
     config.pluginmanager.register(fixtures, "llem-fixtures")
     # In every process, the xdist controller included: a bad baseline is one usage error before
     # any worker starts, not a crash in each worker.
-    gate = setup.gate(settings)
+    gate = assemble.gate(settings)
     # Role objects carry the stateful hooks: the session runs items (every process that runs
     # tests), the reporter writes results (the one process that sees every report).
     if not _is_xdist_controller(config):
         config.stash[SESSION_KEY] = LlemSession(
-            config, settings, gate, setup.resume(config, settings)
+            config, settings, gate, assemble.resume(config, settings)
         )
         config.pluginmanager.register(config.stash[SESSION_KEY], "llem-session")
         config.pluginmanager.register(ordering.OrderCheck(), "llem-order")
@@ -118,7 +117,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    setup.select_shard(config, config.stash[SETTINGS_KEY], items)
+    assemble.select_shard(config, config.stash[SETTINGS_KEY], items)
     if not _is_xdist_worker(config) and any(isinstance(i, collect.ExperimentItem) for i in items):
         guard.results_dir_or_exit(config, config.stash[SETTINGS_KEY].results_dir)
 
@@ -136,7 +135,7 @@ def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
 
 
 def _once_cpu_sharing_note(
-    config: pytest.Config, settings: options.Settings, ids: list[str]
+    config: pytest.Config, settings: resolve.Settings, ids: list[str]
 ) -> None:
     if config.stash.get(CPU_NOTE_KEY, False):
         return
@@ -157,7 +156,7 @@ def pytest_configure_node(node: object) -> None:
     # One session id across the run: results, reports and container labels all carry it.
     workerinput: dict[str, object] = node.workerinput  # type: ignore[attr-defined]
     config: pytest.Config = node.config  # type: ignore[attr-defined]
-    workerinput[options.SESSION_ID_KEY] = config.stash[SETTINGS_KEY].session_id
+    workerinput[resolve.SESSION_ID_KEY] = config.stash[SETTINGS_KEY].session_id
 
 
 @pytest.hookimpl(optionalhook=True)

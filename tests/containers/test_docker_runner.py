@@ -272,6 +272,7 @@ def test_gpu_device_requests_are_sent(
     from pytest_llem.runners.docker.ephemeral import EphemeralRunner
     from pytest_llem.runners.docker.errors import DockerError
     from pytest_llem.runners.run_spec import RunSpec
+
     opts = DockerOptions(python=sys.executable, volumes=tuple(mounts), timeout_s=120)
     runner = EphemeralRunner(TEST_IMAGE, "cli", opts)
     config = BuiltinConfig(model=str(tiny_gpt2), device="cuda", n=1, max_output_tokens=1)
@@ -429,6 +430,7 @@ def test_persistent_health_check_reads_gpu_memory_in_the_container(
     from pytest_llem.runners.docker.errors import ContainerError
     from pytest_llem.runners.docker.persistent import PersistentRunner
     from pytest_llem.runners.run_spec import RunSpec
+
     # NVML cannot exist in a container here: the container's python answers the GPU-memory
     # probe from a file (what NVML would report), and runs everything else for real.
     used = tmp_path / "used_mb"

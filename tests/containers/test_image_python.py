@@ -26,9 +26,7 @@ def python3_only_image(docker_api: Any, pytester: pytest.Pytester) -> Iterator[s
     python3.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     python3.chmod(python3.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     tag = f"localhost/llem-test-python3:{pytester.path.name.lower()[-40:]}"
-    dockerfile = (
-        f'FROM {TEST_IMAGE}\nENV PATH={pybin}\nCMD ["python3", "-m", "pytest_llem.runners.entrypoint"]\n'
-    )
+    dockerfile = f'FROM {TEST_IMAGE}\nENV PATH={pybin}\nCMD ["python3", "-m", "pytest_llem.runners.entrypoint"]\n'
     docker_api.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
     yield tag
     docker_api.images.remove(tag, force=True)

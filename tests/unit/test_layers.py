@@ -33,7 +33,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"preflight.point"}),  # can a point run here
     frozenset({"measure"}),  # the protocol
     frozenset({"engines"}),  # engines and backends (one package each), model cache, datasets
-    frozenset({"preflight", "preflight.check", "preflight.host"}),  # what backend checks return, read
+    frozenset(
+        {"preflight", "preflight.check", "preflight.host"}
+    ),  # what backend checks return, read
     frozenset({"energy"}),  # energy meters and samplers
     frozenset({"results", "gate"}),  # versioned results; the gate
     frozenset({"study", "stats", "errors", "devices"}),  # pure core and shared types
@@ -105,9 +107,13 @@ def imports(path: Path, module: str, known: dict[str, Path], strings: bool = Tru
             names = [f"{source}.{alias.name}" for alias in node.names] + [source]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif strings and isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if _STRING_PATH.match(node.value):
-                names = [node.value.partition(":")[0]]
+        elif (
+            strings
+            and isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _STRING_PATH.match(node.value)
+        ):
+            names = [node.value.partition(":")[0]]
         found = [_known(n, known) for n in names if n.split(".")[0] == "pytest_llem"]
         if isinstance(node, ast.ImportFrom) and found:
             # ``from pkg import mod`` imports mod; ``from mod import Name`` imports mod.
@@ -219,7 +225,9 @@ def test_the_pure_core_imports_nothing_heavy() -> None:
 def test_every_pure_prefix_names_modules() -> None:
     names = set(modules())
     for prefix in PURE:
-        assert any(n == f"pytest_llem.{prefix}" or n.startswith(f"pytest_llem.{prefix}.") for n in names)
+        assert any(
+            n == f"pytest_llem.{prefix}" or n.startswith(f"pytest_llem.{prefix}.") for n in names
+        )
 
 
 def test_allowed_exceptions_are_documented() -> None:
@@ -257,7 +265,9 @@ def _plant(package: Path, module: str, line: str) -> None:
 )
 def test_a_planted_upward_import_fails(copy: Path, line: str) -> None:
     _plant(copy, "gate.verdict", line)
-    assert upward_imports(copy) == ["pytest_llem.gate.verdict (layer 10) -> pytest_llem.plugin (layer 0)"]
+    assert upward_imports(copy) == [
+        "pytest_llem.gate.verdict (layer 10) -> pytest_llem.plugin (layer 0)"
+    ]
 
 
 def test_a_planted_relative_circle_fails(copy: Path) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_llem.errors import LlemError
-from pytest_llem.gate import baseline_file as baseline
-from pytest_llem.gate import stability
+from pytest_llem.gate import baseline_file, stability
 from pytest_llem.gate.apply import Gate, stability_rules
 from pytest_llem.gate.thresholds import LimitSyntaxError, parse_fail_on
 from pytest_llem.gate.verdict import table
@@ -133,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             s["study_hash"]: s.get("gate") or {} for _, d in reports for s in d.get("study", [])
         }
         loaded = (
-            baseline.load(baseline.resolve(args.compare, args.baseline_dir))
+            baseline_file.load(baseline_file.resolve(args.compare, args.baseline_dir))
             if args.compare
             else None
         )
@@ -184,14 +183,14 @@ def _save_baseline(
 ) -> int:
     """Store the merged baseline unless a config is unstable (and not forced): 0 or 2."""
     name = args.save_baseline
-    built = baseline.build(name, items)
+    built = baseline_file.build(name, items)
     refused = stability.refusals(built.entries, stability_rules(gate, items, gates))
     if refused and not args.save_baseline_force:
         print(f"error: {stability.refusal_note(name, refused, '--save-baseline-force')}")
         return 2
-    target = baseline.resolve(name, args.baseline_dir)
+    target = baseline_file.resolve(name, args.baseline_dir)
     try:
-        baseline.save(target, built)
+        baseline_file.save(target, built)
     except LlemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_llem.engines import loading as registry
+from pytest_llem.engines import loading
 from pytest_llem.engines.engine import Engine
 from pytest_llem.study.experiment import ExperimentConfig
 
@@ -30,8 +30,8 @@ class ModelCache:
 
     def __init__(
         self,
-        loader: Callable[[ExperimentConfig, Path | None], Engine] = registry.load_engine,
-        key: Callable[[ExperimentConfig], str] = registry.load_key,
+        loader: Callable[[ExperimentConfig, Path | None], Engine] = loading.load_engine,
+        key: Callable[[ExperimentConfig], str] = loading.load_key,
     ) -> None:
         self._loader = loader
         self._key = key

@@ -11,6 +11,7 @@ from pytest_llem.gate.baseline_file import BaselineFile
 from pytest_llem.gate.thresholds import Limit, combine, from_study, parse_fail_on
 from pytest_llem.gate.verdict import Policy, Verdict, evaluate
 from pytest_llem.results.records import ValidityWarning
+from pytest_llem.stats.summary import summarise
 from pytest_llem.study.sections import GateConfig
 
 # When comparing with a baseline and nobody set a relative limit, guard the two headline
@@ -96,7 +97,7 @@ class Gate:
         """Record this cycle; return (verdict, or None without limits; stats at the last cycle)."""
         history = self.record(config_hash, metrics, cycle)
         samples = cycles.collect(history)
-        stats = cycles.summarise(samples) if final else None
+        stats = summarise(samples) if final else None
         limits = self.limits(study)
         if not limits:
             return None, stats

@@ -20,18 +20,16 @@ exactly on the limit, and far below it elsewhere (benchmarks/perf/README.md has 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_llem.stats.descriptive import cv, mean, stdev
-from pytest_llem.stats.significance import one_sided_p, t_ppf
+from pytest_llem.stats.descriptive import abs_cv, mean, stdev
+from pytest_llem.stats.power import cycles_needed
+from pytest_llem.stats.significance import one_sided_p
 from pytest_llem.study.sections import SignificanceConfig
 
 Outcome = Literal["pass", "fail", "inconclusive"]
-POWER = 0.8  # the sample-size estimate aims at deciding 4 times out of 5
-MAX_CYCLES = 1000  # beyond this the estimate is reported as "more than"
 
 
 @dataclass(frozen=True)
@@ -47,50 +45,6 @@ class Decision:
     reason: str
 
 
-def _cv(values: Sequence[float]) -> float | None:
-    if len(values) < 2 or mean(values) == 0:
-        return None
-    return abs(cv(values))
-
-
-def min_mannwhitney_p(n_current: int, n_baseline: int) -> float:
-    """The smallest one-sided p-value Mann-Whitney can give for these sample sizes."""
-    return 1.0 / math.comb(n_current + n_baseline, n_current)
-
-
-def mannwhitney_min_cycles(alpha: float) -> int:
-    """Cycles per side below which Mann-Whitney can never reach ``alpha``."""
-    n = 2
-    while min_mannwhitney_p(n, n) >= alpha:
-        n += 1
-    return n
-
-
-def cycles_needed(
-    distance: float, sd_current: float, sd_baseline: float, sig: SignificanceConfig
-) -> int | None:
-    """Cycles per side at which a one-sided test at alpha decides with 80% power.
-
-    ``distance`` is how far the estimated change sits from the limit and the sds are per
-    cycle, all on the scale the test uses. Normal approximation refined once with Student's
-    t at the Welch degrees of freedom of that sample size. None when the change sits on the
-    limit (no sample size decides it).
-    """
-    var = sd_current**2 + sd_baseline**2
-    if distance <= 0 or not math.isfinite(distance):
-        return None
-    floor = mannwhitney_min_cycles(sig.alpha) if sig.test == "mannwhitney" else 2
-    if var == 0:
-        return max(floor, sig.min_cycles)
-    z = statistics.NormalDist()
-    n = (z.inv_cdf(1 - sig.alpha) + z.inv_cdf(POWER)) ** 2 * var / distance**2
-    for _ in range(2):
-        m = max(2.0, math.ceil(n))
-        df = var**2 * (m - 1) / (sd_current**4 + sd_baseline**4)
-        n = (t_ppf(1 - sig.alpha, df) + t_ppf(POWER, df)) ** 2 * var / distance**2
-    return min(MAX_CYCLES + 1, max(floor, sig.min_cycles, math.ceil(n)))
-
-
 def _scale(limit: float, better: str) -> float:
     """Baseline multiplier at the limit: 1.05 for 5% more joules, 0.95 for 5% fewer tok/s."""
     return 1.0 + limit if better == "lower" else 1.0 - limit
@@ -104,7 +58,7 @@ def decide(
     sig: SignificanceConfig,
 ) -> Decision:
     """Pass, fail or inconclusive for a relative limit (a fraction) on one metric."""
-    noise = {"cv_current": _cv(current), "cv_baseline": _cv(baseline)}
+    noise = {"cv_current": abs_cv(current), "cv_baseline": abs_cv(baseline)}
     scale = _scale(limit, better)
     if scale <= 0:
         return Decision("pass", None, 0.0, **noise, cycles_needed=None, reason="limit >= 100%")
@@ -122,7 +76,9 @@ def decide(
     def needed() -> int | None:  # only for inconclusive verdicts: it costs a few quantiles
         if n_c < 2 or n_b < 2:
             return sig.min_cycles
-        return cycles_needed(abs(distance), stdev(cur), stdev(edge), sig)
+        return cycles_needed(
+            abs(distance), stdev(cur), stdev(edge), sig.alpha, sig.test, sig.min_cycles
+        )
 
     if n_c < sig.min_cycles or n_b < sig.min_cycles:
         return Decision(

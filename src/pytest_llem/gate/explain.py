@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_llem.gate.decide import MAX_CYCLES
 from pytest_llem.gate.verdict import Verdict
+from pytest_llem.stats.power import MAX_CYCLES
 
 
 def headline(point_id: str, cycle: int, verdict: Verdict) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_llem.gate.decide import mannwhitney_min_cycles, min_mannwhitney_p
 from pytest_llem.gate.thresholds import Limit
+from pytest_llem.stats.power import mannwhitney_min_cycles, min_mannwhitney_p
 from pytest_llem.study.metrics import METRICS
 from pytest_llem.study.sections import GateConfig
 

@@ -8,9 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pytest_llem.gate.decide import MAX_CYCLES, decide
+from pytest_llem.gate.decide import decide
 from pytest_llem.gate.thresholds import Limit
 from pytest_llem.stats.descriptive import mean
+from pytest_llem.stats.power import MAX_CYCLES
 from pytest_llem.stats.significance import bootstrap_ci
 from pytest_llem.study.metrics import METRICS
 from pytest_llem.study.sections import SignificanceConfig

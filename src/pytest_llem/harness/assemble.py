@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from pytest_llem.engines.builtin import BUILTIN
-from pytest_llem.gate import baseline_file as baseline
+from pytest_llem.gate import baseline_file
 from pytest_llem.gate.apply import Gate
 from pytest_llem.results import resume as resume_mod
-from pytest_llem.results import shards as shard
+from pytest_llem.results import shards
 from pytest_llem.settings.resolve import Settings
 from pytest_llem.study.backends import BackendRegistry, BackendSpec
 
@@ -40,10 +40,10 @@ def gate(settings: Settings) -> Gate:
     """The session's gate; a bad baseline stops the session before anything is measured."""
     loaded = None
     if settings.compare:
-        path = baseline.resolve(settings.compare, settings.baseline_dir)
+        path = baseline_file.resolve(settings.compare, settings.baseline_dir)
         try:
-            loaded = baseline.load(path)
-        except baseline.BaselineError as exc:
+            loaded = baseline_file.load(path)
+        except baseline_file.BaselineError as exc:
             raise pytest.UsageError(f"--llem-compare: {exc}") from None
     return Gate(
         cli=settings.fail_on_cli,
@@ -72,7 +72,7 @@ def select_shard(config: pytest.Config, settings: Settings, items: list[pytest.I
         return
     k, n = settings.shard
     keys = [_group_key(item) for item in items]
-    chosen = shard.assign(keys, n)
+    chosen = shards.assign(keys, n)
     keep = [item for item, s in zip(items, chosen, strict=True) if s == k - 1]
     dropped = [item for item, s in zip(items, chosen, strict=True) if s != k - 1]
     if dropped:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llem import study
-from pytest_llem.engines import loading as registry
+from pytest_llem.engines import loading
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.gate import feasibility
 from pytest_llem.gate.apply import limits_in_force
@@ -77,7 +77,7 @@ def _load_keys() -> Callable[[ExperimentConfig], str]:
 
     def key(config: ExperimentConfig) -> str:
         if id(config) not in known:  # the config is kept with its key, so ids stay unique
-            known[id(config)] = (config, registry.load_key(config))
+            known[id(config)] = (config, loading.load_key(config))
         return known[id(config)][1]
 
     return key
@@ -103,7 +103,7 @@ class StudyFile(pytest.File):
             raise self.CollectError(str(exc)) from None
         except LlemError as exc:
             raise self.CollectError(f"{self.path}: {exc}") from None
-        problems = registry.study_problems(plan, self.settings.backends)
+        problems = loading.study_problems(plan, self.settings.backends)
         if problems:
             raise self.CollectError(str(StudyError(self.path, problems))) from None
         count = self.settings.others.repeat_count

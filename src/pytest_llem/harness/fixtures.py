@@ -36,9 +36,7 @@ def llem_idle_baseline(llem_session: LlemSession) -> IdleBaselines:
 
 
 @pytest.fixture
-def llem_preflight(
-    request: pytest.FixtureRequest, llem_session: LlemSession
-) -> list[Check]:
+def llem_preflight(request: pytest.FixtureRequest, llem_session: LlemSession) -> list[Check]:
     """Pre-flight checks of the requesting item.
 
     Missing hardware skips the item (unless --llem-require-gpu); the remaining problems are

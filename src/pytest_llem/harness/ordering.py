@@ -14,7 +14,7 @@ import pytest
 
 from pytest_llem.harness.collect import ExperimentItem
 from pytest_llem.harness.session import SESSION_KEY
-from pytest_llem.settings import resolve as options
+from pytest_llem.settings import resolve
 
 # Plugins known to reorder items, by the name pytest registers them under.
 REORDERING_PLUGINS: dict[str, str] = {
@@ -50,7 +50,7 @@ def record(config: pytest.Config, items: Sequence[pytest.Item]) -> dict[str, Any
         "study_order": not moved,
         "cycle_order": orders,
         "reordered_by": by if moved else [],
-        "seed": options.reorder_seed(config) if moved else None,
+        "seed": resolve.reorder_seed(config) if moved else None,
         "first_moved": moved[0] if moved else None,
     }
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llem.engines import loading as registry
+from pytest_llem.engines import loading
 from pytest_llem.engines.builtin import BUILTIN
 from pytest_llem.errors import GateFailure, LlemError, PreflightError
 from pytest_llem.gate import explain
@@ -24,8 +24,8 @@ from pytest_llem.measure import concurrency
 from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
 from pytest_llem.measure.idle_power import IdleBaselines
 from pytest_llem.preflight.check import Check
-from pytest_llem.preflight.point import check_point
 from pytest_llem.preflight.host import Host
+from pytest_llem.preflight.point import check_point
 from pytest_llem.report import junit
 from pytest_llem.report.live_line import ProgressLine
 from pytest_llem.results.records import Measurement
@@ -253,7 +253,7 @@ class LlemSession:
             prepare = getattr(self.runner_for(item), "prepare", None)  # local runners only
             if prepare is None or self.checks_for(item):
                 return  # runs elsewhere, or will not run here (pre-flight skips or fails it)
-            key = (item.nodeid.split("::")[0], registry.load_key(item.config))
+            key = (item.nodeid.split("::")[0], loading.load_key(item.config))
             if key not in self._prepared:
                 self._prepared.add(key)
                 prepare(self.spec_for(item))

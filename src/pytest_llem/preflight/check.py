@@ -14,6 +14,7 @@ CheckKind = Literal["gpu", "energy", "backend", "model", "memory", "docker", "im
 # needs): skip unless --llem-require-gpu.
 HARDWARE_KINDS: frozenset[str] = frozenset({"gpu", "energy", "docker"})
 
+
 @dataclass(frozen=True)
 class Check:
     """One failed pre-flight check."""
@@ -25,7 +26,6 @@ class Check:
     def render(self) -> str:
         """``[kind] message (fix: ...)``."""
         return f"[{self.kind}] {self.message}\n    fix: {self.fix}"
-
 
 
 def should_skip(checks: list[Check], require_gpu: bool) -> bool:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_llem.gate.cycles import collect, summarise
+from pytest_llem.gate.cycles import collect
 from pytest_llem.results.records import ExperimentResult
+from pytest_llem.stats.summary import summarise
 
 REPORT_VERSION = 1
 

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_llem.errors import LlemError
-from pytest_llem.gate.cycles import collect, summarise
+from pytest_llem.gate.cycles import collect
 from pytest_llem.results.records import ExperimentResult
+from pytest_llem.stats.summary import summarise
 
 PANELS = (
     ("energy_per_output_token_j", "J / output token"),

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_llem.errors import LlemError
-from pytest_llem.gate import baseline_file as baseline
-from pytest_llem.gate import stability
+from pytest_llem.gate import baseline_file, stability
 from pytest_llem.gate.apply import Gate, stability_rules
 from pytest_llem.report import bmf, document, github, junit_suite, plots, terminal
 from pytest_llem.results.records import ExperimentResult, Outcome, append_jsonl, write_json_atomic
@@ -179,7 +178,7 @@ class Reporter:
 
     def _save_baseline(self, name: str) -> bool:
         """Store the baseline unless some config is unstable (and not forced); say which."""
-        built = baseline.build(name, self.results)
+        built = baseline_file.build(name, self.results)
         s = self.settings
         rules = stability_rules(
             Gate(cli=s.fail_on_cli, ini=s.fail_on_ini, max_cv=s.max_cv),
@@ -187,13 +186,13 @@ class Reporter:
             self.study_gates,
         )
         refused = stability.refusals(built.entries, rules)
-        target = baseline.resolve(name, s.baseline_dir)
+        target = baseline_file.resolve(name, s.baseline_dir)
         if refused and not s.save_baseline_force:
             self.notes.append(stability.refusal_note(name, refused, "--llem-save-baseline-force"))
             return False
         try:
-            baseline.save(target, built)
-        except baseline.BaselineError as exc:
+            baseline_file.save(target, built)
+        except baseline_file.BaselineError as exc:
             self.notes.append(f"baseline {name!r} NOT saved: {exc}")
             return False
         self.notes.append(f"baseline {name!r} saved: {target}")

@@ -12,7 +12,7 @@ from pytest_llem.energy import nvml
 from pytest_llem.energy.nvml_facts import device_facts
 from pytest_llem.energy.sampler import GpuSampler
 from pytest_llem.energy.select import select_meter
-from pytest_llem.engines import loading as registry
+from pytest_llem.engines import loading
 from pytest_llem.engines.cache import ModelCache
 from pytest_llem.measure import protocol
 from pytest_llem.measure.idle_power import IdleReading
@@ -97,7 +97,7 @@ def execute(spec: RunSpec, cache: ModelCache, progress: Progress) -> Measurement
             # Library versions, and what the engine chose for this load (e.g. vLLM's CPU
             # KV-cache reservation): engines that choose something expose it as ``facts``.
             "environment": {
-                **registry.environment(config),
+                **loading.environment(config),
                 **getattr(loaded.engine, "facts", {}),
             },
         }
@@ -114,7 +114,7 @@ class LocalRunner:
     def prepare(self, spec: RunSpec) -> None:
         """Import what loading the item's model needs (before a per-item timer starts)."""
         base_dir = Path(spec.base_dir) if spec.base_dir else None
-        registry.preload(spec.config, base_dir)
+        loading.preload(spec.config, base_dir)
 
     def run(self, spec: RunSpec, progress: Progress) -> Measurement:
         """Measure one item in this process."""

@@ -122,7 +122,7 @@ class RunnerPool:
             return [isolation]
         if spec.mode != "docker":
             return []
-        from pytest_llem.runners.docker import readiness as docker_preflight
+        from pytest_llem.runners.docker import readiness
 
         assert point.config is not None
         image = self.image(spec, point.backend)
@@ -131,7 +131,7 @@ class RunnerPool:
         cuda = point.config.device == "cuda"
         key = (image, cuda)
         if key not in self._docker_checks:
-            self._docker_checks[key] = docker_preflight.check(image, cuda, self.options(image))
+            self._docker_checks[key] = readiness.check(image, cuda, self.options(image))
             self.notes.extend(f"note: {m}" for m in self._docker_checks[key][1])
         return list(self._docker_checks[key][0])
 

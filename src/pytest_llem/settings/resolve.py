@@ -22,7 +22,7 @@ from pytest_llem.runners.docker.container_options import (
     parse_volume,
 )
 from pytest_llem.runners.selection import unknown_backends
-from pytest_llem.settings import converters as convert
+from pytest_llem.settings import converters
 from pytest_llem.settings.table import DEFAULT_PATTERNS, OPTIONS, Option
 from pytest_llem.study.backends import BackendRegistry
 from pytest_llem.study.expand import DEFAULT_MAX_POINTS
@@ -215,7 +215,7 @@ def _runner_ini(
                 f"ini llem_runners: {line!r}: expected <backend> = <runner> with a backend of "
                 f"{list(backends.names)}"
             )
-        out[backend] = convert.runner_ini(value)
+        out[backend] = converters.runner_ini(value)
     return out
 
 
@@ -254,8 +254,8 @@ def resolve(config: pytest.Config, backends: BackendRegistry = BUILTIN) -> Setti
         save_baseline=values["save_baseline"],
         compare=values["compare"],
         baseline_dir=baseline_dir,
-        fail_on_cli=convert.fail_on(cli_limits) if cli_limits else (),
-        fail_on_ini=convert.fail_on(ini_limits) if ini_limits else (),
+        fail_on_cli=converters.fail_on(cli_limits) if cli_limits else (),
+        fail_on_ini=converters.fail_on(ini_limits) if ini_limits else (),
         require_energy=bool(values["require_energy"]),
         require_baseline=bool(values["require_baseline"]),
         inconclusive=values["inconclusive"] or "fail",

@@ -1,6 +1,6 @@
 """The table of every --llem-* option and ini key: flag, ini key, converter and help.
 
-``options.py`` registers it with pytest and resolves it into frozen ``Settings``.
+``resolve.py`` registers it with pytest and resolves it into frozen ``Settings``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_llem.engines.builtin import BUILTIN
-from pytest_llem.settings import converters as convert
+from pytest_llem.settings import converters
 from pytest_llem.study.expand import DEFAULT_MAX_POINTS
 
 DEFAULT_PATTERNS = ("study_*.yaml", "study_*.yml")
@@ -23,7 +23,7 @@ class Option:
     name: str
     help: str
     ini: str | None = None
-    convert: Callable[[str], Any] = convert.text
+    convert: Callable[[str], Any] = converters.text
     flag: bool = False
     metavar: str | None = None
     has_cli: bool = True
@@ -49,21 +49,21 @@ OPTIONS: tuple[Option, ...] = (
         "max_items",
         f"refuse study grids larger than N points (default {DEFAULT_MAX_POINTS})",
         ini="llem_max_items",
-        convert=convert.positive_int,
+        convert=converters.positive_int,
         metavar="N",
     ),
     Option(
         "energy",
         "energy source for every item: auto|nvml|zeus|rapl|null (overrides energy.backend)",
         ini="llem_energy",
-        convert=convert.energy,
+        convert=converters.energy,
         metavar="SOURCE",
     ),
     Option(
         "require_gpu",
         "fail (instead of skip) items whose GPU or requested energy source is missing",
         ini="llem_require_gpu",
-        convert=convert.boolean,
+        convert=converters.boolean,
         flag=True,
     ),
     Option("save_baseline", "store this session's results as baseline NAME", metavar="NAME"),
@@ -84,21 +84,21 @@ OPTIONS: tuple[Option, ...] = (
         "gate limits, e.g. 'energy_per_output_token_j>5%,latency_p99_s<2.0' (N% = relative "
         "regression vs the baseline; <V a ceiling; >V a floor)",
         ini="llem_fail_on",
-        convert=convert.fail_on,
+        convert=converters.fail_on,
         metavar="LIMITS",
     ),
     Option(
         "require_energy",
         "fail items whose gated energy metrics could not be measured",
         ini="llem_require_energy",
-        convert=convert.boolean,
+        convert=converters.boolean,
         flag=True,
     ),
     Option(
         "require_baseline",
         "fail items that have no baseline entry to compare with",
         ini="llem_require_baseline",
-        convert=convert.boolean,
+        convert=converters.boolean,
         flag=True,
     ),
     Option(
@@ -106,7 +106,7 @@ OPTIONS: tuple[Option, ...] = (
         "what a relative limit the data cannot decide (beyond it but not significant, or too "
         "few cycles) does to the item: fail (default) or warn",
         ini="llem_inconclusive",
-        convert=convert.inconclusive,
+        convert=converters.inconclusive,
         metavar="fail|warn",
     ),
     Option(
@@ -114,7 +114,7 @@ OPTIONS: tuple[Option, ...] = (
         "cycle-to-cycle CV beyond which a config is unstable (default: the study's "
         "gate.max_cv, else 5%)",
         ini="llem_max_cv",
-        convert=convert.percentage,
+        convert=converters.percentage,
         has_cli=False,
     ),
     Option(
@@ -127,7 +127,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "shard",
         "run only shard K of N (deterministic, balanced, cycles kept together)",
-        convert=convert.shard,
+        convert=converters.shard,
         metavar="K/N",
     ),
     Option(
@@ -139,7 +139,7 @@ OPTIONS: tuple[Option, ...] = (
         "runner",
         "where items run: local | docker | docker:<image>, for every backend, or "
         "per backend as vllm=docker,pytorch=local",
-        convert=convert.runner_cli,
+        convert=converters.runner_cli,
         metavar="RUNNER",
     ),
     # One ini key per built-in backend; any backend (a plugin's too) in llem_runners.
@@ -148,7 +148,7 @@ OPTIONS: tuple[Option, ...] = (
             f"runner_{spec.name}",
             f"runner of backend {spec.name}",
             ini=f"llem_runner_{spec.name}",
-            convert=convert.runner_ini,
+            convert=converters.runner_ini,
             has_cli=False,
         )
         for spec in BUILTIN
@@ -158,14 +158,14 @@ OPTIONS: tuple[Option, ...] = (
         "ephemeral (a container per item, default) or persistent "
         "(one container per backend, exec per item)",
         ini="llem_container_strategy",
-        convert=convert.strategy,
+        convert=converters.strategy,
         metavar="STRATEGY",
     ),
     Option(
         "docker_timeout",
         "seconds before an item's container is killed (default: from n and max_output_tokens)",
         ini="llem_docker_timeout",
-        convert=convert.number,
+        convert=converters.number,
         has_cli=False,
     ),
     Option(
@@ -184,7 +184,7 @@ OPTIONS: tuple[Option, ...] = (
         "persistent_auto_teardown",
         "remove persistent containers at session end (default true)",
         ini="llem_persistent_auto_teardown",
-        convert=convert.boolean,
+        convert=converters.boolean,
         flag=True,
         has_cli=False,
     ),
@@ -192,14 +192,14 @@ OPTIONS: tuple[Option, ...] = (
         "persistent_warmup_delay",
         "seconds to wait after starting a persistent container",
         ini="llem_persistent_warmup_delay",
-        convert=convert.number,
+        convert=converters.number,
         has_cli=False,
     ),
     Option(
         "persistent_max_restarts",
         "restarts of an unhealthy persistent container (default 3)",
         ini="llem_persistent_max_restarts",
-        convert=convert.non_negative_int,
+        convert=converters.non_negative_int,
         has_cli=False,
     ),
     Option(
@@ -207,7 +207,7 @@ OPTIONS: tuple[Option, ...] = (
         "keep the engine loaded across items in a persistent container (default true; false: "
         "a new process per item)",
         ini="llem_persistent_worker",
-        convert=convert.boolean,
+        convert=converters.boolean,
         flag=True,
         has_cli=False,
     ),
@@ -215,7 +215,7 @@ OPTIONS: tuple[Option, ...] = (
         "persistent_gpu_memory_mb",
         "GPU memory (MB) a persistent container may still hold between items (default 1024)",
         ini="llem_persistent_gpu_memory_mb",
-        convert=convert.number,
+        convert=converters.number,
         has_cli=False,
     ),
     Option(
@@ -223,7 +223,7 @@ OPTIONS: tuple[Option, ...] = (
         "seconds before an item fails as hung (study execution.timeout_s wins; needs "
         "pytest-timeout)",
         ini="llem_item_timeout",
-        convert=convert.positive_number,
+        convert=converters.positive_number,
         has_cli=False,
     ),
     Option(
@@ -232,14 +232,14 @@ OPTIONS: tuple[Option, ...] = (
         "xunit2 schema has no testcase properties) or suite (testsuite properties named "
         "<nodeid>::llem.<name>, valid xunit2)",
         ini="llem_junit_properties",
-        convert=convert.junit_mode,
+        convert=converters.junit_mode,
         metavar="WHERE",
     ),
     Option(
         "timeseries",
         "save every item's power/thermal samples as JSONL under <results>/timeseries",
         ini="llem_timeseries",
-        convert=convert.boolean,
+        convert=converters.boolean,
         flag=True,
     ),
 )

@@ -49,3 +49,10 @@ def slope_per_s(times_s: Sequence[float], values: Sequence[float]) -> float:
     if den == 0:
         return 0.0
     return math.fsum((t - mt) * (v - mv) for t, v in zip(times_s, values, strict=True)) / den
+
+
+def abs_cv(values: Sequence[float]) -> float | None:
+    """|CV| of a sample, None when it has fewer than two values or a zero mean."""
+    if len(values) < 2 or mean(values) == 0:
+        return None
+    return abs(cv(values))

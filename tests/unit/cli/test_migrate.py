@@ -11,6 +11,7 @@ import pytest
 
 from pytest_llem.cli.migrate import main, migrate_text
 from pytest_llem.testing import load_study
+
 ORIGINAL = Path(__file__).parents[1] / "study" / "data" / "llenergymeasure"
 CHANGED = [
     "experiment-pytorch.yaml",

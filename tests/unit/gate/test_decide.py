@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from pytest_llem.gate.decide import cycles_needed, decide, mannwhitney_min_cycles
+from pytest_llem.gate.decide import decide
+from pytest_llem.stats.power import cycles_needed, mannwhitney_min_cycles
 from pytest_llem.study.sections import SignificanceConfig
 
 SIG = SignificanceConfig()
@@ -28,12 +29,14 @@ def test_direction_follows_the_metric() -> None:
 
 
 def test_cycles_needed_grows_with_noise_and_shrinks_with_distance() -> None:
-    small = cycles_needed(0.10, 0.01, 0.01, SIG)
-    noisy = cycles_needed(0.10, 0.10, 0.10, SIG)
-    near = cycles_needed(0.01, 0.10, 0.10, SIG)
+    small = cycles_needed(0.10, 0.01, 0.01, SIG.alpha, SIG.test, SIG.min_cycles)
+    noisy = cycles_needed(0.10, 0.10, 0.10, SIG.alpha, SIG.test, SIG.min_cycles)
+    near = cycles_needed(0.01, 0.10, 0.10, SIG.alpha, SIG.test, SIG.min_cycles)
     assert small is not None and noisy is not None and near is not None
     assert small == 3 and small < noisy < near  # never fewer than min_cycles
-    assert cycles_needed(0.0, 0.1, 0.1, SIG) is None  # a change on the limit is never decided
+    assert (
+        cycles_needed(0.0, 0.1, 0.1, SIG.alpha, SIG.test, SIG.min_cycles) is None
+    )  # a change on the limit is never decided
 
 
 def test_the_estimate_decides_when_followed() -> None:
@@ -48,7 +51,7 @@ def test_the_estimate_decides_when_followed() -> None:
         "higher",
         SIG,
     )
-    n = cycles_needed(0.12 - 0.05, cv, cv, SIG) or 0
+    n = cycles_needed(0.12 - 0.05, cv, cv, SIG.alpha, SIG.test, SIG.min_cycles) or 0
     decided = sum(
         decide(
             [rng.gauss(1 - shift, cv) for _ in range(n)],

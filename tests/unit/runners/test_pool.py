@@ -9,8 +9,8 @@ import pytest
 
 from pytest_llem.runners.docker import client
 from pytest_llem.runners.pool import RunnerPool, RunnerSettings
-from pytest_llem.testing import load_study
 from pytest_llem.study.plan import StudyPlan
+from pytest_llem.testing import load_study
 
 STUDY = "model: m\nbackend: [pytorch, vllm]\ndevice: cuda\nprecision: fp16\n"
 

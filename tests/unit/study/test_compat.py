@@ -10,6 +10,7 @@ import pytest
 from pytest_llem.engines.vllm.spec import section as vllm_section
 from pytest_llem.errors import StudyError
 from pytest_llem.testing import load_study
+
 Write = Callable[..., Path]
 DATA = Path(__file__).parent / "data"
 ORIGINAL = DATA / "llenergymeasure"
@@ -198,5 +199,7 @@ def test_an_old_key_in_the_wrong_place_points_at_its_new_name(write_study: Write
 
 
 def test_a_thermal_floor_above_the_default_ceiling_raises_the_ceiling(write_study: Write) -> None:
-    config = load_study(write_study("model: m\nwarmup: {thermal_floor_seconds: 90}\n")).points[0].config
+    config = (
+        load_study(write_study("model: m\nwarmup: {thermal_floor_seconds: 90}\n")).points[0].config
+    )
     assert config is not None and (config.thermal.min_s, config.thermal.max_s) == (90, 90)

@@ -12,6 +12,7 @@ from pytest_llem.engines.pytorch.spec import section as pytorch_section
 from pytest_llem.engines.vllm.spec import section as vllm_section
 from pytest_llem.errors import StudyError
 from pytest_llem.testing import load_study
+
 Write = Callable[..., Path]
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_llem.errors import StudyError
 from pytest_llem.testing import load_study
+
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 EXPECTED: dict[str, str] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from pytest_llem.engines.builtin import BuiltinConfig
-from pytest_llem.testing import load_study
 from pytest_llem.study.plan import count_loads
+from pytest_llem.testing import load_study
 
 
 def names(text: str, write: Callable[..., Path]) -> list[str]:

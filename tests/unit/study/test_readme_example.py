@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from pytest_llem.testing import load_study
+
 README = Path(__file__).resolve().parents[3] / "README.md"
 
 

@@ -1,13 +1,13 @@
 """Collection-time check of a study's vLLM arguments against the installed vLLM.
 
-Runs without importing vLLM (``vllm_compat`` reads its source), so ``--collect-only`` stays
+Runs without importing vLLM (``source.py`` reads its source), so ``--collect-only`` stays
 free of torch. Where vLLM is not installed here (a study run in containers, a machine with
 the transformers backend only) nothing is checked: the engine reports at load time.
 """
 
 from __future__ import annotations
 
-from pytest_llem.engines.vllm import source as vllm_compat
+from pytest_llem.engines.vllm import source
 from pytest_llem.engines.vllm.engine import check_names
 from pytest_llem.errors import Problem
 from pytest_llem.study.plan import StudyPlan
@@ -15,10 +15,10 @@ from pytest_llem.study.plan import StudyPlan
 
 def study_problems(plan: StudyPlan) -> list[Problem]:
     """One problem per (point line, argument) the installed vLLM does not accept."""
-    api = vllm_compat.installed_api()
+    api = source.installed_api()
     if api is None:
         return []
-    version = vllm_compat.installed_version() or "(unknown version)"
+    version = source.installed_version() or "(unknown version)"
     seen: set[tuple[int | None, str]] = set()
     problems: list[Problem] = []
     for point in plan.points:

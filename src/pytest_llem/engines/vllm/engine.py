@@ -24,8 +24,7 @@ from pytest_llem.engines.datasets import tokenized_requests
 from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
 from pytest_llem.engines.model_ref import resolve_model
 from pytest_llem.engines.vllm import host as vllm_host
-from pytest_llem.engines.vllm import source as vllm_compat
-from pytest_llem.engines.vllm import spec
+from pytest_llem.engines.vllm import source, spec
 from pytest_llem.engines.vllm.args import check_engine_keys, engine_arg_names
 from pytest_llem.errors import EngineError
 from pytest_llem.study.experiment import ExperimentConfig
@@ -62,9 +61,7 @@ def engine_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
-def sampling_kwargs(
-    config: ExperimentConfig, api: vllm_compat.VllmApi | None = None
-) -> dict[str, Any]:
+def sampling_kwargs(config: ExperimentConfig, api: source.VllmApi | None = None) -> dict[str, Any]:
     """``SamplingParams`` keyword arguments from the decoder block and ``vllm.sampling``."""
     dec = config.decoder
     kwargs: dict[str, Any] = {
@@ -90,11 +87,11 @@ def sampling_kwargs(
     return kwargs
 
 
-def check_names(config: ExperimentConfig, api: vllm_compat.VllmApi) -> list[tuple[str, str]]:
+def check_names(config: ExperimentConfig, api: source.VllmApi) -> list[tuple[str, str]]:
     """(argument, did-you-mean) for each engine or sampling argument ``api`` lacks."""
     if spec.section(config).beam_search is not None:
-        return vllm_compat.unknown_names(engine_kwargs(config), {}, api)
-    return vllm_compat.unknown_names(engine_kwargs(config), sampling_kwargs(config, api), api)
+        return source.unknown_names(engine_kwargs(config), {}, api)
+    return source.unknown_names(engine_kwargs(config), sampling_kwargs(config, api), api)
 
 
 def load_key(config: ExperimentConfig) -> str:
@@ -126,7 +123,7 @@ class VLLMEngine:
         self.vllm = vllm
         self.base_dir = base_dir
         self.tokenizer = llm.get_tokenizer()
-        self.api = vllm_compat.installed_api()
+        self.api = source.installed_api()
         self.on_cpu = config.device == "cpu"
         self.processes = processes or vllm_host.EngineProcesses()
         self.facts: dict[str, Any] = dict(facts or {})
@@ -146,7 +143,7 @@ class VLLMEngine:
         """Build the ``vllm.LLM`` (bad engine arguments are an EngineError, not a crash)."""
         vllm = _import()
         model, folder = _model_path(config, base_dir)
-        kwargs, env = vllm_compat.adapt(engine_kwargs(config), vllm_compat.installed_api())
+        kwargs, env = source.adapt(engine_kwargs(config), source.installed_api())
         # Undeclared keys are passed through; the installed vLLM is their schema.
         check_engine_keys(spec.section(config).engine.model_extra or {}, engine_arg_names())
         facts: dict[str, Any] = {}
@@ -364,8 +361,8 @@ def environment() -> dict[str, Any]:
     """vLLM and torch versions, and the platform vLLM runs on."""
     vllm = _import()
     env: dict[str, Any] = {"vllm": getattr(vllm, "__version__", "unknown")}
-    build = vllm_compat.installed_build()
-    if isinstance(build, vllm_compat.VllmBuild):
+    build = source.installed_build()
+    if isinstance(build, source.VllmBuild):
         env["vllm_distribution"] = build.distribution
         env["vllm_platform"] = build.platform
     with contextlib.suppress(ImportError):

@@ -1,5 +1,5 @@
-"""Container settings (resolved from the command line and ini by ``options.py``, which imports
-this module: settings flow down, never up)."""
+"""Container settings, resolved from the command line and ini by ``settings/resolve.py``
+(which imports this module: settings flow down, never up)."""
 
 from __future__ import annotations
 

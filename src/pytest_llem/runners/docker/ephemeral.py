@@ -7,8 +7,7 @@ from typing import Any
 
 from pytest_llem.measure.phases import Progress
 from pytest_llem.results.records import Measurement, RunnerInfo
-from pytest_llem.runners.docker import create
-from pytest_llem.runners.docker import outcome as collect
+from pytest_llem.runners.docker import create, outcome
 from pytest_llem.runners.docker.client import client
 from pytest_llem.runners.docker.container_options import DockerOptions, default_timeout_s
 from pytest_llem.runners.docker.errors import DockerTimeoutError, from_sdk
@@ -31,7 +30,7 @@ class EphemeralRunner:
         api = client()
         digest = pull_if_missing(api, self.image)
         exchange = ExchangeDir(spec)
-        inside = collect.container_spec(spec, exchange)
+        inside = outcome.container_spec(spec, exchange)
         env = {**create.environment(spec, self.opts), **exchange.write(inside)}
         kwargs = create.create_kwargs(
             self.image,
@@ -47,9 +46,9 @@ class EphemeralRunner:
         try:
             box = api.containers.create(**kwargs)
         except Exception as exc:  # SDK errors of every kind become DockerErrors
-            raise collect.keep(from_sdk(exc, self.image), exchange) from None
+            raise outcome.keep(from_sdk(exc, self.image), exchange) from None
         try:
-            with collect.dropped_on_interrupt(exchange):
+            with outcome.dropped_on_interrupt(exchange):
                 return self._wait(box, spec, exchange, progress, digest)
         finally:
             with contextlib.suppress(Exception):  # already gone: nothing to clean
@@ -60,15 +59,15 @@ class EphemeralRunner:
     ) -> Measurement:
         timeout = self.opts.timeout_s or default_timeout_s(spec.config)
         box.start()
-        tail = collect.LogTail(exchange.log_file, progress)
+        tail = outcome.LogTail(exchange.log_file, progress)
 
         def exited() -> bool:
             box.reload()
             return bool(box.status in ("exited", "dead", "stopped"))
 
-        if not collect.wait_until(exited, timeout, tail):
+        if not outcome.wait_until(exited, timeout, tail):
             box.kill()
-            raise collect.keep(
+            raise outcome.keep(
                 DockerTimeoutError(
                     f"the item did not finish within {timeout:g}s; its container was killed",
                     stderr_snippet=tail.text(),
@@ -77,7 +76,7 @@ class EphemeralRunner:
             )
         state = box.attrs.get("State", {})
         output = box.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
-        measurement = collect.read_outcome(
+        measurement = outcome.read_outcome(
             exchange, spec, int(state.get("ExitCode", 1)), bool(state.get("OOMKilled")), output
         )
         info = self.info.model_copy(update={"container_id": box.id[:12], "image_digest": digest})

@@ -25,8 +25,7 @@ from pydantic import ValidationError
 
 from pytest_llem.measure.phases import Progress
 from pytest_llem.results.records import Measurement, RunnerInfo
-from pytest_llem.runners.docker import create
-from pytest_llem.runners.docker import outcome as collect
+from pytest_llem.runners.docker import create, outcome
 from pytest_llem.runners.docker.client import client, run_detached
 from pytest_llem.runners.docker.container_options import DockerOptions, default_timeout_s
 from pytest_llem.runners.docker.errors import (
@@ -185,7 +184,7 @@ class PersistentRunner:
                     "llem_persistent_gpu_memory_mb; or use --llem-container-strategy ephemeral",
                 )
         exchange = ExchangeDir(spec, root=self.root, nested=True)
-        inside = collect.container_spec(spec, exchange)
+        inside = outcome.container_spec(spec, exchange)
         env = {**create.environment(spec, self.opts), **exchange.write(inside)}
         if not self.opts.worker:
             measurement = self._via_exec(spec, exchange, env, progress)
@@ -199,10 +198,10 @@ class PersistentRunner:
                 try:
                     self._restart(spec, problem)
                 except DockerError as exc:
-                    raise collect.keep(exc, exchange) from None
+                    raise outcome.keep(exc, exchange) from None
                 measured = self._via_worker(spec, exchange, env, progress)
             if measured is None:
-                raise collect.keep(
+                raise outcome.keep(
                     ContainerError(
                         "the persistent container's worker exited twice before taking the item",
                         "run the image by hand (`docker logs` of the container); or use "
@@ -221,7 +220,7 @@ class PersistentRunner:
         )
         return measurement.model_copy(update={"runner": info})
 
-    def _timed_out(self, timeout: float, tail: collect.LogTail) -> DockerError:
+    def _timed_out(self, timeout: float, tail: outcome.LogTail) -> DockerError:
         self._stop()  # killing the container is the only way to stop a hung item
         return DockerTimeoutError(
             f"the item did not finish within {timeout:g}s; the persistent "
@@ -260,18 +259,18 @@ class PersistentRunner:
                 return True
             return bool(box.status != "running")
 
-        tail = collect.LogTail(exchange.log_file, progress)
+        tail = outcome.LogTail(exchange.log_file, progress)
         timeout = self.opts.timeout_s or default_timeout_s(spec.config)
-        with collect.dropped_on_interrupt(exchange):
-            finished = collect.wait_until(done, timeout, tail)
+        with outcome.dropped_on_interrupt(exchange):
+            finished = outcome.wait_until(done, timeout, tail)
         if not finished:
-            raise collect.keep(self._timed_out(timeout, tail), exchange)
+            raise outcome.keep(self._timed_out(timeout, tail), exchange)
         if response.is_file():
             try:
                 code = WorkerResponse.model_validate_json(response.read_text("utf-8")).exit_code
             except (ValidationError, ValueError):
                 code = 1  # the result or error file still says what happened
-            measurement = collect.read_outcome(exchange, spec, code, False, tail.text())
+            measurement = outcome.read_outcome(exchange, spec, code, False, tail.text())
             # Only a success gets here (read_outcome raises otherwise): the worker drops the
             # engine of a failed item, so then nothing is held and the probe runs again.
             self.warm = True
@@ -282,7 +281,7 @@ class PersistentRunner:
         # (137: killed, often out of memory). The next item's health check restarts it.
         state = box.attrs.get("State", {})
         logs = _logs(box)
-        return collect.read_outcome(
+        return outcome.read_outcome(
             exchange,
             spec,
             int(state.get("ExitCode", 1)),
@@ -298,7 +297,7 @@ class PersistentRunner:
         try:
             exec_id = api.exec_create(self.box.id, create.command(self.opts), environment=env)["Id"]
         except Exception as exc:
-            raise collect.keep(from_sdk(exc, self.image), exchange) from None
+            raise outcome.keep(from_sdk(exc, self.image), exchange) from None
         # A blocking exec on a thread: detached exec sessions are reported as running forever
         # by podman 4, and a streamed attach leaves a socket open; this returns when done.
         output: dict[str, Any] = {}
@@ -311,12 +310,12 @@ class PersistentRunner:
 
         worker = threading.Thread(target=run_exec, name="llem-exec", daemon=True)
         worker.start()
-        tail = collect.LogTail(exchange.log_file, progress)
+        tail = outcome.LogTail(exchange.log_file, progress)
         timeout = self.opts.timeout_s or default_timeout_s(spec.config)
-        with collect.dropped_on_interrupt(exchange):
-            finished = collect.wait_until(lambda: not worker.is_alive(), timeout, tail)
+        with outcome.dropped_on_interrupt(exchange):
+            finished = outcome.wait_until(lambda: not worker.is_alive(), timeout, tail)
         if not finished:
-            raise collect.keep(self._timed_out(timeout, tail), exchange)
+            raise outcome.keep(self._timed_out(timeout, tail), exchange)
         try:
             code = api.exec_inspect(exec_id).get("ExitCode")
         except Exception:  # some engines drop finished exec sessions: the files tell the rest
@@ -324,7 +323,7 @@ class PersistentRunner:
         if code is None:
             code = 0 if (exchange.path / f"{exchange.key}_result.json").is_file() else 1
         text = output.get("bytes", b"").decode("utf-8", errors="replace") or tail.text()
-        return collect.read_outcome(exchange, spec, int(code), False, text)
+        return outcome.read_outcome(exchange, spec, int(code), False, text)
 
     def close(self) -> None:
         """Tear the container down, or leave it running and say how to remove it."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llem.cli.validate import command as cli
+from pytest_llem.cli.validate import command
 from pytest_llem.cli.validate.analysis import probe_window
 from pytest_llem.cli.validate.probe import ProbeRecord
 from pytest_llem.devices import GpuRef
@@ -47,7 +47,7 @@ def test_the_kit_runs_on_cpu_against_the_fake_nvml(
     monkeypatch.setattr(local, "gpu_instruments", instruments)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "kit"
-    code = cli.main(
+    code = command.main(
         [
             "--shape", "tiny", "--device", "cpu", "--cycles", "5", "--batch-sizes", "1,2",
             "--n", "2", "--input-len", "8", "--max-output-tokens", "4", "--window-s", "1", "--precision", "fp32",
@@ -78,4 +78,4 @@ def test_the_kit_runs_on_cpu_against_the_fake_nvml(
 
 def test_fewer_than_five_cycles_is_refused() -> None:
     with pytest.raises(SystemExit):
-        cli.parse(["--cycles", "3"])
+        command.parse(["--cycles", "3"])
