@@ -89,3 +89,10 @@ def test_help_with_percent_signs_does_not_crash(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("--help")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*--llem-fail-on=LIMITS*", "*--llem-inconclusive=fail|warn*"])
+
+
+def test_a_secret_looking_container_variable_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllem_docker_env =\n    MY_API_TOKEN=abc123456\n")
+    result = pytester.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*llem_docker_env: MY_API_TOKEN looks like a secret*"])

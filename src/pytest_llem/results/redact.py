@@ -16,10 +16,15 @@ MASK = "***"
 MIN_LENGTH = 6  # shorter values ("1", "true") would mask innocent text
 
 
+def looks_secret(name: str) -> bool:
+    """True for an environment variable name that looks like it holds a secret."""
+    return bool(_SECRET_NAME.search(name))
+
+
 def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
     """Values of environment variables whose names look secret, longest first."""
     source = os.environ if env is None else env
-    values = {v for k, v in source.items() if _SECRET_NAME.search(k) and len(v) >= MIN_LENGTH}
+    values = {v for k, v in source.items() if looks_secret(k) and len(v) >= MIN_LENGTH}
     return sorted(values, key=len, reverse=True)
 
 

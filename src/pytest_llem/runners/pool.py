@@ -14,10 +14,12 @@ from pathlib import Path
 
 from pytest_llem.engines.builtin import BUILTIN
 from pytest_llem.errors import LlemError
+from pytest_llem.measure.phases import Progress
 from pytest_llem.preflight.check import Check
+from pytest_llem.results.records import Measurement, RunnerInfo
 from pytest_llem.runners.docker.container_options import DockerOptions
 from pytest_llem.runners.local import LocalRunner
-from pytest_llem.runners.run_spec import Runner
+from pytest_llem.runners.run_spec import Runner, RunSpec
 from pytest_llem.runners.selection import RunnerSpec, elevate, explicit_local, resolve
 from pytest_llem.study.backends import BackendRegistry
 from pytest_llem.study.plan import Point, StudyPlan
@@ -172,8 +174,7 @@ class RunnerPool:
         strategy = self.settings.docker.strategy if spec.mode == "docker" else "local"
         image = self.image(spec, backend) if spec.mode == "docker" else None
         if spec.mode == "docker" and image is None:
-            check = _no_image(backend)
-            raise LlemError(check.message, check.fix)
+            return _Refused(_no_image(backend))  # pre-flight fails the item with the same text
         key = (backend, image, strategy, spec.source)
         if key not in self._runners:
             self._runners[key] = self._create(spec, image, strategy)
@@ -212,6 +213,20 @@ class RunnerPool:
             with contextlib.suppress(OSError):
                 self._root.rmdir()
         return self.notes
+
+
+class _Refused:
+    """A runner that cannot exist: its pre-flight check fails the item before it would run."""
+
+    def __init__(self, check: Check) -> None:
+        self.check = check
+        self.info = RunnerInfo(type="docker")
+
+    def run(self, spec: RunSpec, progress: Progress) -> Measurement:
+        raise LlemError(self.check.message, self.check.fix)
+
+    def close(self) -> None:
+        return None
 
 
 def _no_image(backend: str) -> Check:

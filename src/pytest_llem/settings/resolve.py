@@ -19,6 +19,7 @@ from pytest_llem.gate.thresholds import Limit
 from pytest_llem.runners.docker.container_options import (
     DockerOptions,
     default_hf_cache,
+    parse_env,
     parse_volume,
 )
 from pytest_llem.runners.selection import unknown_backends
@@ -52,6 +53,13 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "llem_docker_volumes",
         help="extra bind mounts for containers, one per line: /host[:/container][:ro|rw]",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "llem_docker_env",
+        help="environment variables for containers, one per line: NAME=VALUE (never a secret: "
+        "HF_TOKEN travels as a file)",
         type="linelist",
         default=[],
     )
@@ -152,12 +160,18 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _docker(values: dict[str, Any], volumes: list[str], session_id: str) -> DockerOptions:
+def _docker(
+    values: dict[str, Any], volumes: list[str], env_lines: list[str], session_id: str
+) -> DockerOptions:
     for volume in volumes:
         try:
             parse_volume(volume)
         except ValueError as exc:
             raise pytest.UsageError(f"llem_docker_volumes: {exc}") from None
+    try:
+        env = dict(parse_env(line) for line in env_lines)
+    except ValueError as exc:
+        raise pytest.UsageError(f"llem_docker_env: {exc}") from None
     cache = values["docker_hf_cache"]
     teardown = values["persistent_auto_teardown"]
     return DockerOptions(
@@ -165,6 +179,7 @@ def _docker(values: dict[str, Any], volumes: list[str], session_id: str) -> Dock
         timeout_s=values["docker_timeout"],
         hf_cache=None if cache == "none" else (cache or default_hf_cache()),
         volumes=tuple(volumes),
+        env=env,
         python=values["docker_python"] or "",
         auto_teardown=True if teardown is None else bool(teardown),
         warmup_delay_s=values["persistent_warmup_delay"] or 0.0,
@@ -267,7 +282,12 @@ def resolve(config: pytest.Config, backends: BackendRegistry = BUILTIN) -> Setti
         resume_dir=path(values["resume"], None),
         runner_cli=_runner_cli(values["runner"] or {}, backends),
         runner_ini=_runner_ini(values, list(config.getini("llem_runners")), backends),
-        docker=_docker(values, list(config.getini("llem_docker_volumes")), session_id),
+        docker=_docker(
+            values,
+            list(config.getini("llem_docker_volumes")),
+            list(config.getini("llem_docker_env")),
+            session_id,
+        ),
         sources=sources,
         session_id=session_id,
         backends=backends,

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pytest_llem.results.redact import looks_secret
 from pytest_llem.study.experiment import ExperimentConfig
 
 Strategy = Literal["ephemeral", "persistent"]
@@ -66,3 +68,21 @@ def parse_volume(text: str) -> tuple[str, dict[str, str]]:
     ):
         raise ValueError(f"volume {text!r}: expected /host/path[:/container/path][:ro|rw]")
     return host, {"bind": bind, "mode": mode}
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_env(line: str) -> tuple[str, str]:
+    """``NAME=VALUE`` into its parts; a name that looks secret is refused (``docker inspect``
+    shows a container's environment to anyone who can reach the daemon)."""
+    name, sep, value = line.partition("=")
+    name = name.strip()
+    if not sep or not _ENV_NAME.match(name):
+        raise ValueError(f"{line!r}: expected NAME=VALUE")
+    if looks_secret(name):
+        raise ValueError(
+            f"{name} looks like a secret and would show in docker inspect; HF_TOKEN reaches "
+            "containers as a 0600 file, and other secrets belong in the image or a mounted file"
+        )
+    return name, value
