@@ -17,7 +17,7 @@ def pytest_llem_backends() -> list[BackendSpec]:
     Called once per process at configure time, so implement it in an installed plugin or in
     the rootdir's ``conftest.py`` (conftest files deeper down load too late). Each result is a
     list of ``BackendSpec``; a name registered twice with different specs is a usage error.
-    See ARCHITECTURE.md, "Adding a backend".
+    See the manual, docs/backends.md.
     """
     return []  # a specification: pluggy never calls this body
 

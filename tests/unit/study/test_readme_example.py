@@ -1,4 +1,4 @@
-"""The study example in the README stays valid."""
+"""The study example of the manual (docs/studies.md) stays valid."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytest_llem.testing import load_study
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = Path(__file__).resolve().parents[3] / "docs" / "studies.md"
 
 
 def test_readme_study_example_loads(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 A persistent container's main process is ``python -m pytest_llem.runners.entrypoint --serve DIR``: a
 worker that keeps the loaded engine (``engines.cache.ModelCache``) across items. The host
 drives it with files only, for the reasons the attach-free container design gives
-(ARCHITECTURE.md): no stream or exec session stays open while an item runs.
+(docs/architecture.md): no stream or exec session stays open while an item runs.
 
 - The host writes one ``WorkerRequest`` to ``DIR/request.json`` (a temp file renamed into
   place, so the worker never reads half a file) only after the previous item's response.
