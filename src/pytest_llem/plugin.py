@@ -87,6 +87,9 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
         if loads:
             lines.append(loads)
         lines.extend(f"  note: {note}" for note in plan.notes)
+        llem = config.stash.get(SESSION_KEY, None)
+        if llem is not None:
+            lines.extend(llem.plan_lines.get(str(plan.path), []))
     return lines
 
 
@@ -98,6 +101,17 @@ def pytest_runtest_protocol(
     if isinstance(item, collect.ExperimentItem):
         item.prepare()
     return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    result = yield
+    # Every item has ended (every xdist worker too): a gated config that no item decided on
+    # all its cycles fails here, as a test of its own, before the exit status is set.
+    reporter = session.config.stash.get(REPORTER_KEY, None)
+    if reporter is not None:
+        reporter.settle(session)
+    return result
 
 
 @pytest.hookimpl(wrapper=True)
@@ -114,6 +128,13 @@ def pytest_runtest_makereport(
             if props is not None:
                 report.llem_suite_properties = props  # type: ignore[attr-defined]
     return report
+
+
+@pytest.hookimpl(tryfirst=True)  # before the terminal asks for the collection header
+def pytest_collection_finish(session: pytest.Session) -> None:
+    llem = session.config.stash.get(SESSION_KEY, None)
+    if llem is not None:  # the gate learns which cycles of each config this session runs
+        llem.expect(i.ref for i in session.items if isinstance(i, collect.ExperimentItem))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

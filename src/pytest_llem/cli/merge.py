@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pytest_llem.errors import LlemError
 from pytest_llem.gate import baseline_file, stability
 from pytest_llem.gate.apply import Gate, stability_rules
+from pytest_llem.gate.completeness import CycleRecord, describe, missing_from_records
 from pytest_llem.gate.thresholds import LimitSyntaxError, parse_fail_on
 from pytest_llem.gate.verdict import table
 from pytest_llem.report import document, terminal
@@ -68,25 +69,41 @@ def merge_items(reports: Sequence[tuple[Path, dict[str, Any]]]) -> list[Experime
     return items
 
 
-def regate(items: list[ExperimentResult], gates: dict[str, dict[str, Any]], gate: Gate) -> int:
-    """Re-evaluate every config over all its cycles; returns the number of gate failures."""
+def regate(
+    items: list[ExperimentResult], gates: dict[str, dict[str, Any]], gate: Gate
+) -> tuple[int, list[str]]:
+    """Re-evaluate every config over all its cycles; return the number of gate failures and
+    the configs that are missing cycles (those are inconclusive, never decided on part of
+    their cycles: a shard that failed or was cut short must not let a regression pass)."""
     failures = 0
+    incomplete: list[str] = []
     groups: dict[tuple[str, str], list[ExperimentResult]] = {}
     for item in items:
         groups.setdefault((item.study_hash, item.config_hash), []).append(item)
+    per_study: dict[str, int] = {}
+    for study_hash, _ in groups:
+        per_study[study_hash] = per_study.get(study_hash, 0) + 1
     for (study_hash, config_hash), group in groups.items():
         group.sort(key=lambda r: r.cycle)
-        last = max(r.cycle for r in group)
+        n_cycles = max((r.n_cycles or 0 for r in group), default=0) or group[-1].cycle
+        records = [CycleRecord(r.cycle, r.outcome, r.metrics is not None, r.message) for r in group]
+        missing = missing_from_records(n_cycles, records)
+        measured = [r for r in group if r.metrics is not None]
+        if missing and measured:
+            incomplete.append(f"{group[0].point_id} [{config_hash}]: {describe(missing)}")
         study_gate = GateConfig.model_validate(gates.get(study_hash) or {})
-        for item in group:
-            if item.metrics is None:
-                continue
+        for index, item in enumerate(measured):
+            assert item.metrics is not None
             verdict, stats = gate.judge(
                 study_gate,
                 config_hash,
                 item.hardware or "unknown",
                 item.metrics.model_dump(),
-                final=item.cycle == last,
+                final=index == len(measured) - 1,
+                missing=missing,
+                study_hash=study_hash,
+                point_id=item.point_id,
+                configs=per_study[study_hash],
             )
             item.gate = verdict.model_dump(mode="json") if verdict is not None else None
             item.cycle_stats = stats or item.cycle_stats
@@ -94,7 +111,7 @@ def regate(items: list[ExperimentResult], gates: dict[str, dict[str, Any]], gate
                 failures += 1
                 item.outcome = "failed"
                 item.message = table(verdict)
-    return failures
+    return failures, incomplete
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LlemError, LimitSyntaxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    failures = regate(items, gates, gate)
+    failures, incomplete = regate(items, gates, gate)
     sessions = [d["session"] for _, d in reports]
     session = {
         "id": "merged-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
@@ -167,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return saved
     for line in terminal.summary_lines(items):
         print(line)
+    for line in incomplete:
+        print(f"incomplete (not decided on all its cycles): {line}")
     failed = sum(1 for i in items if i.outcome in ("failed", "error"))
     print(
         f"merged {len(items)} items from {len(reports)} reports into {args.output}: "

@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_llem.gate import cycles, stability
 from pytest_llem.gate.baseline_file import BaselineFile
+from pytest_llem.gate.completeness import Ledger
 from pytest_llem.gate.thresholds import Limit, combine, from_study, parse_fail_on
 from pytest_llem.gate.verdict import Policy, Verdict, evaluate
 from pytest_llem.results.records import ValidityWarning
@@ -43,9 +44,11 @@ class Gate:
     require_baseline: bool = False
     inconclusive: Policy = "fail"
     max_cv: float | None = None  # ini llem_max_cv; the study's gate.max_cv otherwise
-    # Per config, one sample per cycle: a rerun of a cycle (pytest-rerunfailures, a crashed
-    # xdist worker) replaces that cycle's sample instead of adding one.
+    # Per config, one sample per cycle: the first attempt that measured it. A rerun of the
+    # cycle (pytest-rerunfailures) is recorded in the results but never re-draws the verdict.
     samples: dict[str, dict[int, Mapping[str, float | None]]] = field(default_factory=dict)
+    # Which cycles collection selected and why those without a sample have none.
+    ledger: Ledger = field(default_factory=Ledger)
 
     def limits(self, study: GateConfig) -> list[Limit]:
         """Limits in force for a study: cli > ini > study; defaults when comparing."""
@@ -67,23 +70,37 @@ class Gate:
         return stability.warning(found, checked) if found else None
 
     def record(
-        self, config_hash: str, metrics: Mapping[str, float | None], cycle: int | None = None
-    ) -> list[Mapping[str, float | None]]:
-        """Keep one cycle's metrics for a config (the last attempt of a cycle wins); return
-        every cycle's metrics so far. Without ``cycle`` each call is a new sample."""
-        by_cycle = self.samples.setdefault(config_hash, {})
-        key = cycle if cycle is not None else -(len(by_cycle) + 1)
-        by_cycle[key] = dict(metrics)
-        return list(by_cycle.values())
+        self, key: str, metrics: Mapping[str, float | None], cycle: int | None = None
+    ) -> tuple[list[Mapping[str, float | None]], bool]:
+        """Keep one cycle's metrics for a config; return every cycle's metrics so far, and
+        whether this cycle already had a sample (then the first attempt's stands). Without
+        ``cycle`` each call is a new sample."""
+        by_cycle = self.samples.setdefault(key, {})
+        slot = cycle if cycle is not None else -(len(by_cycle) + 1)
+        repeated = slot in by_cycle
+        if not repeated:
+            by_cycle[slot] = dict(metrics)
+        if cycle is not None:
+            self.ledger.sample(key, cycle)
+        return list(by_cycle.values()), repeated
 
-    def completes(self, config_hash: str, cycle: int, n_cycles: int) -> bool:
+    def completes(self, key: str, cycle: int, n_cycles: int) -> bool:
         """True when ``cycle`` is, or repeats, the last of a config's cycles still missing.
 
         The gate decides when every cycle has been measured, in whatever order they ran (a
         reordering plugin such as pytest-randomly can run ``-c3`` before ``-c1``).
         """
-        seen = {c for c in self.samples.get(config_hash, {}) if c > 0}
+        seen = {c for c in self.samples.get(key, {}) if c > 0}
         return len(seen | {cycle}) >= n_cycles
+
+    def finality(self, key: str, cycle: int, n_cycles: int) -> tuple[bool, dict[int, str]]:
+        """Whether this item is its config's last in this session, and the cycles that will
+        have no sample (all of them at the last item; the unselected ones before it)."""
+        if not self.ledger.known(key):
+            return self.completes(key, cycle, n_cycles), {}
+        if self.ledger.settled(key, cycle):
+            return True, self.ledger.missing(key)
+        return False, self.ledger.unselected(key)
 
     def judge(
         self,
@@ -91,20 +108,37 @@ class Gate:
         config_hash: str,
         hardware: str,
         metrics: Mapping[str, float | None],
-        final: bool,
+        final: bool | None = None,
         cycle: int | None = None,
+        n_cycles: int | None = None,
+        missing: Mapping[int, str] | None = None,
+        study_hash: str = "",
+        point_id: str | None = None,
+        configs: int = 1,
     ) -> tuple[Verdict | None, dict[str, dict[str, float]] | None]:
-        """Record this cycle; return (verdict, or None without limits; stats at the last cycle)."""
-        history = self.record(config_hash, metrics, cycle)
+        """Record this cycle; return (verdict, or None without limits; stats at the last cycle).
+
+        ``final`` and ``missing`` default to what the ledger knows (the session's case);
+        ``merge`` passes them, from the shard reports. ``configs``: the study's gated configs,
+        which with its relative limits make the family of tests the correction counts.
+        """
+        key = sample_key(study_hash, config_hash)
+        history, repeated = self.record(key, metrics, cycle)
+        if final is None:
+            assert cycle is not None, "the session passes the cycle"
+            assert n_cycles is not None, "and the config's number of cycles"
+            final, known_missing = self.finality(key, cycle, n_cycles)
+            missing = known_missing if missing is None else missing
         samples = cycles.collect(history)
         stats = summarise(samples) if final else None
         limits = self.limits(study)
         if not limits:
             return None, stats
-        entry, note = (None, "")
+        entry, note, match = None, "", None
         if self.baseline is not None:
-            entry, note = self.baseline.lookup(config_hash, hardware)
-            note = note or f"compared with baseline {self.baseline.name!r}"
+            found = self.baseline.lookup(config_hash, hardware, point_id)
+            entry, match = found.entry, found.match
+            note = found.note or f"compared with baseline {self.baseline.name!r}"
         verdict = evaluate(
             limits,
             metrics,
@@ -116,8 +150,16 @@ class Gate:
             self.require_baseline and self.baseline is not None,
             baseline_note=note,
             inconclusive=self.inconclusive,
+            missing=missing or {},
+            tests=configs * sum(1 for lim in limits if lim.kind == "relative"),
         )
         verdict.baseline = self.baseline.name if self.baseline is not None else None
+        verdict.baseline_match = match
+        if repeated:
+            verdict.note = _join(
+                verdict.note,
+                f"cycle {cycle} was measured again (a rerun): the gate keeps its first sample",
+            )
         return verdict, stats
 
 
@@ -132,3 +174,12 @@ def stability_rules(
         )
         for r in results
     }
+
+
+def sample_key(study_hash: str, config_hash: str) -> str:
+    """Samples and cycles are kept per study and config: two studies may share a config."""
+    return f"{study_hash}:{config_hash}" if study_hash else config_hash
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}; {second}" if first else second

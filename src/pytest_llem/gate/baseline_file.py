@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_llem.errors import LlemError
 from pytest_llem.gate.cycles import collect
+from pytest_llem.gate.hardware import differences
 from pytest_llem.results.records import write_json_atomic
 from pytest_llem.stats.descriptive import cv, mean
 from pytest_llem.study.metrics import METRICS
@@ -40,6 +42,18 @@ class BaselineEntry(BaseModel):
     cv: dict[str, float] = Field(default_factory=dict)  # version 2; absent from version 1
 
 
+Match = Literal["found", "other_hardware", "other_config", "absent"]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A baseline lookup: the entry, or which kind of mismatch and the words for it."""
+
+    entry: BaselineEntry | None
+    match: Match
+    note: str
+
+
 class BaselineFile(BaseModel):
     """A named baseline."""
 
@@ -51,16 +65,40 @@ class BaselineFile(BaseModel):
     created_at: str
     entries: list[BaselineEntry] = Field(default_factory=list)
 
-    def lookup(self, config_hash: str, hardware: str) -> tuple[BaselineEntry | None, str]:
-        """The entry for this config on this hardware, or why there is none."""
+    def lookup(self, config_hash: str, hardware: str, point_id: str | None = None) -> Lookup:
+        """The entry for this config on this hardware, or why there is none: the config held
+        only for other hardware (naming both and what differs), the point held under another
+        config hash (the study changed), or nothing."""
         same_config = [e for e in self.entries if e.config_hash == config_hash]
         for entry in same_config:
             if entry.hardware == hardware:
-                return entry, ""
+                return Lookup(entry, "found", "")
         if same_config:
-            others = ", ".join(sorted({e.hardware for e in same_config}))
-            return None, f"baseline {self.name!r} has this config only on other hardware ({others})"
-        return None, f"baseline {self.name!r} has no entry for config {config_hash}"
+            theirs = same_config[0].hardware
+            differs = "; ".join(differences(theirs, hardware)) or "the fingerprints"
+            return Lookup(
+                None,
+                "other_hardware",
+                (
+                    f"baseline {self.name!r} holds this config only for other hardware: "
+                    f"{theirs} (this run: {hardware}); differs: {differs}"
+                ),
+            )
+        renamed = [e for e in self.entries if point_id is not None and e.point_id == point_id]
+        if renamed:
+            old = renamed[0]
+            return Lookup(
+                None,
+                "other_config",
+                (
+                    f"baseline {self.name!r} holds point {point_id} with config hash "
+                    f"{old.config_hash} (this run: {config_hash}): the study changed since the "
+                    "baseline was saved"
+                ),
+            )
+        return Lookup(
+            None, "absent", f"baseline {self.name!r} has no entry for config {config_hash}"
+        )
 
 
 def resolve(name_or_path: str, baseline_dir: Path) -> Path:

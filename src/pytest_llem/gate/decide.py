@@ -56,8 +56,15 @@ def decide(
     limit: float,
     better: str,
     sig: SignificanceConfig,
+    tests: int = 1,
 ) -> Decision:
-    """Pass, fail or inconclusive for a relative limit (a fraction) on one metric."""
+    """Pass, fail or inconclusive for a relative limit (a fraction) on one metric.
+
+    ``tests``: the study's number of relative tests; the "beyond the limit" test runs at
+    ``sig.fail_alpha(tests)`` (Bonferroni), the "within the limit" test at alpha (a study
+    passes only when every test passes, so that side needs no correction).
+    """
+    fail_alpha = sig.fail_alpha(tests)
     noise = {"cv_current": abs_cv(current), "cv_baseline": abs_cv(baseline)}
     scale = _scale(limit, better)
     if scale <= 0:
@@ -91,9 +98,12 @@ def decide(
         )
     p_beyond = one_sided_p(sig.test, cur, edge)
     p_within = one_sided_p(sig.test, edge, cur)
-    if p_beyond < sig.alpha:
+    if p_beyond < fail_alpha:
         outcome: Outcome = "fail"
-        reason = f"{sig.test} p={p_beyond:.3g} < {sig.alpha:g}: significantly beyond the limit"
+        level = f"{fail_alpha:.3g}" + (
+            f" (alpha {sig.alpha:g} / {tests} tests)" if fail_alpha < sig.alpha else ""
+        )
+        reason = f"{sig.test} p={p_beyond:.3g} < {level}: significantly beyond the limit"
     elif p_within < sig.alpha:
         outcome = "pass"
         reason = f"{sig.test} p={p_within:.3g} < {sig.alpha:g}: significantly within the limit"
@@ -102,9 +112,10 @@ def decide(
         # Worded by the arithmetic means the report shows (the test uses geometric ones).
         beyond = sign * (mean(current) - scale * mean(baseline)) > 0
         p = p_beyond if beyond else p_within
+        threshold = fail_alpha if beyond else sig.alpha
         reason = (
             f"{'beyond' if beyond else 'within'} the limit but not significantly: "
-            f"{sig.test} p={p:.3g}, alpha {sig.alpha:g}"
+            f"{sig.test} p={p:.3g}, alpha {threshold:.3g}"
         )
     return Decision(
         outcome,

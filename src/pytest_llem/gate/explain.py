@@ -6,8 +6,19 @@ from pytest_llem.gate.verdict import Verdict
 from pytest_llem.stats.power import MAX_CYCLES
 
 
+def _missing(verdict: Verdict) -> dict[int, str]:
+    return next((c.missing_cycles for c in verdict.comparisons if c.missing_cycles), {})
+
+
 def headline(point_id: str, cycle: int, verdict: Verdict) -> str:
     """First line of a GateFailure: failed, or inconclusive (which fails by default)."""
+    missing = _missing(verdict)
+    if verdict.status == "inconclusive" and missing:
+        return (
+            f"regression gate inconclusive for {point_id} (cycle {cycle}): the gate decides a "
+            f"config on all its cycles, and {len(missing)} of them will have no sample "
+            "(--llem-inconclusive is fail):"
+        )
     if verdict.status == "inconclusive":
         return (
             f"regression gate inconclusive for {point_id} (cycle {cycle}): the data cannot "
@@ -18,6 +29,12 @@ def headline(point_id: str, cycle: int, verdict: Verdict) -> str:
 
 def fix(verdict: Verdict) -> str:
     """What to do about a failed or inconclusive verdict."""
+    if verdict.status == "inconclusive" and _missing(verdict):
+        return (
+            "run every cycle of the config in one session (select all of them, or none: -k "
+            "and --lf can leave some out), and fix what stopped the others; "
+            "--llem-inconclusive warn reports this without failing it"
+        )
     if verdict.status == "inconclusive":
         unsure = [c for c in verdict.comparisons if c.status == "inconclusive"]
         noisy_baseline = any((c.cv_baseline or 0.0) > 2 * (c.cv_current or 0.0) for c in unsure)

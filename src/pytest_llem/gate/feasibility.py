@@ -10,12 +10,15 @@ from pytest_llem.study.metrics import METRICS
 from pytest_llem.study.sections import GateConfig
 
 
-def problems(study: GateConfig, n_cycles: int, limits: Sequence[Limit]) -> list[str]:
+def problems(
+    study: GateConfig, n_cycles: int, limits: Sequence[Limit], configs: int = 1
+) -> list[str]:
     """Why the relative limits in force could never fail this study (empty when they can)."""
     relative = [lim for lim in limits if lim.kind == "relative"]
     if not relative:
         return []
     sig = study.significance
+    alpha = sig.fail_alpha(configs * len(relative))
     names = ", ".join(lim.metric for lim in relative)
     out = []
     if n_cycles < sig.min_cycles:
@@ -24,12 +27,12 @@ def problems(study: GateConfig, n_cycles: int, limits: Sequence[Limit]) -> list[
             f"{sig.min_cycles}: the relative limits ({names}) can never be tested, so every "
             f"comparison is inconclusive; run at least {sig.min_cycles} cycles"
         )
-    elif sig.test == "mannwhitney" and min_mannwhitney_p(n_cycles, n_cycles) >= sig.alpha:
+    elif sig.test == "mannwhitney" and min_mannwhitney_p(n_cycles, n_cycles) >= alpha:
         out.append(
-            f"Mann-Whitney with {n_cycles} cycles per side cannot give p < {sig.alpha:g} "
+            f"Mann-Whitney with {n_cycles} cycles per side cannot give p < {alpha:.3g} "
             f"(its smallest one-sided p is {min_mannwhitney_p(n_cycles, n_cycles):.3g}), so "
             f"the relative limits ({names}) can never fail; run at least "
-            f"{mannwhitney_min_cycles(sig.alpha)} cycles, or use test: welch"
+            f"{mannwhitney_min_cycles(alpha)} cycles, or use test: welch"
         )
     for lim in relative:
         if METRICS[lim.metric].better == "higher" and lim.value >= 1.0:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from pytest_llem.gate.completeness import describe
 from pytest_llem.gate.decide import decide
 from pytest_llem.gate.thresholds import Limit
 from pytest_llem.stats.descriptive import mean
@@ -40,6 +41,8 @@ class Comparison(BaseModel):
     cv_current: float | None = None  # cycle-to-cycle noise of each side (stdev / mean)
     cv_baseline: float | None = None
     cycles_needed: int | None = None  # inconclusive: cycles per side that would decide it
+    # Cycles without a sample and why: a config is decided on all its cycles or not at all.
+    missing_cycles: dict[int, str] = Field(default_factory=dict)
     note: str = ""
 
 
@@ -49,6 +52,8 @@ class Verdict(BaseModel):
     status: VerdictStatus
     comparisons: list[Comparison] = Field(default_factory=list)
     baseline: str | None = None
+    # found, other_hardware, other_config (the study changed) or absent; None: no baseline
+    baseline_match: str | None = None
     note: str = ""
     inconclusive: Policy = "fail"  # what an inconclusive verdict does to the item
 
@@ -88,24 +93,52 @@ def _budget(limit: Limit, value: float | None) -> Comparison:
     )
 
 
+def _incomplete(
+    base: Comparison,
+    current: Sequence[float],
+    baseline: Sequence[float],
+    missing: Mapping[int, str],
+) -> Comparison:
+    """Inconclusive: cycles are missing, whatever the cycles that ran say."""
+    cur_mean = mean(current) if current else None
+    base_mean = mean(baseline)
+    delta = (cur_mean - base_mean) / abs(base_mean) * 100.0 if cur_mean and base_mean else None
+    return base.model_copy(
+        update={
+            "status": "inconclusive",
+            "note": f"not decided on part of the cycles: {describe(missing)}",
+            "baseline": base_mean,
+            "current": cur_mean,
+            "delta_pct": delta,
+            "n_current": len(current),
+            "n_baseline": len(baseline),
+            "missing_cycles": dict(missing),
+        }
+    )
+
+
 def _relative(
     limit: Limit,
     current: Sequence[float],
     baseline: Sequence[float] | None,
     final: bool,
     sig: SignificanceConfig,
+    missing: Mapping[int, str],
+    tests: int = 1,
 ) -> Comparison:
     base = Comparison(
         metric=limit.metric, limit=limit.text(), kind=limit.kind, status="not_evaluated"
     )
     if baseline is None or not baseline:
         return base.model_copy(update={"note": "no baseline value"})
+    if missing:
+        return _incomplete(base, current, baseline, missing)
     if not current:
         return base.model_copy(update={"note": "no value measured", "n_baseline": len(baseline)})
     if not final:
         return base.model_copy(update={"status": "pending", "note": "decided at the last cycle"})
     cur_mean, base_mean = mean(current), mean(baseline)
-    decision = decide(current, baseline, limit.value, METRICS[limit.metric].better, sig)
+    decision = decide(current, baseline, limit.value, METRICS[limit.metric].better, sig, tests)
     return Comparison(
         metric=limit.metric,
         limit=limit.text(),
@@ -137,24 +170,39 @@ def evaluate(
     require_baseline: bool = False,
     baseline_note: str = "",
     inconclusive: Policy = "fail",
+    missing: Mapping[int, str] | None = None,
+    tests: int = 1,
 ) -> Verdict:
-    """Check every limit; the item fails when any limit fails (or a required one is missing)."""
+    """Check every limit; the item fails when any limit fails (or a required one is missing).
+
+    ``missing``: cycles of the config that have (or will have) no sample, with the reasons;
+    relative limits are then inconclusive, never decided on part of the cycles. ``tests``:
+    the study's number of relative tests (the family-wise correction's denominator).
+    """
     comparisons = []
     for limit in limits:
         if limit.kind == "relative":
             base = baseline.get(limit.metric) if baseline is not None else None
-            comparisons.append(_relative(limit, samples.get(limit.metric, []), base, final, sig))
+            comparisons.append(
+                _relative(
+                    limit, samples.get(limit.metric, []), base, final, sig, missing or {}, tests
+                )
+            )
         else:
             comparisons.append(_budget(limit, value.get(limit.metric)))
     for comp in comparisons:
-        if (
-            comp.status == "not_evaluated"
-            and require_energy
-            and comp.metric in ENERGY_METRICS
-            and comp.note == "no value measured"
-        ):
+        lacking = comp.note == "no value measured" or (
+            baseline is not None and comp.note == "no baseline value"
+        )
+        gated_energy = comp.status == "not_evaluated" and comp.metric in ENERGY_METRICS
+        if gated_energy and require_energy and lacking:
+            side = (
+                "no energy measured"
+                if comp.note == "no value measured"
+                else "the baseline has no energy figure for this config"
+            )
             comp.status = "fail"
-            comp.note = "no energy measured and --llem-require-energy is set"
+            comp.note = f"{side} and --llem-require-energy is set"
     has_relative = any(lim.kind == "relative" for lim in limits)
     if any(c.status == "fail" for c in comparisons):
         status: VerdictStatus = "fail"
@@ -189,6 +237,10 @@ def cycles_text(needed: int | None) -> str:
 def inconclusive_line(comp: Comparison) -> str:
     """Why one limit could not be decided: the noise on each side and the cycles needed."""
     delta = f"{comp.delta_pct:+.1f}%" if comp.delta_pct is not None else "the change"
+    if comp.missing_cycles:
+        return (
+            f"{comp.metric}: {delta} against a limit of {comp.limit} is inconclusive: {comp.note}"
+        )
     return (
         f"{comp.metric}: {delta} against a limit of {comp.limit} is inconclusive "
         f"({comp.note}); cycles vary by {_pct(comp.cv_current)} here (n={comp.n_current}) and "

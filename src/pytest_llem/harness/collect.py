@@ -135,6 +135,7 @@ class StudyFile(pytest.File):
                 limits_in_force(
                     self.settings.fail_on_cli, self.settings.fail_on_ini, plan.gate, True
                 ),
+                configs=len(plan.valid_points),
             )
             if never:
                 raise self.CollectError(

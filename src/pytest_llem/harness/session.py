@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,14 @@ from pytest_llem.engines import loading
 from pytest_llem.engines.builtin import BUILTIN
 from pytest_llem.errors import GateFailure, LlemError, PreflightError
 from pytest_llem.gate import explain
-from pytest_llem.gate.apply import Gate
+from pytest_llem.gate.apply import Gate, sample_key
+from pytest_llem.gate.completeness import outcome_reason
 from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.harness import timeouts
+from pytest_llem.harness.planning import plan_study
 from pytest_llem.measure import concurrency
 from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
+from pytest_llem.measure.estimate import read_history
 from pytest_llem.measure.idle_power import IdleBaselines
 from pytest_llem.preflight.check import Check
 from pytest_llem.preflight.host import Host
@@ -70,12 +73,16 @@ class ItemOutcome:
 _UNSAFE_FILE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+class EnergyRequired(LlemError):  # noqa: N818 - a verdict, like GateFailure
+    """``--llem-require-energy`` is set and the item measured no energy."""
+
+
 class ValidityFailure(LlemError):  # noqa: N818 - a verdict, like GateFailure
     """A validity warning the study asked to treat as a failure (``validity.fail_on``)."""
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class LlemSession:
@@ -109,6 +116,9 @@ class LlemSession:
         self.load_cuts: list[str] = []  # items interrupted while loading their model
         self._prepared: set[tuple[str, str]] = set()
         self.notes: list[str] = []  # advice for the terminal, sent with the summary
+        # What each study can detect and how long it should take (harness/planning.py).
+        self.plan_lines: dict[str, list[str]] = {}
+        self.planning: list[dict[str, Any]] = []
         self.sleep: Sleep = time.sleep  # tests inject a fake: no real waiting
         self._positions: dict[str, int] = {}  # study file -> items of it run here so far
         self.model_loads = 0  # loads behind the measured items, wherever they ran
@@ -286,8 +296,11 @@ class LlemSession:
             config_hash,
             hardware,
             measurement.metrics.model_dump(),
-            final=self.gate.completes(config_hash, item.cycle, item.plan.execution.n_cycles),
             cycle=item.cycle,
+            n_cycles=item.plan.execution.n_cycles,
+            study_hash=item.plan.study_hash,
+            point_id=item.point.id,
+            configs=len(item.plan.valid_points),
         )
         unstable = self.gate.unstable_warning(item.plan.gate, stats)
         if unstable is not None and all(w.code != unstable.code for w in measurement.warnings):
@@ -312,6 +325,12 @@ class LlemSession:
                 explain.headline(item.point.id, item.cycle, verdict) + "\n" + gate_table(verdict),
                 explain.fix(verdict),
             )
+        if self.settings.require_energy and measurement.energy.source is None:
+            raise EnergyRequired(
+                f"no energy measured on {config.device}: {measurement.energy.reason}",
+                "run where the energy source works (NVML for cuda, RAPL for cpu), or drop "
+                "--llem-require-energy",
+            )
         failing = [w for w in measurement.warnings if w.code in config.validity.fail_on]
         if failing:
             raise ValidityFailure(
@@ -320,6 +339,38 @@ class LlemSession:
                 "fix the measurement conditions, or remove the codes from validity.fail_on",
             )
         return measurement
+
+    def expect(self, items: Iterable[ItemRef]) -> None:
+        """What collection selected: the gate decides each config on all its cycles, and
+        learns here which of them this session will run."""
+        selected: dict[str, tuple[int, set[int]]] = {}
+        plans: dict[str, tuple[StudyPlan, dict[str, int]]] = {}
+        for item in items:
+            if item.point.config is None:
+                continue
+            key = sample_key(item.plan.study_hash, item.point.config_hash)
+            entry = selected.setdefault(key, (item.plan.execution.n_cycles, set()))
+            entry[1].add(item.cycle)
+            counts = plans.setdefault(str(item.plan.path), (item.plan, {}))[1]
+            counts[item.point.config_hash] = counts.get(item.point.config_hash, 0) + 1
+        for key, (n_cycles, cycles) in selected.items():
+            self.gate.ledger.expect(key, n_cycles, cycles)
+        history = read_history(self.settings.results_dir / "results.jsonl")
+        for path, (plan, counts) in plans.items():
+            lines, record = plan_study(plan, self.gate, self.host, history, counts)
+            self.plan_lines[path] = lines
+            self.planning.append(record)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """An attempt of one of this process's items ended without a sample: note why, so
+        its config's last item knows that cycle is missing."""
+        identity = getattr(report, "llem_item", None)
+        if identity is None or report.when == "teardown" or report.outcome == "passed":
+            return
+        if report.when == "setup" or report.when == "call":
+            key = sample_key(identity["study_hash"], identity["config_hash"])
+            reason = outcome_reason("skipped" if report.skipped else "failed", _short_text(report))
+            self.gate.ledger.lose(key, identity["cycle"], reason)
 
     @pytest.hookimpl(tryfirst=True)  # before the reporter writes the report
     def pytest_sessionfinish(self) -> None:
@@ -333,6 +384,7 @@ class LlemSession:
             "model_load_s": round(self.model_load_s, 3),
         }
         summary["order"] = self.order
+        summary["planning"] = self.planning
         if self.load_cuts:
             self.notes.append(timeouts.load_cut_note(self.load_cuts, self.longest_load_s))
         # The pool's advice (persistent, mixed runners) follows this session's own.
@@ -346,3 +398,15 @@ class LlemSession:
     def close(self) -> list[str]:
         """Release every runner (models, containers); return notes for the user."""
         return self.pool.close()
+
+
+def _short_text(report: pytest.TestReport) -> str:
+    """A report's reason in one line: a skip's reason, else the failure's last line (the
+    exception), which is what a user reads first."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    lines = [ln for ln in report.longreprtext.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""

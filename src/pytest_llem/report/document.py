@@ -7,10 +7,12 @@ config) and ``items`` (one ExperimentResult each).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_llem.gate.cycles import collect
+from pytest_llem.gate.settle import Unsettled
 from pytest_llem.results.records import ExperimentResult
 from pytest_llem.stats.summary import summarise
 
@@ -18,9 +20,13 @@ REPORT_VERSION = 1
 
 
 def studies(
-    results: Sequence[ExperimentResult], gates: Mapping[str, dict[str, Any]]
+    results: Sequence[ExperimentResult],
+    gates: Mapping[str, dict[str, Any]],
+    planning: Mapping[str, dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """One entry per study: name, hash, file, item count, and its ``gate:`` block."""
+    """One entry per study: name, hash, file, item count, its ``gate:`` block, and its plan:
+    the estimated wall time beside the actual one (first start to last finish), and per gated
+    config and metric the smallest detectable change (``planning``)."""
     out: dict[str, dict[str, Any]] = {}
     for r in results:
         entry = out.setdefault(
@@ -34,11 +40,33 @@ def studies(
             },
         )
         entry["items"] += 1
+    for study_hash, entry in out.items():
+        plan = planning.get(study_hash)
+        if plan is not None:
+            entry["estimated_s"] = plan["estimated_s"]
+            entry["estimate"] = plan["estimate"]
+            entry["planning"] = plan["configs"]
+        mine = [r for r in results if r.study_hash == study_hash]
+        entry["actual_s"] = _span(mine)
     return list(out.values())
 
 
-def configs(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
-    """Per config: cycles, outcomes, cross-cycle statistics, and the final gate status."""
+def _span(results: Sequence[ExperimentResult]) -> float | None:
+    """Seconds from the first item's start to the last one's finish."""
+    starts = [r.started_at for r in results if r.started_at]
+    ends = [r.finished_at for r in results if r.finished_at]
+    if not starts or not ends:
+        return None
+    first, last = dt.datetime.fromisoformat(min(starts)), dt.datetime.fromisoformat(max(ends))
+    return round((last - first).total_seconds(), 1)
+
+
+def configs(
+    results: Sequence[ExperimentResult], unsettled: Sequence[Unsettled] = ()
+) -> list[dict[str, Any]]:
+    """Per config: cycles, outcomes, cross-cycle statistics, and the final gate status
+    (inconclusive, with the missing cycles, for a config no item decided)."""
+    open_ = {(u.study_hash, u.config_hash): u for u in unsettled}
     groups: dict[tuple[str, str], list[ExperimentResult]] = {}
     for r in results:
         groups.setdefault((r.study_hash, r.config_hash), []).append(r)
@@ -49,18 +77,21 @@ def configs(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
         gates = [r.gate for r in items if r.gate]
         items = sorted(items, key=lambda r: r.cycle)
         measured = [r.metrics.model_dump() for r in items if r.metrics is not None]
-        out.append(
-            {
-                "study_hash": study_hash,
-                "config_hash": config_hash,
-                "point_id": items[0].point_id,
-                "hardware": next((r.hardware for r in items if r.hardware), None),
-                "cycles": [r.cycle for r in items],
-                "outcomes": [r.outcome for r in items],
-                "stats": summarise(collect(measured)),
-                "gate": gates[-1]["status"] if gates else None,
-            }
-        )
+        entry = {
+            "study_hash": study_hash,
+            "config_hash": config_hash,
+            "point_id": items[0].point_id,
+            "hardware": next((r.hardware for r in items if r.hardware), None),
+            "cycles": [r.cycle for r in items],
+            "outcomes": [r.outcome for r in items],
+            "stats": summarise(collect(measured)),
+            "gate": gates[-1]["status"] if gates else None,
+        }
+        left = open_.get((study_hash, config_hash))
+        if left is not None:
+            entry["gate"] = "inconclusive"
+            entry["missing_cycles"] = left.record()["missing_cycles"]
+        out.append(entry)
     return out
 
 
@@ -68,6 +99,8 @@ def build(
     results: Sequence[ExperimentResult],
     session: dict[str, Any],
     gates: Mapping[str, dict[str, Any]],
+    unsettled: Sequence[Unsettled] = (),
+    planning: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole report document."""
     counts: dict[str, int] = {}
@@ -81,9 +114,10 @@ def build(
             **session,
             "counts": counts,
             "gate_failures": gate_failures,
-            "gate_inconclusive": inconclusive,
+            "gate_inconclusive": inconclusive + len(unsettled),
+            "gate_unsettled": [u.record() for u in unsettled],
         },
-        "study": studies(results, gates),
-        "configs": configs(results),
+        "study": studies(results, gates, planning or {}),
+        "configs": configs(results, unsettled),
         "items": [r.model_dump(mode="json") for r in results],
     }

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_llem.gate.settle import Unsettled
 from pytest_llem.gate.verdict import Comparison, inconclusive_line
 from pytest_llem.results.records import ExperimentResult
 
@@ -52,8 +53,10 @@ def _inconclusive(r: ExperimentResult, where: str) -> str:
     return f"::{level} {where},title=llem inconclusive {r.point_id}::{_escape(detail)}"
 
 
-def summary_markdown(results: Sequence[ExperimentResult], plots: Sequence[Path] = ()) -> str:
-    """One markdown table per study; regressions first."""
+def summary_markdown(
+    results: Sequence[ExperimentResult], plots: Sequence[Path] = (), notes: Sequence[str] = ()
+) -> str:
+    """One markdown table per study, regressions first; then what the gate could not judge."""
     lines: list[str] = ["## pytest-llem results", ""]
     studies: dict[str, list[ExperimentResult]] = {}
     for result in results:
@@ -74,9 +77,27 @@ def summary_markdown(results: Sequence[ExperimentResult], plots: Sequence[Path] 
                 f"{_fmt(m.energy_per_output_token_j if m else None, '.4g')} | {source} |"
             )
         lines.append("")
+    if notes:
+        lines += ["### Not decided or not compared", "", *(f"- {n}" for n in notes), ""]
     for plot in plots:
         lines.append(f"![{plot.stem}]({plot})")
     return "\n".join(lines) + "\n"
+
+
+def _where(study_file: str | None, line: int | None, rootdir: Path) -> str:
+    file = study_file or ""
+    with contextlib.suppress(ValueError):  # outside the repository: keep it absolute
+        file = str(Path(file).resolve().relative_to(rootdir.resolve()))
+    return f"file={file},line={line or 1}"
+
+
+def unsettled_commands(entries: Sequence[Unsettled], rootdir: Path) -> list[str]:
+    """``::error`` for each config the gate could not decide on all its cycles."""
+    return [
+        f"::error {_where(u.study_file, u.line, rootdir)},title=llem inconclusive "
+        f"{u.point_id}::{_escape(u.message())}"
+        for u in entries
+    ]
 
 
 def workflow_commands(results: Sequence[ExperimentResult], rootdir: Path) -> list[str]:
@@ -84,10 +105,7 @@ def workflow_commands(results: Sequence[ExperimentResult], rootdir: Path) -> lis
     for inconclusive gate verdicts (``::error`` when ``--llem-inconclusive fail`` failed it)."""
     out: list[str] = []
     for r in results:
-        file = r.study_file or ""
-        with contextlib.suppress(ValueError):  # outside the repository: keep it absolute
-            file = str(Path(file).resolve().relative_to(rootdir.resolve()))
-        where = f"file={file},line={r.line or 1}"
+        where = _where(r.study_file, r.line, rootdir)
         gate = r.gate or {}
         if gate.get("status") == "fail":
             failed = [c for c in gate.get("comparisons", []) if c.get("status") == "fail"]

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import platform
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ import pytest
 
 from pytest_llem.errors import LlemError
 from pytest_llem.gate import baseline_file, stability
-from pytest_llem.gate.apply import Gate, stability_rules
-from pytest_llem.report import bmf, document, github, junit_suite, plots, terminal
+from pytest_llem.gate.apply import Gate, limits_in_force, stability_rules
+from pytest_llem.gate.settle import Unsettled, unsettled
+from pytest_llem.report import bmf, document, gate_notes, github, junit_suite, plots, terminal
 from pytest_llem.results.records import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 from pytest_llem.results.redact import redact
 from pytest_llem.settings.resolve import Settings
+from pytest_llem.study.sections import GateConfig
 
 REPORTER_KEY = pytest.StashKey["Reporter"]()
 
@@ -51,6 +54,9 @@ class Reporter:
         self.study_gates: dict[str, dict[str, Any]] = {}
         self.ran: list[str] = []  # every attempt's nodeid, in the order they finished
         self.orders: list[dict[str, Any]] = []  # each process's order record (ordering.py)
+        self.unsettled: list[Unsettled] = []  # gated configs no item decided (gate/settle.py)
+        self.planning: dict[str, dict[str, Any]] = {}  # per study: estimate, detectable change
+        self._clock_start = time.monotonic()
 
     # -- hooks (this object is registered as a plugin) -----------------------------------
 
@@ -77,19 +83,21 @@ class Reporter:
         if _outcome(report) == "rerun":
             # pytest-rerunfailures logs no teardown for an attempt it repeats: the attempt ends
             # here, and the next one starts with a fresh setup report.
-            state["outcome"], state["message"] = "rerun", _message(report)
+            state["outcome"] = "rerun"
+            state.update(_message(report))
             self._finish(report.nodeid, self._pending.pop(report.nodeid))
             self._rerun_ended.add(report.nodeid)
         elif report.when == "setup" and report.outcome != "passed":
             state["outcome"] = _outcome(report, failed="error")
-            state["message"] = _message(report)
+            state.update(_message(report))
         elif report.when == "call":
             state["outcome"] = _outcome(report)
             if report.outcome != "passed":
-                state["message"] = _message(report)
+                state.update(_message(report))
         elif report.when == "teardown":
             if report.failed and state.get("outcome") == "passed":
-                state["outcome"], state["message"] = "error", _message(report)
+                state["outcome"] = "error"
+                state.update(_message(report))
             state = self._pending.pop(report.nodeid)
             self._finish(state["nodeid"], state)
 
@@ -102,7 +110,9 @@ class Reporter:
         state = self._pending.pop(report.nodeid, None)
         if state is None or report.when in ("setup", "call", "teardown"):
             return
-        state["outcome"], state["message"] = "error", _message(report) or "worker crashed"
+        state["outcome"] = "error"
+        state.update(_message(report))
+        state["message"] = state["message"] or "worker crashed"
         self._finish(state["nodeid"], state)
 
     def _finish(self, nodeid: str, state: dict[str, Any]) -> None:
@@ -120,10 +130,12 @@ class Reporter:
             point_id=identity["point_id"],
             config_hash=identity["config_hash"],
             cycle=identity["cycle"],
+            n_cycles=identity.get("n_cycles"),
             config=identity["config"],
             study_file=identity.get("study_file"),
             line=identity.get("line"),
             message=state.get("message"),
+            traceback=state.get("traceback"),
             session_id=self.session_id,
             **state.get("measurement", {}),
         )
@@ -147,16 +159,42 @@ class Reporter:
             self.workers.append(summary)  # the report lists xdist workers only, as before
         if summary.get("order") is not None:
             self.orders.append(summary["order"])
+        for record in summary.get("planning") or []:
+            self.planning.setdefault(record["study_hash"], record)  # every worker plans alike
         for note in summary.get("notes", []):
             if note not in self.notes:  # every xdist worker may say the same
                 self.notes.append(note)
         self.model_loads += int(summary.get("model_loads") or 0)
         self.model_load_s += float(summary.get("model_load_s") or 0.0)
 
+    def settle(self, session: pytest.Session, interrupted: bool = False) -> None:
+        """After the last item: a gated config that no item decided on all its cycles is
+        inconclusive. Under ``--llem-inconclusive fail`` it fails as a test of its own
+        (``<study>::<point>[gate]``), so the terminal, JUnit and the exit status agree."""
+        found = unsettled(self.results, self._gated, interrupted)
+        self.unsettled.extend(found)
+        if self.settings.inconclusive == "warn" or interrupted:
+            return
+        # Counted as tests, so the progress reads 100% rather than beyond it.
+        session.testscollected += len(found)
+        for entry in found:
+            self.config.hook.pytest_runtest_logreport(report=_gate_report(entry))
+
+    def _gated(self, study_hash: str) -> bool:
+        """Relative limits were in force for the study (a baseline was being compared)."""
+        if not self.settings.compare:
+            return False
+        study = GateConfig.model_validate(self.study_gates.get(study_hash) or {})
+        s = self.settings
+        chosen = limits_in_force(s.fail_on_cli, s.fail_on_ini, study, comparing=True)
+        return any(limit.kind == "relative" for limit in chosen)
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the JSON report and the optional outputs (baseline, plots, BMF, summary)."""
         if not self.results:
             return
+        if exitstatus == pytest.ExitCode.INTERRUPTED and not self.unsettled:
+            self.settle(session, interrupted=True)  # listed in the report, not failed twice
         settings = self.settings
         if settings.save_baseline and not self._save_baseline(settings.save_baseline):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -173,8 +211,9 @@ class Reporter:
             self.notes.append(f"Bencher Metric Format: {settings.bmf_path}")
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file:
+            notes = gate_notes.lines(self.results, self.unsettled, settings.inconclusive)
             with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(github.summary_markdown(self.results, self.plots))
+                handle.write(github.summary_markdown(self.results, self.plots, notes))
 
     def _save_baseline(self, name: str) -> bool:
         """Store the baseline unless some config is unstable (and not forced); say which."""
@@ -215,6 +254,8 @@ class Reporter:
         terminalreporter.section("llem results")
         for line in terminal.summary_lines(self.results):
             terminalreporter.write_line(line)
+        for line in gate_notes.lines(self.results, self.unsettled, self.settings.inconclusive):
+            terminalreporter.write_line(line, yellow=True)
         terminalreporter.write_line(
             f"model loads: {self.model_loads} ({self.model_load_s:.1f} s loading)"
         )
@@ -224,6 +265,8 @@ class Reporter:
             terminalreporter.write_line(note)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github.workflow_commands(self.results, self.settings.rootdir):
+                terminalreporter.write_line(line)
+            for line in github.unsettled_commands(self.unsettled, self.settings.rootdir):
                 terminalreporter.write_line(line)
 
     def _selection_notes(self) -> list[str]:
@@ -263,9 +306,14 @@ class Reporter:
             "order": _order(self.orders, self.ran),
             "model_loads": self.model_loads,
             "model_load_s": round(self.model_load_s, 3),
+            "estimated_s": round(sum(p["estimated_s"] for p in self.planning.values()), 1)
+            if self.planning
+            else None,
+            "actual_s": round(time.monotonic() - self._clock_start, 1),
         }
         write_json_atomic(
-            self.settings.json_path, document.build(self.results, session, self.study_gates)
+            self.settings.json_path,
+            document.build(self.results, session, self.study_gates, self.unsettled, self.planning),
         )
 
 
@@ -284,13 +332,33 @@ def _outcome(report: pytest.TestReport, failed: Outcome = "failed") -> Outcome:
     return "error"
 
 
-def _message(report: pytest.TestReport) -> str:
+def _message(report: pytest.TestReport) -> dict[str, str | None]:
+    """A report's reason in one line (``message``) and its full text (``traceback``).
+
+    The line is what a reader needs first: a skip's reason, the exception a failure ended
+    with (pytest's crash line), or the first line of a domain error's own text.
+    """
     if report.skipped and isinstance(report.longrepr, tuple):
-        return redact(str(report.longrepr[2]).removeprefix("Skipped: "))
+        return {
+            "message": redact(str(report.longrepr[2]).removeprefix("Skipped: ")),
+            "traceback": None,
+        }
     text = redact(report.longreprtext)
     # xdist heads a worker's failure text with "[gw0] linux -- Python ...": not the message.
     text = re.sub(r"\A\[gw\d+\] [^\n]*\n", "", text)
-    return text[-4000:] if len(text) > 4000 else text
+    crash = getattr(report.longrepr, "reprcrash", None)
+    line = str(crash.message) if crash is not None else ""
+    if not line:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        # A heading such as "pre-flight failed:" says little alone: its first point follows.
+        line = (
+            " ".join(lines[:2])
+            if len(lines) > 1 and lines[0].endswith(":")
+            else (lines[0] if lines else "")
+        )
+    line = redact(line.splitlines()[0] if line else "")
+    trace = text[-20000:] if len(text) > 20000 else text
+    return {"message": line[:300], "traceback": trace or None}
 
 
 def _order(records: list[dict[str, Any]], ran: list[str]) -> dict[str, Any]:
@@ -302,3 +370,19 @@ def _order(records: list[dict[str, Any]], ran: list[str]) -> dict[str, Any]:
         "seed": next((r["seed"] for r in records if r["seed"] is not None), None),
         "ran": ran,
     }
+
+
+def _gate_report(entry: Unsettled) -> pytest.TestReport:
+    """A failed report for a config that no item decided (see ``Reporter.settle``)."""
+    path = entry.study_file or entry.nodeid.split("::", 1)[0]
+    return pytest.TestReport(
+        nodeid=entry.nodeid,
+        location=(path, (entry.line or 1) - 1, entry.nodeid.rsplit("::", 1)[-1]),
+        keywords={"llem": 1},
+        outcome="failed",
+        longrepr=entry.message()
+        + "\n  fix: run every cycle of the config in one session and fix what stopped the "
+        "others; --llem-inconclusive warn reports this without failing it",
+        when="call",
+        user_properties=[("llem.gate", "inconclusive")],
+    )

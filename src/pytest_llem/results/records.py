@@ -143,6 +143,7 @@ class ExperimentResult(_Model):
     config_hash: str
     cycle: int
     config: dict[str, Any]
+    n_cycles: int | None = None  # the config's cycles in the study (None in older files)
     attempt: int = 1  # >1 when a plugin (pytest-rerunfailures, xdist) ran the item again
     study_file: str | None = None
     line: int | None = None
@@ -161,7 +162,8 @@ class ExperimentResult(_Model):
     cycle_stats: dict[str, dict[str, float]] | None = None
     resumed: bool = False
     worker: str | None = None
-    message: str | None = None
+    message: str | None = None  # one line: the reason (a skip's, a failure's exception)
+    traceback: str | None = None  # the failure's whole text, when there is more than a line
     session_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None

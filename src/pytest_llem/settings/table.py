@@ -89,14 +89,16 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "require_energy",
-        "fail items whose gated energy metrics could not be measured",
+        "fail items that measured no energy, and gated energy metrics that could not be "
+        "compared (none measured, or none in the baseline)",
         ini="llem_require_energy",
         convert=converters.boolean,
         flag=True,
     ),
     Option(
         "require_baseline",
-        "fail items that have no baseline entry to compare with",
+        "fail items that have no baseline entry to compare with (none saved, saved for other "
+        "hardware, or for another config of the point)",
         ini="llem_require_baseline",
         convert=converters.boolean,
         flag=True,
@@ -156,7 +158,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "container_strategy",
         "ephemeral (a container per item, default) or persistent "
-        "(one container per backend, exec per item)",
+        "(one container per backend and image, a warm worker runs every item)",
         ini="llem_container_strategy",
         convert=converters.strategy,
         metavar="STRATEGY",

@@ -56,3 +56,19 @@ def cycles_needed(
         df = var**2 * (m - 1) / (sd_current**4 + sd_baseline**4)
         n = (t_ppf(1 - alpha, df) + t_ppf(POWER, df)) ** 2 * var / distance**2
     return min(MAX_CYCLES + 1, max(floor, min_cycles, math.ceil(n)))
+
+
+def min_detectable_change(
+    sd: float, n_cycles: int, alpha: float, power: float = POWER
+) -> float | None:
+    """The smallest change (on the scale of ``sd``: log for ratios) that a one-sided
+    two-sample test with ``n_cycles`` per side detects at ``alpha`` with ``power``, both sides
+    as noisy as ``sd`` (the baseline's cycle-to-cycle spread). None below two cycles.
+
+    Student's t at the pooled degrees of freedom, ``2 (n - 1)``: at 3 cycles a side the
+    normal approximation would promise a third more resolution than the test has.
+    """
+    if n_cycles < 2 or not math.isfinite(sd):
+        return None
+    df = 2.0 * (n_cycles - 1)
+    return (t_ppf(1 - alpha, df) + t_ppf(power, df)) * sd * math.sqrt(2.0 / n_cycles)

@@ -111,6 +111,16 @@ class SignificanceConfig(_Section):
     test: Literal["mannwhitney", "welch"] = "welch"
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     min_cycles: int = Field(default=3, ge=2)
+    correction: Literal["bonferroni", "none"] = Field(
+        default="bonferroni",
+        description="family-wise: each 'beyond the limit' test of a study at alpha divided "
+        "by its number of tests (configs x relative limits), so that unchanged work fails a "
+        "whole study at most alpha of the time",
+    )
+
+    def fail_alpha(self, tests: int) -> float:
+        """The level of each "beyond the limit" test in a family of ``tests`` tests."""
+        return self.alpha / max(1, tests) if self.correction == "bonferroni" else self.alpha
 
 
 class GateConfig(_Section):

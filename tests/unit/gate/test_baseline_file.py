@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llem.gate.baseline_file import BaselineError, build, load, resolve, save
+from pytest_llem.gate.hardware import differences
 from pytest_llem.results.records import ExperimentResult, Metrics
 
 
@@ -38,17 +39,40 @@ def test_round_trip_keeps_per_cycle_samples(tmp_path: Path) -> None:
     assert path == tmp_path / "main.json"
     save(path, build("main", [result(2, 11.0), result(1, 10.0)]))
     loaded = load(path)
-    entry, note = loaded.lookup("c1", "cpu:x")
-    assert entry is not None and note == ""
+    found = loaded.lookup("c1", "cpu:x")
+    entry = found.entry
+    assert entry is not None and found.note == "" and found.match == "found"
     assert entry.samples["output_tokens_per_s"] == [10.0, 11.0]
     assert "energy_j" not in entry.samples  # never measured: absent, not zero
 
 
 def test_other_hardware_is_never_compared(tmp_path: Path) -> None:
     baseline = build("main", [result(1, 10.0, hardware="gpu:NVIDIA A100/400W|driver550")])
-    entry, note = baseline.lookup("c1", "gpu:NVIDIA H100/700W|driver550")
-    assert entry is None and "other hardware (gpu:NVIDIA A100/400W|driver550)" in note
-    assert baseline.lookup("c9", "x")[1].endswith("no entry for config c9")
+    found = baseline.lookup("c1", "gpu:NVIDIA H100/700W|driver560")
+    assert found.entry is None and found.match == "other_hardware"
+    assert found.note == (
+        "baseline 'main' holds this config only for other hardware: "
+        "gpu:NVIDIA A100/400W|driver550 (this run: gpu:NVIDIA H100/700W|driver560); "
+        "differs: model and count 1 x NVIDIA A100 vs 1 x NVIDIA H100; power limit 400W vs "
+        "700W; driver 550 vs 560"
+    )
+    absent = baseline.lookup("c9", "x")
+    assert absent.match == "absent" and absent.note.endswith("no entry for config c9")
+
+
+def test_a_changed_study_is_named_as_such() -> None:
+    baseline = build("main", [result(1, 10.0)])
+    found = baseline.lookup("c2", "cpu:x", point_id=baseline.entries[0].point_id)
+    assert found.match == "other_config"
+    assert "with config hash c1 (this run: c2): the study changed" in found.note
+
+
+def test_cpu_fingerprints_say_what_differs() -> None:
+    assert differences("cpu:AMD EPYC 7B13|2 cores", "cpu:Intel Xeon|4 cores") == [
+        "model and count AMD EPYC 7B13 vs Intel Xeon",
+        "cores 2 vs 4",
+    ]
+    assert differences("cpu:x|2 cores", "gpu:A/1W|driver1")[0] == "device cpu vs gpu"
 
 
 def test_corrupt_or_foreign_files_name_the_file(tmp_path: Path) -> None:
@@ -75,5 +99,5 @@ def test_version_2_records_each_configs_cv_and_version_1_stays_readable(tmp_path
         ' "entries": [{"config_hash": "c1", "hardware": "cpu:x", "point_id": "p",'
         ' "study": "s", "samples": {"output_tokens_per_s": [1.0, 2.0]}}]}'
     )
-    entry, _ = load(old).lookup("c1", "cpu:x")
+    entry = load(old).lookup("c1", "cpu:x").entry
     assert entry is not None and entry.cv == {} and load(old).version == 1

@@ -45,7 +45,8 @@ class VLLMEngineConfig(_Section):
     tensor_parallel_size: int | None = Field(default=None, ge=1)
     pipeline_parallel_size: int | None = Field(default=None, ge=1)
     gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
-    # On CPU, vLLM reserves this much KV cache; unset: sized from the config (see README).
+    # On CPU, vLLM reserves this much KV cache; unset: sized from the config
+    # (docs/getting-started.md).
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1)
     enable_prefix_caching: bool | None = None
     enable_chunked_prefill: bool | None = None

@@ -1,0 +1,105 @@
+"""At the end of a run (or a merge of shards): the configs the gate could not decide on all
+their cycles, which no item failed for, so that they fail loudly instead of passing.
+
+A config's last item decides it when that item ran and measured. When the missing cycle is
+the last to end (it failed, was skipped, timed out, crashed with its worker, or the session
+was interrupted), no item carried the decision: this module finds those configs from the
+results, with the reason for every missing cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_llem.gate.completeness import CycleRecord, describe, missing_from_records
+
+DECIDED = frozenset({"pass", "fail", "inconclusive"})
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """A gated config that no item decided: inconclusive, with what is missing."""
+
+    study: str
+    study_hash: str
+    point_id: str
+    config_hash: str
+    nodeid: str  # the config's own id: ``<study file>::<point id>[gate]``
+    study_file: str | None
+    line: int | None
+    missing: dict[int, str] = field(default_factory=dict)
+
+    def message(self) -> str:
+        """One line: which config, and which cycles are missing and why."""
+        return (
+            f"regression gate inconclusive for {self.point_id}: not decided on all its cycles: "
+            f"{describe(self.missing)}"
+        )
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready form for the report."""
+        return {
+            "study": self.study,
+            "study_hash": self.study_hash,
+            "point_id": self.point_id,
+            "config_hash": self.config_hash,
+            "nodeid": self.nodeid,
+            "status": "inconclusive",
+            "missing_cycles": {str(k): v for k, v in sorted(self.missing.items())},
+        }
+
+
+def _decided(results: Sequence[Any]) -> bool:
+    """True when an item carried the config's final relative decision."""
+    for r in results:
+        gate = r.gate or {}
+        relative = [c for c in gate.get("comparisons", []) if c.get("kind") == "relative"]
+        if any(c.get("status") in DECIDED for c in relative):
+            return True
+        if gate.get("status") == "no_baseline":
+            return True  # nothing to compare with: the baseline paths say so
+    return False
+
+
+def config_nodeid(nodeid: str, point_id: str) -> str:
+    """``study.yaml::point-c2`` -> ``study.yaml::point[gate]``."""
+    return f"{nodeid.rsplit('::', 1)[0]}::{point_id}[gate]"
+
+
+def unsettled(
+    results: Iterable[Any], gated: Callable[[str], bool], interrupted: bool = False
+) -> list[Unsettled]:
+    """Gated configs with at least one sample and a missing cycle that no item decided.
+
+    ``gated(study_hash)`` says whether relative limits were in force for a study. A config
+    none of whose cycles measured anything (every item skipped for want of a GPU, say) is
+    not here: its items say so themselves, and nothing about it passed.
+    """
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for r in results:
+        groups.setdefault((r.study_hash, r.config_hash), []).append(r)
+    out: list[Unsettled] = []
+    for (study_hash, config_hash), items in groups.items():
+        n_cycles = max((r.n_cycles or 0 for r in items), default=0) or max(r.cycle for r in items)
+        if not gated(study_hash) or _decided(items):
+            continue
+        records = [CycleRecord(r.cycle, r.outcome, r.metrics is not None, r.message) for r in items]
+        missing = missing_from_records(n_cycles, records, interrupted)
+        if not missing or len(missing) == n_cycles:
+            continue
+        first = min(items, key=lambda r: r.cycle)
+        out.append(
+            Unsettled(
+                study=first.study,
+                study_hash=study_hash,
+                point_id=first.point_id,
+                config_hash=config_hash,
+                nodeid=config_nodeid(first.nodeid, first.point_id),
+                study_file=first.study_file,
+                line=first.line,
+                missing=missing,
+            )
+        )
+    return out
