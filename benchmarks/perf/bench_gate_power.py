@@ -7,7 +7,13 @@ limit, Welch, alpha 0.05) for its verdict: pass, fail or inconclusive. The previ
 two-verdict gate (Welch against "no change" plus the threshold, where "not significant"
 meant pass) is replayed on the same draws for comparison.
 
+The whole-study table asks what a user meets: a study of many unchanged configs x 2 gated
+metrics fails when any item does not pass (fail, or inconclusive under the default
+``--llem-inconclusive fail``). It is measured with the family-wise correction the gate applies
+(Bonferroni over the study's beyond-the-limit tests) and without it.
+
 Run: python benchmarks/perf/bench_gate_power.py [--trials 2000] [--limit 5] [--seed 1]
+     [--studies 400] [--only study|cells]
 """
 
 from __future__ import annotations
@@ -51,6 +57,53 @@ def cell(
     return verdicts, old_passes / trials
 
 
+STUDY_METRICS = ("energy_per_output_token_j", "output_tokens_per_s")
+
+
+def study_fails(
+    configs: int,
+    cycles: int,
+    cv: float,
+    limit: float,
+    correction: str,
+    rng: random.Random,
+) -> tuple[bool, bool]:
+    """One unchanged study: (some item did not pass, some item failed outright)."""
+    sig = SignificanceConfig(test="welch", alpha=0.05, min_cycles=3, correction=correction)
+    limits = parse_fail_on(",".join(f"{m}>{limit * 100:g}%" for m in STUDY_METRICS))
+    tests = configs * len(STUDY_METRICS)
+    not_pass = failed = False
+    for _ in range(configs):
+        base = {m: [rng.gauss(1.0, cv) for _ in range(cycles)] for m in STUDY_METRICS}
+        cur = {m: [rng.gauss(1.0, cv) for _ in range(cycles)] for m in STUDY_METRICS}
+        last = {m: v[-1] for m, v in cur.items()}
+        verdict = evaluate(limits, last, cur, base, True, sig, tests=tests)
+        not_pass = not_pass or verdict.status != "pass"
+        failed = failed or verdict.status == "fail"
+    return not_pass, failed
+
+
+def study_table(studies: int, limit: float, rng: random.Random) -> None:
+    """Whole-study false-fail rates of unchanged work, as a user meets them."""
+    print(
+        f"\nwhole study, unchanged work, {studies} studies per row, limit {limit * 100:g}% on "
+        f"{' and '.join(STUDY_METRICS)}: % of studies that fail (any item fail or "
+        "inconclusive) / % with an outright fail"
+    )
+    print("| configs x metrics | noise CV | cycles | Bonferroni (default) | no correction |")
+    print("|---|---:|---:|---|---|")
+    for configs, cv, cycles in ((20, 0.01, 5), (20, 0.01, 3), (20, 0.02, 5), (5, 0.01, 5)):
+        cells = []
+        for correction in ("bonferroni", "none"):
+            runs = [
+                study_fails(configs, cycles, cv, limit, correction, rng) for _ in range(studies)
+            ]
+            not_pass = 100.0 * sum(r[0] for r in runs) / studies
+            failed = 100.0 * sum(r[1] for r in runs) / studies
+            cells.append(f"{not_pass:.1f} / {failed:.1f}")
+        print(f"| {configs} x 2 | {cv:.0%} | {cycles} | {cells[0]} | {cells[1]} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,9 +111,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--limit", type=float, default=5.0, help="relative limit in percent")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--studies", type=int, default=400)
+    parser.add_argument("--only", choices=("study", "cells"), default=None)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     limit = args.limit / 100.0
+    if args.only != "cells":
+        study_table(args.studies, limit, rng)
+    if args.only == "study":
+        return
     print(
         f"limit {args.limit:g}% worse, welch alpha 0.05, {args.trials} trials per cell; "
         "cells: pass / fail / inconclusive % (old gate: pass %)"
