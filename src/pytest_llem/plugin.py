@@ -86,6 +86,10 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
         loads = plan.loads_line()
         if loads:
             lines.append(loads)
+        settings = config.stash[SETTINGS_KEY]
+        ab = plan.ab_line(plan.ab is not None and plan.ab.shares_process(settings.ab_cli))
+        if ab:
+            lines.append(ab)
         lines.extend(f"  note: {note}" for note in plan.notes)
         llem = config.stash.get(SESSION_KEY, None)
         if llem is not None:

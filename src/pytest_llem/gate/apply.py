@@ -9,11 +9,20 @@ from typing import Any
 from pytest_llem.gate import cycles, stability
 from pytest_llem.gate.baseline_file import BaselineFile
 from pytest_llem.gate.completeness import Ledger
+from pytest_llem.gate.paired import paired_comparison
 from pytest_llem.gate.thresholds import Limit, combine, from_study, parse_fail_on
-from pytest_llem.gate.verdict import Policy, Verdict, evaluate
+from pytest_llem.gate.verdict import (
+    Comparison,
+    Policy,
+    Verdict,
+    budget,
+    evaluate,
+    require_energy_of,
+    status_of,
+)
 from pytest_llem.results.records import ValidityWarning
 from pytest_llem.stats.summary import summarise
-from pytest_llem.study.sections import GateConfig
+from pytest_llem.study.sections import AB_ARMS, GateConfig
 
 # When comparing with a baseline and nobody set a relative limit, guard the two headline
 # figures (see benchmarks/perf/README.md for why 5% with Welch at alpha 0.05, 3+ cycles).
@@ -161,6 +170,84 @@ class Gate:
                 f"cycle {cycle} was measured again (a rerun): the gate keeps its first sample",
             )
         return verdict, stats
+
+
+def arm_key(study_hash: str, pair: str, arm: str) -> str:
+    """Samples and cycles of one arm of an A/B pair."""
+    return f"{study_hash}:{pair}@{arm}"
+
+
+def _pair_finality(
+    ledger: Ledger, keys: Mapping[str, str], arm: str, cycle: int, n_cycles: int
+) -> tuple[bool, dict[int, str]]:
+    """Whether this item ends its pair's last cycle in the session, and the cycles that have
+    (or will have) no complete pair, naming the arm that lacks it."""
+    mine, other = keys[arm], keys[next(a for a in AB_ARMS if a != arm)]
+    if not (ledger.known(mine) and ledger.known(other)):  # no collection: every cycle sampled
+        return all(len(ledger.sampled.get(k, set())) >= n_cycles for k in keys.values()), {}
+    final = ledger.settled(mine, cycle) and ledger.settled(other, -1)
+    missing: dict[int, str] = {}
+    for name, key in keys.items():
+        lost = ledger.missing(key) if final else ledger.unselected(key)
+        for c, reason in lost.items():
+            if c == cycle and name == arm:
+                continue
+            missing.setdefault(c, f"{name}: {reason}")
+    return final, missing
+
+
+def judge_pair(
+    gate: Gate,
+    study: GateConfig,
+    keys: Mapping[str, str],
+    arm: str,
+    cycle: int,
+    n_cycles: int,
+    metrics: Mapping[str, float | None],
+    configs: int = 1,
+) -> tuple[Verdict, dict[str, dict[str, float]] | None]:
+    """An A/B arm's item: budgets on its own value, relative limits on the pairs so far (the
+    candidate against the reference of the same cycles), decided at the pair's last cycle."""
+    history, repeated = gate.record(keys[arm], metrics, cycle)
+    final, missing = _pair_finality(gate.ledger, keys, arm, cycle, n_cycles)
+    stats = summarise(cycles.collect(history)) if final else None
+    limits = limits_in_force(gate.cli, gate.ini, study, comparing=True)
+    ref = gate.samples.get(keys["reference"], {})
+    cand = gate.samples.get(keys["candidate"], {})
+    both = sorted(c for c in ref if c > 0 and c in cand)
+    relative = sum(1 for lim in limits if lim.kind == "relative")
+    comparisons: list[Comparison] = []
+    for lim in limits:
+        if lim.kind != "relative":
+            comparisons.append(budget(lim, metrics.get(lim.metric)))
+            continue
+        pairs = [
+            (ref[c].get(lim.metric), cand[c].get(lim.metric))
+            for c in both
+            if ref[c].get(lim.metric) is not None and cand[c].get(lim.metric) is not None
+        ]
+        comparisons.append(
+            paired_comparison(
+                lim,
+                [float(r) for r, _ in pairs if r is not None],
+                [float(c) for _, c in pairs if c is not None],
+                final,
+                study.significance,
+                missing,
+                configs * relative,
+            )
+        )
+    require_energy_of(comparisons, gate.require_energy, True)
+    note = "candidate against the reference arm of the same cycles (paired, this session)"
+    if repeated:
+        note += f"; cycle {cycle} was measured again (a rerun): the gate keeps its first sample"
+    verdict = Verdict(
+        status=status_of(comparisons),
+        comparisons=comparisons,
+        note=note,
+        inconclusive=gate.inconclusive,
+    )
+    return verdict, stats
 
 
 def stability_rules(

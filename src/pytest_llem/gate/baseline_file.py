@@ -138,6 +138,8 @@ def build(name: str, results: Iterable[Any]) -> BaselineFile:
     for result in results:
         if result.metrics is None or result.outcome in ("skipped", "error"):
             continue
+        if getattr(result, "arm", None) == "candidate":
+            continue  # an A/B study's baseline is its reference: the candidate is on trial
         groups.setdefault((result.config_hash, result.hardware or "unknown"), []).append(result)
     entries = []
     for (config_hash, hardware), items in groups.items():

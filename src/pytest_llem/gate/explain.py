@@ -35,6 +35,17 @@ def fix(verdict: Verdict) -> str:
             "and --lf can leave some out), and fix what stopped the others; "
             "--llem-inconclusive warn reports this without failing it"
         )
+    if verdict.status == "inconclusive" and any(
+        c.kind == "paired" for c in verdict.comparisons if c.status == "inconclusive"
+    ):
+        unsure = [c for c in verdict.comparisons if c.status == "inconclusive"]
+        needed = max((c.cycles_needed or 0) for c in unsure)
+        more = (
+            f"run more pairs (execution.n_cycles: {needed})"
+            if 0 < needed <= MAX_CYCLES
+            else "run on a quieter machine (at this noise no practical number of pairs decides it)"
+        )
+        return more + "; --llem-inconclusive warn reports this without failing it"
     if verdict.status == "inconclusive":
         unsure = [c for c in verdict.comparisons if c.status == "inconclusive"]
         noisy_baseline = any((c.cv_baseline or 0.0) > 2 * (c.cv_current or 0.0) for c in unsure)

@@ -55,12 +55,31 @@ def _decided(results: Sequence[Any]) -> bool:
     """True when an item carried the config's final relative decision."""
     for r in results:
         gate = r.gate or {}
-        relative = [c for c in gate.get("comparisons", []) if c.get("kind") == "relative"]
+        relative = [
+            c for c in gate.get("comparisons", []) if c.get("kind") in ("relative", "paired")
+        ]
         if any(c.get("status") in DECIDED for c in relative):
             return True
         if gate.get("status") == "no_baseline":
             return True  # nothing to compare with: the baseline paths say so
     return False
+
+
+def _records(items: Sequence[Any]) -> list[CycleRecord]:
+    """A/B: one record per cycle, with a sample only when both arms measured it; otherwise the
+    arm that did not, and why."""
+    out = []
+    for cycle in sorted({r.cycle for r in items}):
+        arms = [r for r in items if r.cycle == cycle]
+        lacking = [r for r in arms if r.metrics is None]
+        if not lacking and len(arms) == 2:
+            out.append(CycleRecord(cycle, "passed", True))
+        elif lacking:
+            first = lacking[0]
+            out.append(CycleRecord(cycle, first.outcome, False, f"{first.arm}: {first.message}"))
+        else:
+            out.append(CycleRecord(cycle, "not run", False, "one arm did not run"))
+    return out
 
 
 def config_nodeid(nodeid: str, point_id: str) -> str:
@@ -79,24 +98,32 @@ def unsettled(
     """
     groups: dict[tuple[str, str], list[Any]] = {}
     for r in results:
-        groups.setdefault((r.study_hash, r.config_hash), []).append(r)
+        # Both arms of an A/B pair are one unit: a cycle counts when both measured it.
+        unit = f"ab:{r.pair}" if getattr(r, "pair", None) else r.config_hash
+        groups.setdefault((r.study_hash, unit), []).append(r)
     out: list[Unsettled] = []
     for (study_hash, config_hash), items in groups.items():
         n_cycles = max((r.n_cycles or 0 for r in items), default=0) or max(r.cycle for r in items)
-        if not gated(study_hash) or _decided(items):
+        paired = any(getattr(r, "arm", None) for r in items)
+        if not (paired or gated(study_hash)) or _decided(items):
             continue
-        records = [CycleRecord(r.cycle, r.outcome, r.metrics is not None, r.message) for r in items]
+        records = (
+            _records(items)
+            if paired
+            else [CycleRecord(r.cycle, r.outcome, r.metrics is not None, r.message) for r in items]
+        )
         missing = missing_from_records(n_cycles, records, interrupted)
         if not missing or len(missing) == n_cycles:
             continue
         first = min(items, key=lambda r: r.cycle)
+        name = getattr(first, "pair", None) or first.point_id
         out.append(
             Unsettled(
                 study=first.study,
                 study_hash=study_hash,
-                point_id=first.point_id,
+                point_id=name,
                 config_hash=config_hash,
-                nodeid=config_nodeid(first.nodeid, first.point_id),
+                nodeid=config_nodeid(first.nodeid, name),
                 study_file=first.study_file,
                 line=first.line,
                 missing=missing,

@@ -43,6 +43,12 @@ class Comparison(BaseModel):
     cycles_needed: int | None = None  # inconclusive: cycles per side that would decide it
     # Cycles without a sample and why: a config is decided on all its cycles or not at all.
     missing_cycles: dict[int, str] = Field(default_factory=dict)
+    # Paired (A/B) comparisons: the geometric-mean ratio candidate / reference (``ci`` is its
+    # interval), the spread of the pairs' log ratios, what these pairs can detect, the test.
+    ratio: float | None = None
+    pairs_cv: float | None = None
+    min_detectable_change: float | None = None
+    test: str | None = None
     note: str = ""
 
 
@@ -73,7 +79,8 @@ def _worse_delta(metric: str, current: float, baseline: float) -> float:
     return change if METRICS[metric].better == "lower" else -change
 
 
-def _budget(limit: Limit, value: float | None) -> Comparison:
+def budget(limit: Limit, value: float | None) -> Comparison:
+    """A budget (a ceiling or a floor) checked on one item's value."""
     if value is None:
         return Comparison(
             metric=limit.metric,
@@ -189,10 +196,23 @@ def evaluate(
                 )
             )
         else:
-            comparisons.append(_budget(limit, value.get(limit.metric)))
+            comparisons.append(budget(limit, value.get(limit.metric)))
+    require_energy_of(comparisons, require_energy, baseline is not None)
+    has_relative = any(lim.kind == "relative" for lim in limits)
+    status = status_of(comparisons, has_relative and baseline is None, require_baseline)
+    return Verdict(
+        status=status, comparisons=comparisons, note=baseline_note, inconclusive=inconclusive
+    )
+
+
+def require_energy_of(
+    comparisons: Sequence[Comparison], require_energy: bool, has_baseline: bool
+) -> None:
+    """Under ``--llem-require-energy``, a gated energy metric that could not be compared
+    (none measured, or none in the baseline) fails, saying which side lacks it."""
     for comp in comparisons:
         lacking = comp.note == "no value measured" or (
-            baseline is not None and comp.note == "no baseline value"
+            has_baseline and comp.note == "no baseline value"
         )
         gated_energy = comp.status == "not_evaluated" and comp.metric in ENERGY_METRICS
         if gated_energy and require_energy and lacking:
@@ -203,22 +223,24 @@ def evaluate(
             )
             comp.status = "fail"
             comp.note = f"{side} and --llem-require-energy is set"
-    has_relative = any(lim.kind == "relative" for lim in limits)
+
+
+def status_of(
+    comparisons: Sequence[Comparison], no_baseline: bool = False, require_baseline: bool = False
+) -> VerdictStatus:
+    """An item's verdict from its comparisons: any fail fails, then inconclusive, then pending
+    (nothing relative is decided before the last cycle, and pending is not pass)."""
     if any(c.status == "fail" for c in comparisons):
-        status: VerdictStatus = "fail"
-    elif any(c.status == "inconclusive" for c in comparisons):
-        status = "inconclusive"
-    elif any(c.status == "pending" for c in comparisons):
-        status = "pending"  # not "pass": nothing relative is decided before the last cycle
-    elif has_relative and baseline is None:
-        status = "fail" if require_baseline else "no_baseline"
-    elif comparisons and all(c.status == "not_evaluated" for c in comparisons):
-        status = "not_evaluated"
-    else:
-        status = "pass"
-    return Verdict(
-        status=status, comparisons=comparisons, note=baseline_note, inconclusive=inconclusive
-    )
+        return "fail"
+    if any(c.status == "inconclusive" for c in comparisons):
+        return "inconclusive"
+    if any(c.status == "pending" for c in comparisons):
+        return "pending"
+    if no_baseline:
+        return "fail" if require_baseline else "no_baseline"
+    if comparisons and all(c.status == "not_evaluated" for c in comparisons):
+        return "not_evaluated"
+    return "pass"
 
 
 def _pct(value: float | None) -> str:
@@ -240,6 +262,13 @@ def inconclusive_line(comp: Comparison) -> str:
     if comp.missing_cycles:
         return (
             f"{comp.metric}: {delta} against a limit of {comp.limit} is inconclusive: {comp.note}"
+        )
+    if comp.kind == "paired":
+        needed = cycles_text(comp.cycles_needed).replace("cycles per side", "pairs")
+        return (
+            f"{comp.metric}: {delta} (candidate / reference) against a limit of {comp.limit} is "
+            f"inconclusive ({comp.note}); the pairs' ratios vary by {_pct(comp.pairs_cv)} "
+            f"(n={comp.n_current} pairs); {needed} would decide it at this noise"
         )
     return (
         f"{comp.metric}: {delta} against a limit of {comp.limit} is inconclusive "

@@ -84,5 +84,8 @@ def _group_key(item: pytest.Item) -> str:
     from pytest_llem.harness.collect import ExperimentItem
 
     if isinstance(item, ExperimentItem):
-        return f"{item.plan.study_hash}:{item.point.config_hash}:{item.point.id}"
+        point = item.point
+        if point.pair is not None:  # both arms of an A/B pair in one shard
+            return f"{item.plan.study_hash}:ab:{point.pair}"
+        return f"{item.plan.study_hash}:{point.config_hash}:{point.id}"
     return item.nodeid

@@ -90,6 +90,27 @@ class StudyFile(pytest.File):
         super().__init__(**kwargs)
         self.settings = settings
 
+    def _check_ab(self, plan: StudyPlan) -> None:
+        """Refuse an A/B study that compares nothing, or that could never decide."""
+        assert plan.ab is not None
+        cli = self.settings.ab_cli
+        if plan.ab.identical(cli) and not plan.ab.calibrate:
+            raise self.CollectError(
+                f"{self.path}: ab: the reference and candidate arms are identical "
+                f"(runner {plan.ab.runner_of('reference', cli)}, same env and overrides)\n"
+                "  fix: give the candidate what differs (runner:, env:, or a field such as "
+                "precision:), or set ab: {calibrate: true} for an A/A run that sizes the noise"
+            )
+        sig = plan.gate.significance
+        if plan.execution.n_cycles < sig.min_cycles:
+            raise self.CollectError(
+                f"{self.path}: execution.n_cycles is {plan.execution.n_cycles} but an A/B study "
+                f"is judged on paired cycles and gate.significance.min_cycles is "
+                f"{sig.min_cycles}: every comparison would be inconclusive\n"
+                f"  fix: set execution.n_cycles: {max(sig.min_cycles, 8)} (8 pairs suit the "
+                "exact sign-flip test)"
+            )
+
     def collect(self) -> list[pytest.Item]:
         """Load the plan and build the items in ``cycle_order``."""
         try:
@@ -128,7 +149,9 @@ class StudyFile(pytest.File):
                 '  fix: pip install "pytest-llem[timeout]" (or pytest-timeout), or remove '
                 f"{source}"
             )
-        if self.settings.compare:  # refuse a gate that could never fail, before measuring
+        if plan.ab is not None:
+            self._check_ab(plan)
+        if self.settings.compare and plan.ab is None:  # refuse a gate that could never fail
             never = feasibility.problems(
                 plan.gate,
                 plan.execution.n_cycles,
@@ -230,6 +253,8 @@ class ExperimentItem(pytest.Function):
             "config_hash": point.config_hash,
             "cycle": self.cycle,
             "n_cycles": self.plan.execution.n_cycles,
+            "arm": point.arm,
+            "pair": point.pair,
             "line": point.line,
             "config": point.config.model_dump(mode="json") if point.config else point.raw,
             "study_gate": self.plan.gate.model_dump(mode="json"),

@@ -17,8 +17,9 @@ from pytest_llem.engines import loading
 from pytest_llem.engines.builtin import BUILTIN
 from pytest_llem.errors import GateFailure, LlemError, PreflightError
 from pytest_llem.gate import explain
-from pytest_llem.gate.apply import Gate, sample_key
+from pytest_llem.gate.apply import Gate, arm_key, judge_pair, sample_key
 from pytest_llem.gate.completeness import outcome_reason
+from pytest_llem.gate.verdict import Verdict
 from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.harness import timeouts
 from pytest_llem.harness.planning import plan_study
@@ -37,6 +38,7 @@ from pytest_llem.runners.run_spec import IdleSpec, Runner, RunSpec
 from pytest_llem.settings.resolve import Settings
 from pytest_llem.study.experiment import ExperimentConfig
 from pytest_llem.study.plan import Point, StudyPlan
+from pytest_llem.study.sections import AB_ARMS
 
 SESSION_KEY = pytest.StashKey["LlemSession"]()
 
@@ -103,7 +105,11 @@ class LlemSession:
         self.baselines = IdleBaselines(settings.results_dir / "idle_baseline.json")
         self.pool = RunnerPool(
             RunnerSettings(
-                settings.runner_cli, settings.runner_ini, settings.docker, settings.backends
+                settings.runner_cli,
+                settings.runner_ini,
+                settings.docker,
+                settings.backends,
+                settings.ab_cli,
             )
         )
         self._preflight: dict[tuple[Any, ...], list[Check]] = {}
@@ -139,7 +145,7 @@ class LlemSession:
         """Pre-flight checks of an item: its runner, then its point (cached per config)."""
         try:
             runner_checks = self.pool.checks(item.plan, item.point)
-            local = self.pool.spec(item.plan, item.point.backend).mode == "local"
+            local = self.pool.point_spec(item.plan, item.point)[0].mode == "local"
         except ValueError as exc:  # a malformed runner value (env, cli, study or ini)
             return [Check("runner", str(exc), "use local, docker or docker:<image>")]
         if any(c.kind == "docker" for c in runner_checks):
@@ -290,18 +296,7 @@ class LlemSession:
         config = item.config
         measurement, extra = self._measure(item, runner)
         hardware = self.host.hardware(config.device)
-        config_hash = item.point.config_hash
-        verdict, stats = self.gate.judge(
-            item.plan.gate,
-            config_hash,
-            hardware,
-            measurement.metrics.model_dump(),
-            cycle=item.cycle,
-            n_cycles=item.plan.execution.n_cycles,
-            study_hash=item.plan.study_hash,
-            point_id=item.point.id,
-            configs=len(item.plan.valid_points),
-        )
+        verdict, stats = self._judge(item, hardware, measurement.metrics.model_dump())
         unstable = self.gate.unstable_warning(item.plan.gate, stats)
         if unstable is not None and all(w.code != unstable.code for w in measurement.warnings):
             measurement = measurement.model_copy(
@@ -340,6 +335,36 @@ class LlemSession:
             )
         return measurement
 
+    def _judge(
+        self, item: ItemRef, hardware: str, metrics: dict[str, Any]
+    ) -> tuple[Verdict | None, dict[str, dict[str, float]] | None]:
+        """The gate's verdict for an item: against the baseline, or, for an A/B arm, against
+        the other arm of the same cycles (paired)."""
+        point, plan = item.point, item.plan
+        if point.arm is not None and point.pair is not None:
+            keys = {arm: arm_key(plan.study_hash, point.pair, arm) for arm in AB_ARMS}
+            return judge_pair(
+                self.gate,
+                plan.gate,
+                keys,
+                point.arm,
+                item.cycle,
+                plan.execution.n_cycles,
+                metrics,
+                configs=len({p.pair for p in plan.valid_points}),
+            )
+        return self.gate.judge(
+            plan.gate,
+            point.config_hash,
+            hardware,
+            metrics,
+            cycle=item.cycle,
+            n_cycles=plan.execution.n_cycles,
+            study_hash=plan.study_hash,
+            point_id=point.id,
+            configs=len(plan.valid_points),
+        )
+
     def expect(self, items: Iterable[ItemRef]) -> None:
         """What collection selected: the gate decides each config on all its cycles, and
         learns here which of them this session will run."""
@@ -348,7 +373,7 @@ class LlemSession:
         for item in items:
             if item.point.config is None:
                 continue
-            key = sample_key(item.plan.study_hash, item.point.config_hash)
+            key = gate_key(item.plan.study_hash, item.point.config_hash, item.point)
             entry = selected.setdefault(key, (item.plan.execution.n_cycles, set()))
             entry[1].add(item.cycle)
             counts = plans.setdefault(str(item.plan.path), (item.plan, {}))[1]
@@ -368,7 +393,7 @@ class LlemSession:
         if identity is None or report.when == "teardown" or report.outcome == "passed":
             return
         if report.when == "setup" or report.when == "call":
-            key = sample_key(identity["study_hash"], identity["config_hash"])
+            key = gate_key(identity["study_hash"], identity["config_hash"], identity)
             reason = outcome_reason("skipped" if report.skipped else "failed", _short_text(report))
             self.gate.ledger.lose(key, identity["cycle"], reason)
 
@@ -410,3 +435,13 @@ def _short_text(report: pytest.TestReport) -> str:
         return str(crash.message)
     lines = [ln for ln in report.longreprtext.splitlines() if ln.strip()]
     return lines[-1] if lines else ""
+
+
+def gate_key(study_hash: str, config_hash: str, who: Any) -> str:
+    """The gate's key of an item's samples and cycles: its config in its study, or its arm of
+    its A/B pair (``who``: a Point, or an item's identity dict)."""
+    arm = who.get("arm") if isinstance(who, dict) else getattr(who, "arm", None)
+    pair = who.get("pair") if isinstance(who, dict) else getattr(who, "pair", None)
+    if arm is not None and pair is not None:
+        return arm_key(study_hash, pair, arm)
+    return sample_key(study_hash, config_hash)

@@ -45,18 +45,21 @@ def pin_worker_gpu(config: pytest.Config) -> str | None:
 
 
 _CYCLE = re.compile(r"-c[0-9]+$")
+_ARM = re.compile(r"-(reference|candidate)$")
 
 
 def cycle_group(nodeid: str, patterns: tuple[str, ...]) -> str:
-    """The scheduling scope of an item: its nodeid without the ``-c<k>`` cycle suffix.
+    """The scheduling scope of an item: its nodeid without the ``-c<k>`` cycle suffix (and an
+    A/B arm's ``-reference``/``-candidate``).
 
     Items of study files whose names end in a cycle suffix share a scope, so every cycle of a
-    config runs on one worker; everything else is its own scope (plain load balancing).
+    config (and both arms of an A/B pair) runs on one worker, whose gate sees them all;
+    everything else is its own scope (plain load balancing).
     """
     path, sep, name = nodeid.rpartition("::")
     filename = path.rsplit("/", 1)[-1]
     if sep and any(fnmatch.fnmatch(filename, p) for p in patterns):
-        return f"{path}::{_CYCLE.sub('', name)}"
+        return f"{path}::{_ARM.sub('', _CYCLE.sub('', name))}"
     return nodeid
 
 

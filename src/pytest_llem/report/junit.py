@@ -17,6 +17,8 @@ def properties(
         ("llem.config_hash", point.config_hash),
         ("llem.cycle", cycle),
     ]
+    if point.arm is not None:
+        props.append(("llem.arm", point.arm))
     for name, value in measurement.metrics.model_dump().items():
         if value is not None:
             props.append((f"llem.{name}", value))
@@ -29,16 +31,34 @@ def properties(
     if measurement.warnings:
         props.append(("llem.warnings", ",".join(w.code for w in measurement.warnings)))
     if verdict is not None:
-        props.append(("llem.gate", verdict.status))
-        for comp in verdict.comparisons:
-            if comp.delta_pct is not None:
-                props.append((f"llem.gate.{comp.metric}.delta_pct", round(comp.delta_pct, 3)))
-            if comp.p_value is not None:
-                props.append((f"llem.gate.{comp.metric}.p_value", comp.p_value))
-            if comp.status == "inconclusive":
-                props.append((f"llem.gate.{comp.metric}.status", comp.status))
-                for key in ("p_within", "cv_current", "cv_baseline", "cycles_needed"):
-                    value = getattr(comp, key)
-                    if value is not None:
-                        props.append((f"llem.gate.{comp.metric}.{key}", value))
+        props.extend(gate_properties(verdict))
     return [(name, redact(value) if isinstance(value, str) else value) for name, value in props]
+
+
+def gate_properties(verdict: Verdict) -> list[tuple[str, object]]:
+    """The verdict and, per comparison, its delta and p; the evidence of paired and
+    inconclusive ones."""
+    props: list[tuple[str, object]] = [("llem.gate", verdict.status)]
+    for comp in verdict.comparisons:
+        head = f"llem.gate.{comp.metric}"
+        if comp.delta_pct is not None:
+            props.append((f"{head}.delta_pct", round(comp.delta_pct, 3)))
+        if comp.p_value is not None:
+            props.append((f"{head}.p_value", comp.p_value))
+        keys: tuple[str, ...] = ()
+        if comp.kind == "paired":
+            props.append((f"{head}.kind", "paired"))
+            keys = ("ratio", "pairs_cv", "min_detectable_change", "test")
+            if comp.ci is not None:
+                props += [
+                    (f"{head}.ratio_ci_low", comp.ci[0]),
+                    (f"{head}.ratio_ci_high", comp.ci[1]),
+                ]
+        if comp.status == "inconclusive" or comp.kind == "paired":
+            props.append((f"{head}.status", comp.status))
+        if comp.status == "inconclusive":
+            keys += ("p_within", "cv_current", "cv_baseline", "cycles_needed")
+        props.extend(
+            (f"{head}.{key}", getattr(comp, key)) for key in keys if getattr(comp, key) is not None
+        )
+    return props

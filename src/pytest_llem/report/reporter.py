@@ -131,6 +131,8 @@ class Reporter:
             config_hash=identity["config_hash"],
             cycle=identity["cycle"],
             n_cycles=identity.get("n_cycles"),
+            arm=identity.get("arm"),
+            pair=identity.get("pair"),
             config=identity["config"],
             study_file=identity.get("study_file"),
             line=identity.get("line"),

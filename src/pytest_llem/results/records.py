@@ -105,7 +105,7 @@ class SamplerSummary(_Model):
 class RunnerInfo(_Model):
     """How the item was executed."""
 
-    type: Literal["local", "docker"] = "local"
+    type: Literal["local", "docker", "python"] = "local"
     source: str = "default"
     strategy: str | None = None
     image: str | None = None
@@ -144,6 +144,8 @@ class ExperimentResult(_Model):
     cycle: int
     config: dict[str, Any]
     n_cycles: int | None = None  # the config's cycles in the study (None in older files)
+    arm: str | None = None  # A/B: reference or candidate
+    pair: str | None = None  # A/B: the grid point both arms share
     attempt: int = 1  # >1 when a plugin (pytest-rerunfailures, xdist) ran the item again
     study_file: str | None = None
     line: int | None = None

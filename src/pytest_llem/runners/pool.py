@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,13 @@ from pytest_llem.results.records import Measurement, RunnerInfo
 from pytest_llem.runners.docker.container_options import DockerOptions
 from pytest_llem.runners.local import LocalRunner
 from pytest_llem.runners.run_spec import Runner, RunSpec
-from pytest_llem.runners.selection import RunnerSpec, elevate, explicit_local, resolve
+from pytest_llem.runners.selection import (
+    RunnerSpec,
+    elevate,
+    explicit_local,
+    from_value,
+    resolve,
+)
 from pytest_llem.study.backends import BackendRegistry
 from pytest_llem.study.plan import Point, StudyPlan
 
@@ -33,6 +40,7 @@ class RunnerSettings:
     runner_ini: dict[str, str] = field(default_factory=dict)
     docker: DockerOptions = field(default_factory=DockerOptions)
     backends: BackendRegistry = BUILTIN
+    ab_cli: dict[str, str] = field(default_factory=dict)  # --llem-ab: arm -> runner value
 
 
 # Advice goes to the terminal summary (and the report), not to Python warnings: a project
@@ -51,7 +59,8 @@ class RunnerPool:
     def __init__(self, settings: RunnerSettings) -> None:
         self.settings = settings
         self._specs: dict[tuple[str, str], RunnerSpec] = {}
-        self._runners: dict[tuple[str, str | None, str, str], Runner] = {}
+        self._runners: dict[tuple[object, ...], Runner] = {}
+        self._probes: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self._docker_checks: dict[tuple[str, bool], tuple[list[Check], list[str]]] = {}
         self._isolation: dict[tuple[str, str], Check] = {}
         self._warned: set[str] = set()
@@ -75,6 +84,23 @@ class RunnerPool:
                 self._specs[(plan.study_hash, b)] = s
             self._warn_mixed()
         return self._specs[key]
+
+    def point_spec(self, plan: StudyPlan, point: Point) -> tuple[RunnerSpec, dict[str, str]]:
+        """Where a point runs, and the environment of its process: an A/B arm's own runner
+        (``--llem-ab`` over the study's ``ab:``) else its backend's."""
+        base = self.spec(plan, point.backend)
+        if point.arm is None or plan.ab is None:
+            return base, {}
+        arm = plan.ab.arm(point.arm)
+        cli = self.settings.ab_cli.get(point.arm)
+        value = cli or arm.runner
+        spec = from_value(value, "cli" if cli else "study") if value else base
+        env = dict(arm.env)
+        if spec.mode == "local" and env:
+            # An arm's env: is its process's: a local arm with one runs in a worker of this
+            # very interpreter, so the other arm (and pytest) never see it.
+            spec = RunnerSpec("python", None, spec.source, interpreter=sys.executable)
+        return spec, env
 
     def _isolate(self, plan: StudyPlan, specs: dict[str, RunnerSpec]) -> dict[str, RunnerSpec]:
         kept = [b for b, s in specs.items() if explicit_local(s)]
@@ -117,11 +143,14 @@ class RunnerPool:
     # -- checks -----------------------------------------------------------------------------
 
     def checks(self, plan: StudyPlan, point: Point) -> list[Check]:
-        """Runner-level pre-flight problems of a point (isolation, Docker, image, GPU)."""
-        spec = self.spec(plan, point.backend)  # resolves the study's runners on first use
+        """Runner-level pre-flight problems of a point (isolation, Docker, image, GPU, the
+        interpreter of a python: runner)."""
+        spec, _ = self.point_spec(plan, point)  # resolves the study's runners on first use
         isolation = self._isolation.get((plan.study_hash, point.backend))
-        if isolation is not None:
+        if isolation is not None and point.arm is None:
             return [isolation]
+        if spec.mode == "python":
+            return self._python_checks(spec, point)
         if spec.mode != "docker":
             return []
         from pytest_llem.runners.docker import readiness
@@ -167,32 +196,67 @@ class RunnerPool:
                 return dataclasses.replace(opts, python=FALLBACK_PYTHON)
         return dataclasses.replace(opts, python=self._python[image])
 
+    def _python_checks(self, spec: RunnerSpec, point: Point) -> list[Check]:
+        from pytest_llem.runners.python_worker import probe
+
+        assert spec.interpreter is not None
+        packages = self.settings.backends.get(point.backend).packages
+        key = (spec.interpreter, packages)
+        if key not in self._probes:
+            self._probes[key] = probe(spec.interpreter, packages)
+        problem = self._probes[key]
+        if problem is None:
+            return []
+        return [
+            Check(
+                "runner",
+                f"python:{spec.interpreter}: {problem}",
+                f"install this pytest-llem and the {point.backend} backend into that "
+                f"environment ({spec.interpreter} -m pip install ...), or point python: at one "
+                "that has them",
+            )
+        ]
+
     def runner(self, plan: StudyPlan, point: Point) -> Runner:
         """The runner of a point, created on first use."""
         backend = point.backend
-        spec = self.spec(plan, backend)
-        strategy = self.settings.docker.strategy if spec.mode == "docker" else "local"
+        spec, env = self.point_spec(plan, point)
+        strategy = self.settings.docker.strategy if spec.mode == "docker" else spec.mode
         image = self.image(spec, backend) if spec.mode == "docker" else None
         if spec.mode == "docker" and image is None:
             return _Refused(_no_image(backend))  # pre-flight fails the item with the same text
-        key = (backend, image, strategy, spec.source)
+        key = (backend, image, spec.interpreter, strategy, spec.source, tuple(sorted(env.items())))
         if key not in self._runners:
-            self._runners[key] = self._create(spec, image, strategy)
+            self._runners[key] = self._create(spec, image, strategy, env)
         return self._runners[key]
 
-    def _create(self, spec: RunnerSpec, image: str | None, strategy: str) -> Runner:
+    def _scratch(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="llem-persistent-"))
+        return self._root
+
+    def _create(
+        self, spec: RunnerSpec, image: str | None, strategy: str, env: dict[str, str]
+    ) -> Runner:
+        if spec.mode == "python":
+            from pytest_llem.runners.python_worker import PythonRunner
+
+            assert spec.interpreter is not None
+            return PythonRunner(
+                spec.interpreter, spec.source, env, self._scratch(), self.settings.docker.timeout_s
+            )
         if spec.mode == "local" or image is None:
             return LocalRunner(spec.source)
         opts = self.options(image)
+        if env:
+            opts = dataclasses.replace(opts, env={**opts.env, **env})
         if strategy == "persistent":
             from pytest_llem.runners.docker.persistent import PersistentRunner
 
             if "persistent" not in self._warned:
                 self._warned.add("persistent")
                 self.notes.append(f"note: {PERSISTENT_TRADE_OFF}")
-            if self._root is None:
-                self._root = Path(tempfile.mkdtemp(prefix="llem-persistent-"))
-            return PersistentRunner(image, spec.source, opts, self._root)
+            return PersistentRunner(image, spec.source, opts, self._scratch())
         from pytest_llem.runners.docker.ephemeral import EphemeralRunner
 
         return EphemeralRunner(image, spec.source, opts)

@@ -24,11 +24,27 @@ class RunnerSpec:
     mode: RunnerMode
     image: str | None
     source: Source
+    interpreter: str | None = None  # python: runners
 
     def label(self) -> str:
-        """``docker:<image>`` / ``local``, with the source."""
-        target = f"docker:{self.image}" if self.image else self.mode
+        """``docker:<image>`` / ``python:<interpreter>`` / ``local``, with the source."""
+        if self.interpreter:
+            target = f"python:{self.interpreter}"
+        else:
+            target = f"docker:{self.image}" if self.image else self.mode
         return f"{target} (from {self.source})"
+
+
+def from_value(value: str, source: Source) -> RunnerSpec:
+    """A RunnerSpec from a runner value (``local``, ``docker:<image>``, ``python:<path>``).
+
+    Raises:
+        ValueError: a malformed value.
+    """
+    mode, target = parse_runner_value(value)
+    if mode == "python":
+        return RunnerSpec(mode, None, source, interpreter=target)
+    return RunnerSpec(mode, target, source)
 
 
 def parse_cli(value: str | None) -> dict[str, str]:
@@ -82,11 +98,10 @@ def resolve(
     for source, value in layers:
         if value:
             try:
-                mode, image = parse_runner_value(value)
+                return from_value(value, source)
             except ValueError as exc:
                 where = f"LLEM_RUNNER_{backend.upper()}" if source == "env" else source
                 raise ValueError(f"{where}: {exc}") from None
-            return RunnerSpec(mode, image, source)
     return RunnerSpec("local", None, "default")
 
 

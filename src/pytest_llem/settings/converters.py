@@ -6,7 +6,7 @@ import pytest
 
 from pytest_llem.gate.thresholds import Limit, LimitSyntaxError, parse_fail_on
 from pytest_llem.runners.selection import parse_cli
-from pytest_llem.study.sections import parse_runner_value, percent
+from pytest_llem.study.sections import AB_ARMS, parse_runner_value, percent
 
 ENERGY_CHOICES = ("auto", "nvml", "zeus", "rapl", "null")
 
@@ -92,6 +92,25 @@ def runner_cli(text: str) -> dict[str, str]:
         return parse_cli(text)
     except ValueError as exc:
         raise pytest.UsageError(f"--llem-runner: {exc}") from None
+
+
+def ab_runners(text: str) -> dict[str, str]:
+    """``reference=RUNNER candidate=RUNNER`` (space or comma separated) into arm -> runner."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.replace(",", " ").split())):
+        arm, sep, runner = part.partition("=")
+        if not sep or arm not in AB_ARMS:
+            raise pytest.UsageError(
+                f"--llem-ab: {part!r}: expected reference=RUNNER or candidate=RUNNER"
+            )
+        try:
+            parse_runner_value(runner)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--llem-ab: {arm}: {exc}") from None
+        out[arm] = runner
+    if not out:
+        raise pytest.UsageError("--llem-ab: give reference=RUNNER and/or candidate=RUNNER")
+    return out
 
 
 def runner_ini(text: str) -> str:

@@ -140,6 +140,7 @@ class Settings:
     shard: tuple[int, int] | None = None
     resume_dir: Path | None = None
     runner_cli: dict[str, str] = field(default_factory=dict)
+    ab_cli: dict[str, str] = field(default_factory=dict)  # --llem-ab: arm -> runner
     runner_ini: dict[str, str] = field(default_factory=dict)
     docker: DockerOptions = field(default_factory=DockerOptions)
     sources: dict[str, str] = field(default_factory=dict)
@@ -281,6 +282,7 @@ def resolve(config: pytest.Config, backends: BackendRegistry = BUILTIN) -> Setti
         shard=values["shard"],
         resume_dir=path(values["resume"], None),
         runner_cli=_runner_cli(values["runner"] or {}, backends),
+        ab_cli=values["ab"] or {},
         runner_ini=_runner_ini(values, list(config.getini("llem_runners")), backends),
         docker=_docker(
             values,

@@ -139,10 +139,17 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "runner",
-        "where items run: local | docker | docker:<image>, for every backend, or "
-        "per backend as vllm=docker,pytorch=local",
+        "where items run: local | docker | docker:<image> | python:<interpreter>, for every "
+        "backend, or per backend as vllm=docker,pytorch=local",
         convert=converters.runner_cli,
         metavar="RUNNER",
+    ),
+    Option(
+        "ab",
+        "the runners of an A/B study's arms, overriding its ab: block: "
+        "'reference=RUNNER candidate=RUNNER' (e.g. two images: docker:app:1.0 docker:app:1.1)",
+        convert=converters.ab_runners,
+        metavar="ARMS",
     ),
     # One ini key per built-in backend; any backend (a plugin's too) in llem_runners.
     *(

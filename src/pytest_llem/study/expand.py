@@ -7,6 +7,7 @@ study (those points become skipped items).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping
@@ -23,11 +24,18 @@ from pytest_llem.study.grammar import (
     deep_merge,
     expand_dotted,
     flatten,
+    scoped_backend,
     set_path,
 )
 from pytest_llem.study.identity import id_part, short_hash, unique_ids
 from pytest_llem.study.plan import Point, StudyPlan
-from pytest_llem.study.sections import ExecutionConfig, GateConfig, RunnersConfig
+from pytest_llem.study.sections import (
+    AB_ARMS,
+    AbConfig,
+    ExecutionConfig,
+    GateConfig,
+    RunnersConfig,
+)
 from pytest_llem.study.sources import source_problem
 from pytest_llem.study.structure import STUDY_KEYS, Dim, Expander, fix_for
 
@@ -113,6 +121,7 @@ def build(
         RunnersConfig,
     )
     gate = ex.validate_section(ex.check_section(data, "gate", GateConfig), "gate", GateConfig)
+    ab = ex.check_ab(data)
 
     # A backend list alone is a dimension too (the original and DESIGN: sweep points plus
     # the explicit experiments).
@@ -150,7 +159,8 @@ def build(
     dims_all = [*universal, *(d for dims in scoped.values() for d in dims)]
     candidates = [path for path, _, line in sorted(dims_all, key=lambda d: d[2] or 0)]
     candidates += [path for entry, _ in experiments for path, _ in flatten(entry)]
-    return _finish(doc, data, raws, candidates, execution, runners, gate, tuple(ex.notes), ex.model)
+    plan = _finish(doc, data, raws, candidates, execution, runners, gate, tuple(ex.notes), ex.model)
+    return plan if ab is None else _with_arms(plan, ab, ex.model)
 
 
 def _apply(raw: dict[str, Any], assignments: list[tuple[tuple[str, ...], Any]]) -> None:
@@ -347,6 +357,45 @@ def _finish(
         warnings=tuple(warnings),
         notes=notes,
     )
+
+
+def _with_arms(plan: StudyPlan, ab: AbConfig, model: type[ExperimentConfig]) -> StudyPlan:
+    """Each grid point becomes two: its reference and its candidate arm, each with the arm's
+    overrides applied (a key scoped to another backend leaves the point alone). Arms are
+    validated apart, so two identical arms (an A/A run) are two points, not one repeat."""
+    points: list[Point] = []
+    for base in plan.points:
+        for name in AB_ARMS:
+            raw = deep_merge(base.raw, {})
+            assignments = []
+            for key, value in ab.arm(name).overrides.items():
+                backend, path = scoped_backend(key, model.backends.names)
+                if backend is None or backend == base.backend:
+                    assignments.append((path, value))
+            _apply(raw, assignments)
+            config: ExperimentConfig | None = None
+            error, fix = base.error, base.fix
+            if base.valid:
+                try:
+                    config = model.model_validate(raw)
+                except ValidationError as exc:
+                    error, fix = format_validation_error(exc), fix_for(exc.errors())
+            digest = short_hash(config.workload()) if config is not None else short_hash(raw)
+            points.append(
+                dataclasses.replace(
+                    base,
+                    id=f"{base.id}-{name}",
+                    config_hash=digest,
+                    raw=raw,
+                    config=config,
+                    error=error,
+                    fix=fix,
+                    arm=name,
+                    pair=base.id,
+                )
+            )
+    study_hash = short_hash({"plan": plan.study_hash, "ab": ab.model_dump(mode="json")})
+    return dataclasses.replace(plan, points=tuple(points), ab=ab, study_hash=study_hash)
 
 
 def _varying_paths(

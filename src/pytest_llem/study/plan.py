@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llem.study.experiment import ExperimentConfig
-from pytest_llem.study.sections import ExecutionConfig, GateConfig, RunnersConfig
+from pytest_llem.study.sections import (
+    AB_ARMS,
+    AbConfig,
+    ExecutionConfig,
+    GateConfig,
+    RunnersConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,8 @@ class Point:
     line: int | None = None
     origin: str = "sweep"
     fix: str | None = None
+    arm: str | None = None  # A/B: reference or candidate
+    pair: str | None = None  # A/B: the id of the grid point both arms share
 
     @property
     def valid(self) -> bool:
@@ -66,6 +74,7 @@ class StudyPlan:
     # (planned model loads, distinct load keys) of the items in order; set by collection,
     # which knows the engines' load keys (this module does not import engines).
     planned_loads: tuple[int, int] | None = None
+    ab: AbConfig | None = None  # same-session A/B: two arms per grid point
 
     @property
     def valid_points(self) -> tuple[Point, ...]:
@@ -128,6 +137,8 @@ class StudyPlan:
         loads instead of K x C. ``shuffled`` is left as drawn: breaking order effects is its
         point, and ``loads_line`` says what it costs.
         """
+        if self.ab is not None:
+            return self._ab_items()
         valid = list(self.valid_points)
         cycles = self.execution.n_cycles
         order = self.execution.cycle_order
@@ -155,6 +166,60 @@ class StudyPlan:
                 planned.extend(PlannedItem(p, cycle, name(p, cycle)) for p in batch)
         planned.extend(PlannedItem(p, 1, p.id) for p in self.invalid_points)
         return planned
+
+    def _ab_items(self) -> list[PlannedItem]:
+        """A/B: both arms of a grid point back to back in each cycle, alternating which goes
+        first (AB, BA, AB, ...) so that a linear drift within a cycle cancels over pairs;
+        ``cycle_order`` orders the pairs as it orders points."""
+        units: dict[str, list[Point]] = {}
+        for point in self.valid_points:
+            units.setdefault(point.pair or point.id, []).append(point)
+        cycles = self.execution.n_cycles
+        order = self.execution.cycle_order
+
+        def pair(unit: list[Point], cycle: int) -> list[PlannedItem]:
+            first = AB_ARMS if cycle % 2 else tuple(reversed(AB_ARMS))
+            arms = sorted(unit, key=lambda p: first.index(p.arm or first[0]))
+            name = (lambda p: p.id) if cycles == 1 else (lambda p: f"{p.id}-c{cycle}")
+            return [PlannedItem(p, cycle, name(p)) for p in arms]
+
+        planned: list[PlannedItem] = []
+        groups = list(units.values())
+        if order == "sequential":
+            for unit in groups:
+                for cycle in range(1, cycles + 1):
+                    planned.extend(pair(unit, cycle))
+        else:
+            seed = self.execution.shuffle_seed
+            rng = random.Random(seed if seed is not None else int(self.study_hash, 16))
+            for cycle in range(1, cycles + 1):
+                batch = list(groups)
+                if order == "shuffled":
+                    rng.shuffle(batch)
+                for unit in batch:
+                    planned.extend(pair(unit, cycle))
+        planned.extend(PlannedItem(p, 1, p.id) for p in self.invalid_points)
+        return planned
+
+    def ab_line(self, shared_process: bool) -> str | None:
+        """The A/B plan: the order, and what it costs in model loads."""
+        if self.ab is None:
+            return None
+        pairs = len({p.pair for p in self.valid_points})
+        cycles = self.execution.n_cycles
+        text = (
+            f"  A/B: {pairs} config{'s' if pairs != 1 else ''} x {cycles} cycles, reference and "
+            "candidate back to back, alternating (AB, BA, AB, ...); gated on paired cycles"
+        )
+        if shared_process:
+            text += (
+                f"; both arms run in this process, so the model reloads at every switch "
+                f"(about {2 * pairs * cycles} loads): give an arm a runner (python:, docker:) "
+                "to keep each loaded"
+            )
+        else:
+            text += "; each arm keeps its engine loaded in its own worker (one load per arm)"
+        return text
 
 
 LoadKey = Callable[[ExperimentConfig], str]

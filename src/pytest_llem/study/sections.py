@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pytest_llem.study.metrics import METRICS
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
-RunnerMode = Literal["local", "docker"]
+RunnerMode = Literal["local", "docker", "python"]
+AB_ARMS = ("reference", "candidate")
 
 # A Docker image reference: [registry[:port]/]path[:tag][@digest]; no spaces or shell syntax.
+_SECRET = r"(TOKEN|_KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)"
 _IMAGE_RE = re.compile(
     r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
@@ -52,17 +54,23 @@ def is_valid_image(image: str) -> bool:
 
 
 def parse_runner_value(value: str) -> tuple[RunnerMode, str | None]:
-    """Parse ``local``, ``docker`` or ``docker:<image>`` into (mode, image).
+    """Parse ``local``, ``docker``, ``docker:<image>`` or ``python:<interpreter>`` into (mode,
+    target): the image, or the interpreter (a path, or a command on PATH).
 
     Raises:
         ValueError: for anything else, naming the allowed forms.
     """
-    forms = "allowed: 'local', 'docker', 'docker:<image>'"
+    forms = "allowed: 'local', 'docker', 'docker:<image>', 'python:<interpreter>'"
     text = value.strip() if isinstance(value, str) else value
     if text == "local":
         return "local", None
     if text == "docker":
         return "docker", None
+    if isinstance(text, str) and text.startswith("python:"):
+        interpreter = text[len("python:") :].strip()
+        if not interpreter or any(ch in interpreter for ch in "\n\r\0"):
+            raise ValueError(f"runner {value!r} names no interpreter; {forms}")
+        return "python", interpreter
     if isinstance(text, str) and text.startswith("docker:"):
         image = text[len("docker:") :]
         if not image:
@@ -111,6 +119,11 @@ class SignificanceConfig(_Section):
     test: Literal["mannwhitney", "welch"] = "welch"
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     min_cycles: int = Field(default=3, ge=2)
+    paired_test: Literal["auto", "t", "signflip"] = Field(
+        default="auto",
+        description="A/B pairs: an exact sign-flip test where it can reach the level (up to "
+        "16 pairs), else a one-sample t-test on the log ratios",
+    )
     correction: Literal["bonferroni", "none"] = Field(
         default="bonferroni",
         description="family-wise: each 'beyond the limit' test of a study at alpha divided "
@@ -163,6 +176,79 @@ class GateConfig(_Section):
         return value
 
 
+class ArmConfig(_Section):
+    """One arm of an A/B study: where it runs, its environment, and overrides of any study
+    field (``precision: fp16``, ``vllm.engine.enable_prefix_caching: true``, ...)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    runner: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("runner")
+    @classmethod
+    def _runner(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_runner_value(value)
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            bad = [k for k in value if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k))]
+            if bad:
+                raise ValueError(f"env names {bad} are not environment variable names")
+            secret = [k for k in value if re.search(_SECRET, str(k), re.IGNORECASE)]
+            if secret:
+                raise ValueError(
+                    f"env {secret} look like secrets: a study file is committed; set them in "
+                    "the environment that runs pytest instead"
+                )
+            return {str(k): "" if v is None else str(v) for k, v in value.items()}
+        return value
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The study fields this arm changes (dotted keys as written)."""
+        return dict(self.model_extra or {})
+
+    def runner_value(self) -> str:
+        """The arm's runner, ``local`` when it names none."""
+        return self.runner or "local"
+
+
+class AbConfig(_Section):
+    """Same-session A/B: a candidate against a reference, interleaved, gated on pairs."""
+
+    calibrate: bool = Field(
+        default=False, description="an A/A run: allow two identical arms (to size the noise)"
+    )
+    reference: ArmConfig = ArmConfig()
+    candidate: ArmConfig = ArmConfig()
+
+    def arm(self, name: str) -> ArmConfig:
+        """``reference`` or ``candidate``."""
+        return self.reference if name == "reference" else self.candidate
+
+    def runner_of(self, name: str, cli: Mapping[str, str]) -> str:
+        """An arm's runner: ``--llem-ab`` over the study's, ``local`` when neither names one."""
+        return cli.get(name) or self.arm(name).runner_value()
+
+    def identical(self, cli: Mapping[str, str]) -> bool:
+        """True when both arms would run the same thing the same way (an A/A run)."""
+        ref, cand = self.reference, self.candidate
+        return (
+            self.runner_of("reference", cli) == self.runner_of("candidate", cli)
+            and ref.env == cand.env
+            and ref.overrides == cand.overrides
+        )
+
+    def shares_process(self, cli: Mapping[str, str]) -> bool:
+        """True when both arms run locally in the pytest process (no env of their own)."""
+        return all(self.runner_of(a, cli) == "local" and not self.arm(a).env for a in AB_ARMS)
+
+
 class RunnersConfig(_Section):
     """Per-backend runner choice (``local``, ``docker``, ``docker:<image>``), keyed by backend
     name; the grammar checks the names against the registry."""
@@ -177,7 +263,9 @@ class RunnersConfig(_Section):
                 if value is None:
                     continue
                 if not isinstance(value, str):
-                    raise ValueError(f"{name}: expected local, docker or docker:<image>")
+                    raise ValueError(
+                        f"{name}: expected local, docker, docker:<image> or python:<interpreter>"
+                    )
                 try:
                     parse_runner_value(value)
                 except ValueError as exc:

@@ -35,6 +35,7 @@ STUDY_KEYS: tuple[str, ...] = (
     "execution",
     "runners",
     "gate",
+    "ab",
 )
 
 Dim = tuple[tuple[str, ...], list[Any], int | None]
@@ -153,6 +154,33 @@ class Expander:
                 msg = str(err["msg"]).removeprefix("Value error, ")
                 self.problem((key, *loc), msg, fix_for([err]))
             return model()
+
+    def check_ab(self, data: Mapping[str, Any]) -> Any:
+        """The ``ab:`` section: its keys, each arm's runner and env, and every override a
+        path into the config (as a sweep key is)."""
+        from pytest_llem.study.sections import AB_ARMS, AbConfig
+
+        raw = self.check_section(data, "ab", AbConfig)
+        if not raw:
+            return None
+        for arm in AB_ARMS:
+            block = raw.get(arm)
+            if block is None:
+                self.problem(("ab",), f"the {arm} arm is missing", f"add ab: {{{arm}: {{...}}}}")
+                continue
+            if not isinstance(block, Mapping):
+                self.problem(("ab", arm), "must be a mapping of overrides", f"write {arm}: {{}}")
+                continue
+            for key in block:
+                if key in ("runner", "env"):
+                    continue
+                _, path = scoped_backend(str(key), self.backends.names)
+                bad = check_path(self.model, path)
+                if bad is not None:
+                    self.problem(("ab", arm, key), bad[1], bad[2])
+        if self.problems:
+            return None
+        return self.validate_section(raw, "ab", AbConfig)
 
     # -- base ----------------------------------------------------------------------------
 

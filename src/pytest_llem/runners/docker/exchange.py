@@ -38,14 +38,24 @@ class ContainerFailure(BaseModel):
 class ExchangeDir:
     """One item's exchange directory on the host."""
 
-    def __init__(self, spec: RunSpec, root: Path | None = None, nested: bool = False) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        root: Path | None = None,
+        nested: bool = False,
+        host_paths: bool = False,
+    ) -> None:
         self.spec = spec
         self.path = Path(tempfile.mkdtemp(prefix="llem-", dir=root))
         os.chmod(self.path, 0o755)  # the container's user must be able to enter it
         self.key = spec.config_hash
         # Ephemeral containers mount this directory at MOUNT; a persistent container mounts
-        # the parent once, so each item's directory is a subdirectory there.
-        self.container_base = f"{MOUNT}/{self.path.name}" if nested else MOUNT
+        # the parent once, so each item's directory is a subdirectory there; a worker on this
+        # machine (the python: runner) sees the host's paths.
+        if host_paths:
+            self.container_base = str(self.path)
+        else:
+            self.container_base = f"{MOUNT}/{self.path.name}" if nested else MOUNT
 
     def container_path(self, name: str) -> str:
         """Where ``name`` is inside the container."""
