@@ -12,8 +12,14 @@ metrics fails when any item does not pass (fail, or inconclusive under the defau
 ``--llem-inconclusive fail``). It is measured with the family-wise correction the gate applies
 (Bonferroni over the study's beyond-the-limit tests) and without it.
 
+The drift table compares the stored-baseline gate with the same-session paired gate (A/B)
+when the machine drifts: a linear trend, a step (a tenant arrives) or a random walk, each
+sized against the noise, plus an offset between the day the baseline was saved and today.
+The paired arms run back to back (AB, BA, ...) inside one session and share the drift; the
+stored baseline shares nothing with today.
+
 Run: python benchmarks/perf/bench_gate_power.py [--trials 2000] [--limit 5] [--seed 1]
-     [--studies 400] [--only study|cells]
+     [--studies 400] [--drift-trials 500] [--only study|cells|drift]
 """
 
 from __future__ import annotations
@@ -104,6 +110,81 @@ def study_table(studies: int, limit: float, rng: random.Random) -> None:
         print(f"| {configs} x 2 | {cv:.0%} | {cycles} | {cells[0]} | {cells[1]} |", flush=True)
 
 
+DRIFTS = ("trend", "step", "walk")
+
+
+def drift_path(kind: str, slots: int, cv: float, rng: random.Random) -> list[float]:
+    """Multiplicative drift over ``slots`` time slots, sized against the noise ``cv``: a trend
+    or a step of 4 noise widths over the run, or a random walk of one noise width per slot."""
+    if kind == "trend":
+        return [1.0 + 4 * cv * t / max(1, slots - 1) for t in range(slots)]
+    if kind == "step":
+        at = rng.randrange(1, slots)
+        return [1.0 if t < at else 1.0 + 4 * cv for t in range(slots)]
+    level, out = 1.0, []
+    for _ in range(slots):
+        out.append(level)
+        level *= 1.0 + rng.gauss(0.0, cv)
+    return out
+
+
+def drift_cell(
+    kind: str, cycles: int, shift: float, cv: float, limit: float, trials: int, rng: random.Random
+) -> tuple[Counter[str], Counter[str]]:
+    """Verdicts of the stored-baseline gate and of the paired gate on drifting draws."""
+    from pytest_llem.gate.paired import paired_comparison
+
+    sig = SignificanceConfig(test="welch", alpha=0.05, min_cycles=3)
+    limits = parse_fail_on(f"{METRIC}>{limit * 100:g}%")
+    stored: Counter[str] = Counter()
+    paired: Counter[str] = Counter()
+    for _ in range(trials):
+        # Stored baseline: saved in another session (its own drift, and a day-to-day offset
+        # of two noise widths), compared with today's run.
+        day = 1.0 + rng.gauss(0.0, 2 * cv)
+        then = drift_path(kind, cycles, cv, rng)
+        now = drift_path(kind, cycles, cv, rng)
+        base = [then[i] * rng.gauss(1.0, cv) for i in range(cycles)]
+        cur = [day * (1.0 + shift) * now[i] * rng.gauss(1.0, cv) for i in range(cycles)]
+        verdict = evaluate(limits, {METRIC: cur[-1]}, {METRIC: cur}, {METRIC: base}, True, sig)
+        stored[verdict.status] += 1
+        # Paired: one session, two slots per cycle, the arms alternating AB, BA, ...
+        path = drift_path(kind, 2 * cycles, cv, rng)
+        ref, cand = [], []
+        for i in range(cycles):
+            r_slot, c_slot = (2 * i, 2 * i + 1) if i % 2 == 0 else (2 * i + 1, 2 * i)
+            ref.append(path[r_slot] * rng.gauss(1.0, cv))
+            cand.append((1.0 + shift) * path[c_slot] * rng.gauss(1.0, cv))
+        comp = paired_comparison(limits[0], ref, cand, True, sig, {})
+        paired[comp.status] += 1
+    return stored, paired
+
+
+def drift_table(trials: int, limit: float, rng: random.Random, cv: float = 0.02) -> None:
+    """Stored baseline vs paired A/B under drift: pass / fail / inconclusive %."""
+    print(
+        f"\ndrift: noise CV {cv:.0%}, limit {limit * 100:g}% on {METRIC}, {trials} trials per "
+        "cell; each cell stored-baseline gate | paired gate, as pass / fail / inconclusive %"
+    )
+    changes = (0.0, 0.03, 0.10)
+    print("| drift | cycles | " + " | ".join(f"true {c:.0%}" for c in changes) + " |")
+    print("|---|---:|" + "---|" * len(changes))
+    for kind in DRIFTS:
+        for cycles in CYCLES:
+            cells = []
+            for shift in changes:
+                stored, paired = drift_cell(kind, cycles, shift, cv, limit, trials, rng)
+
+                def share(counts: Counter[str]) -> str:
+                    return " / ".join(
+                        f"{100.0 * counts.get(k, 0) / trials:.0f}"
+                        for k in ("pass", "fail", "inconclusive")
+                    )
+
+                cells.append(f"{share(stored)} \\| {share(paired)}")
+            print(f"| {kind} | {cycles} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -112,13 +193,16 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=5.0, help="relative limit in percent")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--studies", type=int, default=400)
-    parser.add_argument("--only", choices=("study", "cells"), default=None)
+    parser.add_argument("--drift-trials", type=int, default=500)
+    parser.add_argument("--only", choices=("study", "cells", "drift"), default=None)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     limit = args.limit / 100.0
-    if args.only != "cells":
+    if args.only in (None, "drift"):
+        drift_table(args.drift_trials, limit, rng)
+    if args.only in (None, "study"):
         study_table(args.studies, limit, rng)
-    if args.only == "study":
+    if args.only in ("study", "drift"):
         return
     print(
         f"limit {args.limit:g}% worse, welch alpha 0.05, {args.trials} trials per cell; "
