@@ -9,13 +9,27 @@ from pathlib import Path
 class LlemError(Exception):
     """Base of every pytest-llem error; ``fix`` says what the user should do."""
 
-    def __init__(self, message: str, fix: str | None = None) -> None:
+    def __init__(self, message: str, fix: str | None = None, summary: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fix = fix
+        self._summary = summary
 
     def __str__(self) -> str:
         return self.message if not self.fix else f"{self.message}\n  fix: {self.fix}"
+
+    def summary(self) -> str:
+        """The error in one line: given, or the message's first line (a heading ending in a
+        colon takes its first point along), with the fix."""
+        if self._summary is not None:
+            return self._summary
+        lines = [ln.strip() for ln in self.message.splitlines() if ln.strip()]
+        head = (
+            " ".join(lines[:2])
+            if len(lines) > 1 and lines[0].endswith(":")
+            else (lines[0] if lines else "")
+        )
+        return f"{head}; fix: {self.fix}" if self.fix else head
 
 
 @dataclass(frozen=True)

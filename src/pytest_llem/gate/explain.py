@@ -27,6 +27,21 @@ def headline(point_id: str, cycle: int, verdict: Verdict) -> str:
     return f"regression gate failed for {point_id} (cycle {cycle}):"
 
 
+def summary(point_id: str, cycle: int, verdict: Verdict) -> str:
+    """The verdict in one line: which limits decided it, by how much, and why."""
+    word = "failed" if verdict.status == "fail" else verdict.status
+    deciding = [c for c in verdict.comparisons if c.status == verdict.status]
+    parts = []
+    for c in deciding[:3]:
+        if c.missing_cycles:
+            parts.append(f"{c.metric}: {c.note}")
+            continue
+        delta = f" {c.delta_pct:+.1f}%" if c.delta_pct is not None else ""
+        why = f": {c.note}" if c.note else ""
+        parts.append(f"{c.metric}{delta} against {c.limit}{why}")
+    return f"regression gate {word} for {point_id} (cycle {cycle}): " + "; ".join(parts)
+
+
 def fix(verdict: Verdict) -> str:
     """What to do about a failed or inconclusive verdict."""
     if verdict.status == "inconclusive" and _missing(verdict):

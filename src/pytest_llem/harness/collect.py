@@ -20,7 +20,7 @@ from pytest_llem.engines import loading
 from pytest_llem.errors import LlemError, StudyError
 from pytest_llem.gate import feasibility
 from pytest_llem.gate.apply import limits_in_force
-from pytest_llem.harness import timeouts
+from pytest_llem.harness import failure, timeouts
 from pytest_llem.harness.session import SESSION_KEY, ItemOutcome, ItemRef, LlemSession
 from pytest_llem.preflight.check import Check
 from pytest_llem.results.redact import redact
@@ -273,13 +273,19 @@ class ExperimentItem(pytest.Function):
     def repr_failure(  # type: ignore[override] # pytest types excinfo as ExceptionInfo[BaseException]
         self, excinfo: ExceptionInfo[BaseException]
     ) -> str | TerminalRepr:
-        """Domain errors show their message and fix, not a traceback."""
-        if isinstance(excinfo.value, LlemError):
-            return redact(f"{type(excinfo.value).__name__}: {excinfo.value}")
+        """One line that says what happened (the summary, JUnit's message) over the whole text:
+        a domain error's message and fix rather than a traceback, a timeout with its phase."""
+        exc = excinfo.value
         session = self.config.stash.get(SESSION_KEY, None)
-        if timeouts.is_timeout(excinfo.value) and session is not None and session.phase == "load":
-            return f"{super().repr_failure(excinfo)}\n{timeouts.load_cut_explanation()}"
-        return super().repr_failure(excinfo)
+        cut = session.interrupted if session is not None else None
+        if isinstance(exc, LlemError):
+            text = f"{type(exc).__name__}: {exc}"
+        else:
+            text = str(super().repr_failure(excinfo))
+            if timeouts.is_timeout(exc) and cut is not None and cut.phase == "load":
+                text += "\n" + timeouts.load_cut_explanation()
+        line = failure.reason(exc, cut, self.timeout_s())
+        return failure.represent(redact(text), redact(line), self.path, (self.point.line or 1) - 1)
 
     def timeout_s(self) -> float | None:
         """The item's pytest-timeout seconds: its marker, else --timeout / ini / env."""

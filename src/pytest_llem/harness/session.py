@@ -22,6 +22,7 @@ from pytest_llem.gate.completeness import outcome_reason
 from pytest_llem.gate.verdict import Verdict
 from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.harness import timeouts
+from pytest_llem.harness.failure import Interruption
 from pytest_llem.harness.planning import plan_study
 from pytest_llem.measure import concurrency
 from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
@@ -117,6 +118,8 @@ class LlemSession:
         self.items_run = 0
         self.order: dict[str, Any] | None = None  # set after collection (see ordering.py)
         self.phase = ""  # the running item's phase (load, warmup, measure...)
+        self.detail = ""  # and how far into it (the last progress detail)
+        self.interrupted: Interruption | None = None  # where the last failed item was
         self._phase_started = 0.0
         self.longest_load_s: float | None = None  # of loads that finished or were cut
         self.load_cuts: list[str] = []  # items interrupted while loading their model
@@ -202,22 +205,25 @@ class LlemSession:
             return Measurement.model_validate(fields), {**extra, "resumed": True}
         spec = self.spec_for(item)
         line = ProgressLine(self.config)
-        self.phase = ""
+        self.phase, self.detail, self.interrupted = "", "", None
 
         def progress(phase: str, detail: str) -> None:
             if phase != self.phase:
                 self.phase, self._phase_started = phase, time.perf_counter()
+            self.detail = detail
             line.update(phase, detail)
 
         # The cool-down is not measurement: it stays outside the concurrency span.
         waited = cool_down(self._gap(item), progress, self.sleep)
         keys = concurrency.device_keys(item.config)
         span = self.activity.begin(keys, item.nodeid)
-        started = _now()
+        started, clock = _now(), time.perf_counter()
         try:
             measurement = runner.run(spec, progress)
-        except BaseException:
-            if self.phase == "load":  # e.g. pytest-timeout's signal: say so (timeouts.py)
+        except BaseException as exc:
+            self.interrupted = Interruption(self.phase, self.detail, time.perf_counter() - clock)
+            # Only a timeout is a cut load: a load that raised is a load error (its own words).
+            if self.phase == "load" and timeouts.is_timeout(exc):
                 self._load_cut(item.nodeid)
             raise
         finally:
@@ -319,6 +325,7 @@ class LlemSession:
             raise GateFailure(
                 explain.headline(item.point.id, item.cycle, verdict) + "\n" + gate_table(verdict),
                 explain.fix(verdict),
+                summary=explain.summary(item.point.id, item.cycle, verdict),
             )
         if self.settings.require_energy and measurement.energy.source is None:
             raise EnergyRequired(

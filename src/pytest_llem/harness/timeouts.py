@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+SHORT_FIX = "; fix: raise the item timeout (execution.timeout_s, ini llem_item_timeout, --timeout)"
 FIX = (
     "  fix: raise the timeout above the model load time (--timeout, the timeout marker, "
     "execution.timeout_s or ini llem_item_timeout)"

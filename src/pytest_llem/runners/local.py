@@ -117,8 +117,16 @@ class LocalRunner:
         loading.preload(spec.config, base_dir)
 
     def run(self, spec: RunSpec, progress: Progress) -> Measurement:
-        """Measure one item in this process."""
-        return execute(spec, self.cache, progress)
+        """Measure one item in this process.
+
+        An item that fails or is interrupted (a timeout mid-generate) may leave its engine in
+        a state nobody can vouch for: it is evicted, and the next item loads afresh.
+        """
+        try:
+            return execute(spec, self.cache, progress)
+        except BaseException:
+            self.cache.clear()
+            raise
 
     def close(self) -> None:
         """Free the cached model."""

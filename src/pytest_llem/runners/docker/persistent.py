@@ -261,8 +261,15 @@ class PersistentRunner:
 
         tail = outcome.LogTail(exchange.log_file, progress)
         timeout = self.opts.timeout_s or default_timeout_s(spec.config)
-        with outcome.dropped_on_interrupt(exchange):
-            finished = outcome.wait_until(done, timeout, tail)
+        try:
+            with outcome.dropped_on_interrupt(exchange):
+                finished = outcome.wait_until(done, timeout, tail)
+        except BaseException:
+            # Interrupted on the host (the item's pytest-timeout, Ctrl-C): the worker would go
+            # on with the abandoned item and every later item would queue behind it. Kill the
+            # container; the next item starts a fresh one.
+            self._stop()
+            raise
         if not finished:
             raise outcome.keep(self._timed_out(timeout, tail), exchange)
         if response.is_file():
@@ -312,8 +319,12 @@ class PersistentRunner:
         worker.start()
         tail = outcome.LogTail(exchange.log_file, progress)
         timeout = self.opts.timeout_s or default_timeout_s(spec.config)
-        with outcome.dropped_on_interrupt(exchange):
-            finished = outcome.wait_until(lambda: not worker.is_alive(), timeout, tail)
+        try:
+            with outcome.dropped_on_interrupt(exchange):
+                finished = outcome.wait_until(lambda: not worker.is_alive(), timeout, tail)
+        except BaseException:
+            self._stop()  # as in _via_worker: the exec would go on with the abandoned item
+            raise
         if not finished:
             raise outcome.keep(self._timed_out(timeout, tail), exchange)
         try:
