@@ -53,6 +53,15 @@ class Metrics(_Model):
     model_memory_mb: float | None = None
 
 
+class CrosscheckInfo(_Model):
+    """A second energy source read over the same window as the item's (``energy.crosscheck``)."""
+
+    source: str
+    total_j: float | None = None
+    per_device_j: dict[str, float] = Field(default_factory=dict)
+    reason: str | None = None
+
+
 class EnergyInfo(_Model):
     """Where the energy figures came from, or why there are none."""
 
@@ -63,6 +72,12 @@ class EnergyInfo(_Model):
     per_device_j: dict[str, float] = Field(default_factory=dict)
     baseline_w: float | None = None
     baseline_age_s: float | None = None
+    # The meter's opening and closing reads on time.perf_counter() (CLOCK_MONOTONIC on Linux,
+    # one clock for every process and container of the host): lets an independent reader
+    # integrate over exactly this window (``python -m pytest_llem validate``).
+    t_start_s: float | None = None
+    t_end_s: float | None = None
+    crosscheck: CrosscheckInfo | None = None
 
 
 class ValidityWarning(_Model):
