@@ -678,7 +678,12 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setitem(sys.modules, "vllm.sampling_params", module.sampling_params)
     monkeypatch.setitem(sys.modules, "vllm.platforms", module.platforms)
     # The engine sets these in os.environ for vLLM's processes: restore them after the test.
-    unset_env(monkeypatch, "VLLM_ATTENTION_BACKEND", "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS")
+    unset_env(
+        monkeypatch,
+        "VLLM_ATTENTION_BACKEND",
+        "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS",
+        "VLLM_CPU_KVCACHE_SPACE",
+    )
     return module
 
 
