@@ -137,6 +137,7 @@ def test_collection_checks_arguments_against_the_installed_vllm(
     extra = (
         "passthrough_kwargs: {max_num_seq: 4}\n"
         "experiments:\n  - {vllm: {engine: {swap_space: 4}}}\n  - {n: 2}\n"
+        "  - {vllm: {sampling: {presence_penalti: 0.5, skip_special_tokens: false}}}\n"
     )
     pytester.makefile(".yaml", study_bad=vllm_study(extra))
     pytester.makepyfile(
@@ -153,6 +154,9 @@ def test_collection_checks_arguments_against_the_installed_vllm(
     version = vllm_compat.installed_version()
     assert f"the installed vLLM {version} has no argument 'max_num_seq'" in out
     assert "did you mean 'max_num_seqs'?" in out
+    # Undeclared vllm.sampling keys are checked against the installed SamplingParams too.
+    assert "has no argument 'sampling.presence_penalti'" in out
+    assert "did you mean 'presence_penalty'?" in out and "skip_special_tokens" not in out
     if (
         "swap_space"
         not in (vllm_compat.installed_api() or vllm_compat.VllmApi(frozenset(), {}, "")).engine_args
