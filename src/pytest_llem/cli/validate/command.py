@@ -189,7 +189,8 @@ def validate(args: argparse.Namespace) -> ValidationReport:
         if not items:
             report.notes.append(f"{name}: the study produced no report (see the output above)")
     if not zeus:
-        report.notes.append("Zeus is not installed: no Zeus vs NVML comparison")
+        why = "--zeus off" if args.zeus == "off" else "Zeus is not installed"
+        report.notes.append(f"{why}: no Zeus vs NVML comparison")
     if any(
         not source.startswith("NVML_FI_DEV_POWER_INSTANT")
         for source in report.power_sources.values()
