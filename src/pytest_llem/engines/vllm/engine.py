@@ -15,18 +15,18 @@ import gc
 import inspect
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_llem.devices import GpuRef
 from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests
-from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.engine import BatchResult, MemoryInfo, Request
 from pytest_llem.engines.model_ref import resolve_model
 from pytest_llem.engines.vllm import host as vllm_host
 from pytest_llem.engines.vllm import source, spec
 from pytest_llem.engines.vllm.args import check_engine_keys, engine_arg_names
+from pytest_llem.engines.vllm.timing import beam_completion, completion
 from pytest_llem.errors import EngineError
 from pytest_llem.study.experiment import ExperimentConfig
 
@@ -224,9 +224,9 @@ class VLLMEngine:
             raise EngineError(f"vllm generate failed: {exc}", "check the vllm settings") from exc
         wall = time.perf_counter() - start
         if beam is not None:
-            completions = [_beam_completion(r, o) for r, o in zip(batch, outputs, strict=True)]
+            completions = [beam_completion(r, o) for r, o in zip(batch, outputs, strict=True)]
         else:
-            completions = [_completion(o) for o in outputs]
+            completions = [completion(o) for o in outputs]
         return BatchResult(completions=completions, wall_s=wall)
 
     def memory(self) -> MemoryInfo:
@@ -338,77 +338,6 @@ def _call_with_grace(method: Any) -> None:
         method(timeout=SHUTDOWN_TIMEOUT_S)
     else:
         method()
-
-
-@dataclass(frozen=True)
-class RequestTiming:
-    """One request's timing from vLLM's metrics; None figures carry the reason."""
-
-    latency_s: float | None
-    ttft_s: float | None = None
-    tpot_s: float | None = None
-    note: str | None = None
-
-
-NO_METRICS = (
-    "vLLM returned no per-request metrics (stats are off: this vLLM's disable_log_stats could "
-    "not be set, e.g. its source was not readable): no per-request latency or TTFT"
-)
-
-
-def request_timing(metrics: Any) -> RequestTiming:
-    """Latency, TTFT and time per output token of one request from vLLM's metrics.
-
-    - V1 (``RequestStateStats``, filled when stats are on): TTFT is ``first_token_latency``
-      (arrival to first token, frontend clock); latency adds the decode time between the
-      first and last token (engine-core clock). V1 keeps no per-token times, so the gaps are
-      known only as their mean per request: time per output token, not per-token ITL.
-    - V0 (``RequestMetrics``): arrival, first token and finish times.
-    - No metrics, or metrics without timestamps: no figures, and why. The batch's wall time
-      is not this request's latency (requests of one batch finish at different times).
-    """
-    if metrics is None:
-        return RequestTiming(None, note=NO_METRICS)
-    if hasattr(metrics, "first_token_latency"):
-        first = float(metrics.first_token_latency)
-        if first <= 0.0:
-            return RequestTiming(
-                None, note="vLLM's request metrics have no first-token time (first_token_latency 0)"
-            )
-        decode = max(0.0, float(metrics.last_token_ts) - float(metrics.first_token_ts))
-        tokens = int(getattr(metrics, "num_generation_tokens", 0))
-        tpot = decode / (tokens - 1) if tokens > 1 else None
-        return RequestTiming(first + decode, first, tpot)
-    arrival = getattr(metrics, "arrival_time", None)
-    end = getattr(metrics, "finished_time", None) or getattr(metrics, "last_token_time", None)
-    if arrival is None or end is None:
-        return RequestTiming(None, note="vLLM's request metrics have no arrival or finish time")
-    first_time = getattr(metrics, "first_token_time", None)
-    ttft = first_time - arrival if first_time is not None else None
-    return RequestTiming(end - arrival, ttft)
-
-
-def _completion(output: Any) -> Completion:
-    first = output.outputs[0]
-    timing = request_timing(getattr(output, "metrics", None))
-    return Completion(
-        len(output.prompt_token_ids),
-        len(first.token_ids),
-        timing.latency_s,
-        ttft_s=timing.ttft_s,
-        tpot_s=timing.tpot_s,
-        timing_note=timing.note,
-    )
-
-
-BEAM_NOTE = "vLLM's beam search returns no per-request timing: no per-request latency"
-
-
-def _beam_completion(request: Request, output: Any) -> Completion:
-    best = output.sequences[0]
-    # A beam sequence's tokens include the prompt.
-    produced = max(0, len(best.tokens) - len(request.token_ids))
-    return Completion(len(request.token_ids), produced, None, timing_note=BEAM_NOTE)
 
 
 def environment() -> dict[str, Any]:
