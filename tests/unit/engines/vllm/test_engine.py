@@ -11,15 +11,8 @@ import pytest
 from pytest_llem.energy.meter import EnergyReading
 from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.engine import MemoryInfo
-from pytest_llem.engines.vllm.engine import (
-    BEAM_NOTE,
-    NO_METRICS,
-    RequestTiming,
-    VLLMEngine,
-    engine_kwargs,
-    load_key,
-    request_timing,
-)
+from pytest_llem.engines.vllm.engine import VLLMEngine, engine_kwargs, load_key
+from pytest_llem.engines.vllm.timing import BEAM_NOTE, NO_METRICS, RequestTiming, request_timing
 from pytest_llem.errors import EngineError
 from pytest_llem.measure.metrics import compute
 
