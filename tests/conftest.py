@@ -139,8 +139,54 @@ def interrupt_study(pytester: pytest.Pytester, tiny_gpt2: Path) -> Callable[...,
 # --------------------------------------------------------------------------------------------
 
 
+class PeriodicPower:
+    """Watts as a periodic, piecewise-linear function of time: it ramps between points, and
+    steps where two points share a time (and where the period wraps). Exact integrals, so a
+    fake energy counter built on it is the true integral of the power it reports.
+    """
+
+    def __init__(self, points: list[tuple[float, float]], period_s: float) -> None:
+        assert points[0][0] == 0.0 and points[-1][0] == period_s
+        self.points = points
+        self.period_s = period_s
+        self._per_period_j = self._within(period_s)
+
+    def _within(self, tau: float) -> float:
+        """Joules from the start of a period to ``tau`` seconds into it."""
+        total = 0.0
+        for (t0, w0), (t1, w1) in zip(self.points, self.points[1:], strict=False):
+            if tau <= t0 or t1 == t0:
+                continue
+            end = min(tau, t1)
+            w_end = w0 + (w1 - w0) * (end - t0) / (t1 - t0)
+            total += (end - t0) * (w0 + w_end) / 2.0
+        return total
+
+    def _cumulative(self, t: float) -> float:
+        periods, tau = divmod(t, self.period_s)
+        return periods * self._per_period_j + self._within(tau)
+
+    def watts(self, t: float) -> float:
+        """Power ``t`` seconds after the start (the later value at a step)."""
+        tau = t % self.period_s
+        for (t0, w0), (t1, w1) in zip(self.points, self.points[1:], strict=False):
+            if t0 <= tau < t1:
+                return w0 + (w1 - w0) * (tau - t0) / (t1 - t0)
+        return self.points[-1][1]
+
+    def joules(self, t0: float, t1: float) -> float:
+        """Energy between ``t0`` and ``t1`` seconds after the start."""
+        return self._cumulative(t1) - self._cumulative(t0)
+
+
 class FakeGpu:
-    """One scripted GPU whose energy counter advances with real time at ``power_w``."""
+    """One scripted GPU whose energy counter advances with real time at ``power_w``.
+
+    With a ``profile`` (``PeriodicPower``) its power follows that function of time instead;
+    ``counter_period_s`` makes the energy counter move in steps as the real one does (about
+    every 100 ms), and ``average_s`` makes ``nvmlDeviceGetPowerUsage`` a trailing average (one
+    second on Ampere except GA100 and newer), while ``NVML_FI_DEV_POWER_INSTANT`` stays instant.
+    """
 
     def __init__(
         self,
@@ -155,6 +201,10 @@ class FakeGpu:
         self.uuid = uuid
         self.name = name
         self.power_w = power_w
+        self.profile: PeriodicPower | None = None
+        self.counter_period_s = 0.0
+        self.average_s = 0.0
+        self.supports_instant = True
         self.temperature_c = 45.0
         self.memory_total = 80_000_000_000
         self.memory_used = 1_000_000_000
@@ -164,13 +214,41 @@ class FakeGpu:
         self.persistence = 1
         self.pids: list[int] = []
         self.power_limit_mw = 700_000
-        self._t0 = self.clock()
+        self._created = self.clock()
+        self._t0 = self._created
         self._energy_mj = 0.0
+
+    def _elapsed(self, now: float) -> float:
+        return max(0.0, now - self._created)
+
+    def watts(self) -> float:
+        """Instant power now."""
+        if self.profile is None:
+            return self.power_w
+        return self.profile.watts(self._elapsed(self.clock()))
+
+    def average_watts(self) -> float:
+        """What ``nvmlDeviceGetPowerUsage`` reports: instant, or the trailing average."""
+        if self.profile is None or self.average_s <= 0:
+            return self.watts()
+        end = self._elapsed(self.clock())
+        start = max(0.0, end - self.average_s)
+        if end <= start:
+            return self.profile.watts(end)
+        return self.profile.joules(start, end) / (end - start)
 
     def energy_mj(self) -> int:
         now = self.clock()
+        if self.profile is not None:
+            at = self._elapsed(now)
+            if self.counter_period_s > 0:
+                at -= at % self.counter_period_s  # the value of the last counter update
+            return int(self.profile.joules(0.0, at) * 1000.0)
         self._energy_mj += (now - self._t0) * self.power_w * 1000.0
         self._t0 = now
+        if self.counter_period_s > 0:
+            stale = self._elapsed(now) % self.counter_period_s
+            return int(self._energy_mj - stale * self.power_w * 1000.0)
         return int(self._energy_mj)
 
 
@@ -185,6 +263,8 @@ class FakeNvml:
         self.real = real
         self.gpus: list[FakeGpu] = []
         self.init_error: int | None = None
+        # Set to NVML_ERROR_FUNCTION_NOT_FOUND for a driver without nvmlDeviceGetFieldValues.
+        self.field_values_error: int | None = None
         self.initialised = 0
         self.calls: list[str] = []
         # Tests that check energy arithmetic drive GPUs and meters with one hand-moved clock.
@@ -263,7 +343,28 @@ class FakeNvml:
 
     def nvmlDeviceGetPowerUsage(self, handle: object) -> int:
         self._check("nvmlDeviceGetPowerUsage")
-        return int(self._gpu(handle).power_w * 1000)
+        return int(self._gpu(handle).average_watts() * 1000)
+
+    def nvmlDeviceGetFieldValues(self, handle: object, fieldIds: list[Any]) -> Any:  # noqa: N803 - pynvml's name
+        """As nvidia-ml-py's: a ctypes array of ``c_nvmlFieldValue_t``, each field carrying its
+        own ``nvmlReturn`` (NotSupported for a field this GPU lacks); the call itself raises
+        FunctionNotFound on drivers that predate it (``field_values_error``)."""
+        self._check("nvmlDeviceGetFieldValues")
+        gpu = self._gpu(handle)
+        real = self.real
+        if self.field_values_error is not None:
+            raise real.NVMLError(self.field_values_error)
+        values = (real.c_nvmlFieldValue_t * len(fieldIds))()
+        for slot, field in zip(values, fieldIds, strict=True):
+            slot.fieldId, slot.scopeId = field if isinstance(field, tuple) else (field, 0)
+            slot.timestamp = int(gpu.clock() * 1e6)
+            if slot.fieldId == real.NVML_FI_DEV_POWER_INSTANT and gpu.supports_instant:
+                slot.valueType = real.NVML_VALUE_TYPE_UNSIGNED_INT
+                slot.value.uiVal = int(gpu.watts() * 1000)
+                slot.nvmlReturn = real.NVML_SUCCESS
+            else:
+                slot.nvmlReturn = real.NVML_ERROR_NOT_SUPPORTED
+        return values
 
     def nvmlDeviceGetTemperature(self, handle: object, sensor: int) -> int:
         self._check("nvmlDeviceGetTemperature")
@@ -577,7 +678,12 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setitem(sys.modules, "vllm.sampling_params", module.sampling_params)
     monkeypatch.setitem(sys.modules, "vllm.platforms", module.platforms)
     # The engine sets these in os.environ for vLLM's processes: restore them after the test.
-    unset_env(monkeypatch, "VLLM_ATTENTION_BACKEND", "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS")
+    unset_env(
+        monkeypatch,
+        "VLLM_ATTENTION_BACKEND",
+        "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS",
+        "VLLM_CPU_KVCACHE_SPACE",
+    )
     return module
 
 

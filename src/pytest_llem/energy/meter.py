@@ -10,11 +10,28 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class EnergyReading:
-    """Energy of one window. ``total_j`` is None when the source measured nothing."""
+    """Energy of one window. ``total_j`` is None when the source measured nothing.
+
+    ``t_start_s``/``t_end_s``: ``time.perf_counter()`` at the meter's opening and closing
+    reads, where the meter knows them; ``crosscheck``: a second source over the same window.
+    """
 
     total_j: float | None
     per_device_j: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
+    reason: str | None = None
+    t_start_s: float | None = None
+    t_end_s: float | None = None
+    crosscheck: Crosscheck | None = None
+
+
+@dataclass(frozen=True)
+class Crosscheck:
+    """What a second energy source read over the same window."""
+
+    source: str
+    total_j: float | None
+    per_device_j: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
 
 

@@ -20,7 +20,15 @@ from pytest_llem.devices import GpuRef
 _LOCK = threading.Lock()
 _INIT_COUNT = 0
 
-__all__ = ["GpuRef", "NvmlUnavailable", "load", "query", "release", "resolve_handles"]
+__all__ = [
+    "GpuRef",
+    "NvmlUnavailable",
+    "PowerReader",
+    "load",
+    "query",
+    "release",
+    "resolve_handles",
+]
 
 
 class NvmlUnavailable(Exception):  # noqa: N818 - a probe outcome carrying the reason
@@ -167,3 +175,73 @@ def supports_counter(pynvml: ModuleType, handle: Any) -> bool:
     except pynvml.NVMLError_NotSupported:
         return False
     return True
+
+
+# nvmlFieldValue_t.valueType -> the member of its value union that holds the number.
+_VALUE_MEMBERS = {
+    "NVML_VALUE_TYPE_DOUBLE": "dVal",
+    "NVML_VALUE_TYPE_UNSIGNED_INT": "uiVal",
+    "NVML_VALUE_TYPE_UNSIGNED_LONG": "ulVal",
+    "NVML_VALUE_TYPE_UNSIGNED_LONG_LONG": "ullVal",
+    "NVML_VALUE_TYPE_SIGNED_LONG_LONG": "sllVal",
+    "NVML_VALUE_TYPE_SIGNED_INT": "siVal",
+    "NVML_VALUE_TYPE_UNSIGNED_SHORT": "usVal",
+}
+
+
+def field_number(pynvml: ModuleType, value: Any) -> float:
+    """The number in one ``nvmlFieldValue_t``, read through the union member its type names.
+
+    Raises:
+        pynvml.NVMLError: the field's own return code when it is not NVML_SUCCESS (the call
+            succeeds and marks each unsupported field, e.g. NotSupported before R530 drivers).
+    """
+    if value.nvmlReturn != pynvml.NVML_SUCCESS:
+        raise pynvml.NVMLError(value.nvmlReturn)
+    for type_name, member in _VALUE_MEMBERS.items():
+        if getattr(pynvml, type_name, None) == value.valueType:
+            return float(getattr(value.value, member))
+    raise pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
+
+
+def instant_power_mw(pynvml: ModuleType, handle: Any) -> float:
+    """``NVML_FI_DEV_POWER_INSTANT`` in mW, through ``nvmlDeviceGetFieldValues``.
+
+    Raises:
+        pynvml.NVMLError: the driver lacks the call or the field (NotSupported, FunctionNotFound).
+        AttributeError: nvidia-ml-py predates the field.
+    """
+    field = pynvml.NVML_FI_DEV_POWER_INSTANT
+    return field_number(pynvml, pynvml.nvmlDeviceGetFieldValues(handle, [field])[0])
+
+
+AVERAGED_POWER = (
+    "nvmlDeviceGetPowerUsage (a 1 s average on Ampere except GA100 and newer, so an "
+    "integration of it lags the window)"
+)
+
+
+class PowerReader:
+    """Instant power of one GPU: ``NVML_FI_DEV_POWER_INSTANT`` where the GPU and driver have
+    it, else ``nvmlDeviceGetPowerUsage``; ``source`` says which, and why when it fell back.
+
+    ``nvmlDeviceGetPowerUsage`` returns a one-second average on Ampere (except GA100) and
+    newer, so integrating it over a short window smears the window by about half a second.
+    """
+
+    def __init__(self, pynvml: ModuleType, handle: Any) -> None:
+        self.pynvml = pynvml
+        self.handle = handle
+        self.instant = True
+        self.source = "NVML_FI_DEV_POWER_INSTANT"
+        try:
+            instant_power_mw(pynvml, handle)
+        except (pynvml.NVMLError, AttributeError) as exc:
+            self.instant = False
+            self.source = f"{AVERAGED_POWER}; the instant field is unavailable: {_error_name(exc)}"
+
+    def watts(self) -> float:
+        """One reading in W."""
+        if self.instant:
+            return instant_power_mw(self.pynvml, self.handle) / 1000.0
+        return float(self.pynvml.nvmlDeviceGetPowerUsage(self.handle)) / 1000.0

@@ -84,15 +84,18 @@ class NvmlMeter:
         self._start: dict[str, int] = {}
         self._poller: _PowerPoller | None = None
         self._t0 = 0.0
+        self._t_open = 0.0
 
     def start(self) -> None:
         """Read every counter (or start polling) at the window's opening edge."""
         self._t0 = self.clock()
         if self.counter:
+            self._t_open = self.clock()  # the edge: right before the opening counter reads
             self._start = {
                 u: self.pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for u, h in self.handles
             }
         else:
+            self._t_open = self._t0
             self._poller = _PowerPoller(self.pynvml, self.handles, self.interval_s, self.clock)
             self._poller.start()
 
@@ -106,9 +109,13 @@ class NvmlMeter:
         else:
             assert self._poller is not None
             per_device = self._poller.stop()
-        duration = self.clock() - self._t0
+        t_close = self.clock()  # right after the closing reads
         return EnergyReading(
-            total_j=sum(per_device.values()), per_device_j=per_device, duration_s=duration
+            total_j=sum(per_device.values()),
+            per_device_j=per_device,
+            duration_s=t_close - self._t0,
+            t_start_s=self._t_open,
+            t_end_s=t_close,
         )
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pytest_llem.devices import GpuRef
 from pytest_llem.energy import nvml, rapl
+from pytest_llem.energy.crosscheck import CrosscheckMeter
 from pytest_llem.energy.meter import EnergyMeter
 from pytest_llem.energy.null import NullMeter
 from pytest_llem.energy.nvml_meter import NvmlMeter
@@ -61,11 +62,26 @@ def select_meter(
     gpus: list[GpuRef],
     rapl_root: Path = rapl.DEFAULT_ROOT,
 ) -> EnergyMeter:
-    """The meter for one item.
+    """The meter for one item (with ``energy.crosscheck``, paired with a second source).
 
     Raises:
         EnergyUnavailable: an explicitly requested source cannot be opened.
     """
+    meter = _select(config, override, gpus, rapl_root)
+    second = config.energy.crosscheck
+    if second is None:
+        return meter
+    try:
+        other = _select(config, second, gpus, rapl_root)
+    except BaseException:
+        meter.close()
+        raise
+    return CrosscheckMeter(meter, other)
+
+
+def _select(
+    config: ExperimentConfig, override: str | None, gpus: list[GpuRef], rapl_root: Path
+) -> EnergyMeter:
     source = requested(config, override)
     if source == "null":
         return NullMeter("energy measurement disabled (energy.backend: null)")

@@ -18,13 +18,21 @@ class Request:
 
 @dataclass(frozen=True)
 class Completion:
-    """What one request produced."""
+    """What one request produced.
+
+    ``latency_s`` is None when the engine cannot time this request on its own (``timing_note``
+    says why): a batch's wall time is never passed off as a request's latency. ``itl_s`` are
+    per-token gaps (where the engine sees each token); ``tpot_s`` is the request's mean gap
+    between output tokens (time per output token), where only that is known.
+    """
 
     input_tokens: int
     output_tokens: int
-    latency_s: float
+    latency_s: float | None
     ttft_s: float | None = None
     itl_s: tuple[float, ...] = ()
+    tpot_s: float | None = None
+    timing_note: str | None = None
 
 
 @dataclass(frozen=True)

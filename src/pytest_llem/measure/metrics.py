@@ -26,11 +26,17 @@ def compute(
     out_tokens = sum(c.output_tokens for c in completions)
     in_tokens = sum(c.input_tokens for c in completions)
     duration = max(duration_s, 1e-9)
-    lat50, lat90, lat99 = _pcts([c.latency_s for c in completions], (50, 90, 99))
+    latencies = [c.latency_s for c in completions if c.latency_s is not None]
+    # Percentiles of some requests' latencies would describe a different population: all or none.
+    whole = len(latencies) == len(completions)
+    lat50, lat90, lat99 = _pcts(latencies if whole else [], (50, 90, 99))
+    notes = sorted({c.timing_note for c in completions if c.timing_note})
     ttfts = [c.ttft_s for c in completions if c.ttft_s is not None]
     itls = [gap for c in completions for gap in c.itl_s]
+    tpots = [c.tpot_s for c in completions if c.tpot_s is not None]
     ttft50, ttft99 = _pcts(ttfts, (50, 99))
     itl50, itl99 = _pcts(itls, (50, 99))
+    tpot50, tpot99 = _pcts(tpots, (50, 99))
     energy = reading.total_j
     adjusted = None
     if energy is not None and baseline_w is not None:
@@ -51,6 +57,9 @@ def compute(
         ttft_p99_s=ttft99,
         itl_p50_s=itl50,
         itl_p99_s=itl99,
+        tpot_p50_s=tpot50,
+        tpot_p99_s=tpot99,
+        latency_note="; ".join(notes) or None,
         energy_j=energy,
         energy_adjusted_j=adjusted,
         energy_per_output_token_j=energy / out_tokens
@@ -64,4 +73,5 @@ def compute(
         else None,
         peak_memory_mb=memory.peak_mb,
         model_memory_mb=memory.model_mb,
+        process_peak_rss_mb=memory.details.get("process_peak_rss_mb"),
     )

@@ -18,6 +18,7 @@ from pytest_llem.measure.idle_power import Baseline, IdleReading
 from pytest_llem.measure.phases import Progress, quiet
 from pytest_llem.measure.validity import assess
 from pytest_llem.results.records import (
+    CrosscheckInfo,
     EnergyInfo,
     Measurement,
     SamplerSummary,
@@ -128,6 +129,18 @@ def measured_window(
     return completions, passes, duration, reading, summary
 
 
+def _crosscheck(reading: EnergyReading) -> CrosscheckInfo | None:
+    check = reading.crosscheck
+    if check is None:
+        return None
+    return CrosscheckInfo(
+        source=check.source,
+        total_j=check.total_j,
+        per_device_j=dict(check.per_device_j),
+        reason=check.reason,
+    )
+
+
 def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurement:
     """Run the whole protocol for one item and return what it measured."""
     inst.progress("prepare", "tokenising prompts")
@@ -155,6 +168,9 @@ def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurem
         per_device_j=dict(reading.per_device_j),
         baseline_w=baseline_w,
         baseline_age_s=baseline.age_s,
+        t_start_s=reading.t_start_s,
+        t_end_s=reading.t_end_s,
+        crosscheck=_crosscheck(reading),
     )
     warnings = assess(config, figures, energy, warm, thermal, summary, baseline)
     warnings.extend(inst.device_warnings)

@@ -42,15 +42,38 @@ class Metrics(_Model):
     latency_p99_s: float | None = None
     ttft_p50_s: float | None = None
     ttft_p99_s: float | None = None
+    # Inter-token latency: percentiles over every gap between consecutive output tokens, where
+    # the engine sees each token (the pytorch engine with streaming).
     itl_p50_s: float | None = None
     itl_p99_s: float | None = None
+    # Time per output token: each request's mean gap between output tokens, percentiles taken
+    # across requests (vLLM V1 keeps only first and last token times per request).
+    tpot_p50_s: float | None = None
+    tpot_p99_s: float | None = None
+    # Why latency/TTFT figures are None although requests ran (e.g. vLLM kept no per-request
+    # metrics): a batch wall time is never reported as a request's latency.
+    latency_note: str | None = None
     energy_j: float | None = None
     energy_adjusted_j: float | None = None
     energy_per_output_token_j: float | None = None
     energy_per_output_token_adjusted_j: float | None = None
     avg_power_w: float | None = None
+    # The peak during the measured window (device memory on CUDA); None where the engine
+    # cannot reset its peak before the window (CPU: see process_peak_rss_mb).
     peak_memory_mb: float | None = None
     model_memory_mb: float | None = None
+    # CPU: the peak resident memory of the engine's processes since they started (the model
+    # load included), never reset: not the window's peak. vLLM: its processes' peaks summed.
+    process_peak_rss_mb: float | None = None
+
+
+class CrosscheckInfo(_Model):
+    """A second energy source read over the same window as the item's (``energy.crosscheck``)."""
+
+    source: str
+    total_j: float | None = None
+    per_device_j: dict[str, float] = Field(default_factory=dict)
+    reason: str | None = None
 
 
 class EnergyInfo(_Model):
@@ -63,6 +86,12 @@ class EnergyInfo(_Model):
     per_device_j: dict[str, float] = Field(default_factory=dict)
     baseline_w: float | None = None
     baseline_age_s: float | None = None
+    # The meter's opening and closing reads on time.perf_counter() (CLOCK_MONOTONIC on Linux,
+    # one clock for every process and container of the host): lets an independent reader
+    # integrate over exactly this window (``python -m pytest_llem validate``).
+    t_start_s: float | None = None
+    t_end_s: float | None = None
+    crosscheck: CrosscheckInfo | None = None
 
 
 class ValidityWarning(_Model):

@@ -159,6 +159,9 @@ class RunnerPool:
         image = self.image(spec, point.backend)
         if image is None:
             return [_no_image(point.backend)]
+        unpublished = self._unpublished(spec, point.backend)
+        if unpublished is not None:
+            return [unpublished]
         cuda = point.config.device == "cuda"
         key = (image, cuda)
         if key not in self._docker_checks:
@@ -179,6 +182,22 @@ class RunnerPool:
         if template is None:
             return None
         return default_image(backend, package_version(), cuda_major(), template)
+
+    def _unpublished(self, spec: RunnerSpec, backend: str) -> Check | None:
+        """The default image for this host's CUDA, when it is not a published tag."""
+        if spec.image:
+            return None
+        from pytest_llem.runners.docker.images import (
+            cuda_major,
+            package_version,
+            unpublished_default,
+        )
+
+        template = self.settings.backends.get(backend).image
+        if template is None:
+            return None
+        found = unpublished_default(backend, package_version(), cuda_major(), template)
+        return Check("image", *found) if found is not None else None
 
     def options(self, image: str) -> DockerOptions:
         """Container settings for ``image``: the Python it runs is the configured one, else

@@ -107,6 +107,9 @@ class EnergyConfig(_Section):
     backend: EnergyBackend = "auto"
     sample_interval_s: float = Field(default=0.1, ge=0.01, le=10.0)
     save_timeseries: bool = False
+    # A second source read over the very same window (``python -m pytest_llem validate``
+    # compares Zeus with NVML this way); recorded as energy.crosscheck, never in the metrics.
+    crosscheck: Literal["nvml", "zeus", "rapl"] | None = None
 
     @field_validator("backend", mode="before")
     @classmethod

@@ -34,8 +34,11 @@ METRICS: dict[str, MetricInfo] = {
     "latency_p99_s": MetricInfo("s", "lower", "latency p99"),
     "ttft_p50_s": MetricInfo("s", "lower", "time to first token p50"),
     "ttft_p99_s": MetricInfo("s", "lower", "time to first token p99"),
-    "itl_p50_s": MetricInfo("s", "lower", "inter-token latency p50"),
-    "itl_p99_s": MetricInfo("s", "lower", "inter-token latency p99"),
+    "itl_p50_s": MetricInfo("s", "lower", "inter-token latency p50 (per-token gaps)"),
+    "itl_p99_s": MetricInfo("s", "lower", "inter-token latency p99 (per-token gaps)"),
+    "tpot_p50_s": MetricInfo("s", "lower", "time per output token p50 (across requests)"),
+    "tpot_p99_s": MetricInfo("s", "lower", "time per output token p99 (across requests)"),
     "peak_memory_mb": MetricInfo("MB", "lower", "peak memory"),
     "model_memory_mb": MetricInfo("MB", "lower", "model memory"),
+    "process_peak_rss_mb": MetricInfo("MB", "lower", "process peak RSS since start"),
 }

@@ -98,3 +98,73 @@ def test_device_facts_and_fingerprint(fake_nvml: Any) -> None:
     assert codes == ["persistence_mode_off", "other_processes"]
     assert fingerprint(pynvml, handles) == "gpu:NVIDIA H100 80GB HBM3/700W|driver550"
     nvml.release(pynvml)
+
+
+# A power profile that ramps and steps (W over seconds): 100 -> 400 W in 1 s, a step to 150 W.
+RAMP = [(0.0, 100.0), (1.0, 400.0), (1.0, 150.0), (2.0, 150.0)]
+
+
+def test_instant_power_comes_from_the_field_where_the_gpu_has_it(fake_nvml: Any) -> None:
+    from tests.conftest import PeriodicPower
+
+    clock = fake_nvml.clock = Clock()
+    gpu = fake_nvml.add("GPU-a")
+    gpu.profile, gpu.average_s = PeriodicPower(RAMP, 2.0), 1.0  # Ampere+: GetPowerUsage is 1 s
+    pynvml = nvml.load()
+    reader = nvml.PowerReader(pynvml, gpu)
+    assert reader.instant and reader.source == "NVML_FI_DEV_POWER_INSTANT"
+    clock.now += 0.9  # on the ramp: instant 370 W, the 1 s average only 235 W
+    assert reader.watts() == pytest.approx(370.0, abs=0.002)  # whole mW, as NVML reports
+    assert pynvml.nvmlDeviceGetPowerUsage(gpu) / 1000 == pytest.approx(235.0, abs=0.002)
+    nvml.release(pynvml)
+
+
+@pytest.mark.parametrize(
+    ("setup", "why"),
+    [
+        (lambda fake, gpu: setattr(gpu, "supports_instant", False), "NVMLError_NotSupported"),
+        (
+            lambda fake, gpu: setattr(
+                fake, "field_values_error", fake.real.NVML_ERROR_FUNCTION_NOT_FOUND
+            ),
+            "NVMLError_FunctionNotFound",
+        ),
+    ],
+    ids=["field-not-supported", "driver-without-field-values"],
+)
+def test_instant_power_falls_back_to_the_average_and_says_why(
+    fake_nvml: Any, setup: Any, why: str
+) -> None:
+    gpu = fake_nvml.add("GPU-a", power_w=250.0)
+    setup(fake_nvml, gpu)
+    pynvml = nvml.load()
+    reader = nvml.PowerReader(pynvml, gpu)
+    assert not reader.instant
+    assert (
+        reader.source.startswith("nvmlDeviceGetPowerUsage (a 1 s average") and why in reader.source
+    )
+    assert reader.watts() == pytest.approx(250.0)
+    nvml.release(pynvml)
+
+
+def test_field_values_are_read_through_the_member_their_type_names(fake_nvml: Any) -> None:
+    real = fake_nvml.real
+    value = real.c_nvmlFieldValue_t()
+    value.nvmlReturn, value.valueType = real.NVML_SUCCESS, real.NVML_VALUE_TYPE_SIGNED_INT
+    value.value.siVal = 123_456
+    assert nvml.field_number(real, value) == 123_456.0
+    value.nvmlReturn = real.NVML_ERROR_NOT_SUPPORTED
+    with pytest.raises(real.NVMLError_NotSupported):
+        nvml.field_number(real, value)
+
+
+def test_the_counter_meter_records_its_window_edges(fake_nvml: Any) -> None:
+    clock = fake_nvml.clock = Clock()
+    fake_nvml.add("GPU-a")
+    pynvml = nvml.load()
+    meter = NvmlMeter(pynvml, nvml.resolve_handles(pynvml, [nvml.GpuRef(0, "GPU-a")]), 0.01, clock)
+    meter.start()
+    clock.now += 2.5
+    reading = meter.stop()
+    meter.close()
+    assert (reading.t_start_s, reading.t_end_s) == (1000.0, 1002.5)

@@ -108,3 +108,28 @@ def test_zeus_missing_is_an_explicit_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "zeus.monitor", None)
     with pytest.raises(EnergyUnavailable, match="zeus"):
         select_meter(cfg("cuda", "zeus"), None, [GpuRef(0)])
+
+
+def test_a_crosscheck_source_reads_the_same_window(fake_nvml: Any, fake_rapl: Path) -> None:
+    from pytest_llem.energy.crosscheck import CrosscheckMeter
+
+    fake_nvml.add("GPU-a", power_w=200.0)
+    config = BuiltinConfig(
+        model="m", device="cuda", energy={"backend": "nvml", "crosscheck": "rapl"}
+    )  # type: ignore[arg-type]
+    meter = select_meter(config, None, [GpuRef(0, "GPU-a")], fake_rapl)
+    assert isinstance(meter, CrosscheckMeter) and meter.info.source == "nvml"
+    meter.start()
+    (fake_rapl / "intel-rapl:0" / "energy_uj").write_text("5001000\n")  # +5 J on the package
+    reading = meter.stop()
+    meter.close()
+    assert reading.total_j is not None and reading.crosscheck is not None
+    assert reading.crosscheck.source == "rapl" and reading.crosscheck.total_j == pytest.approx(5.0)
+    assert reading.t_start_s is not None and reading.t_end_s is not None
+    assert fake_nvml.initialised == 0  # both released
+    absent = BuiltinConfig(
+        model="m", device="cuda", energy={"backend": "nvml", "crosscheck": "zeus"}
+    )  # type: ignore[arg-type]
+    with pytest.raises(EnergyUnavailable, match=r"energy\.backend zeus is unavailable"):
+        select_meter(absent, None, [GpuRef(0, "GPU-a")])
+    assert fake_nvml.initialised == 0  # the item's meter was released when the second failed

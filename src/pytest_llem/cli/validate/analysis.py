@@ -1,8 +1,10 @@
 """The validation figures, from the plugin's report and the independent probe's records (pure).
 
-Per config: energy and J/token mean and CV across cycles. Per measured window: the plugin's
-counter energy against the probe's own counter delta and its power integration over the same
-window (% difference). Idle power, throttling and SM clocks; Zeus against NVML when both ran.
+Per measured window: the plugin's counter energy against the independent process's
+integration of instant power over the same timestamps (% difference), and Zeus read over the
+same window beside NVML when it ran. Per config: energy and J/token mean and CV across cycles.
+Per GPU: how often the energy counter moves (its update period). Then the verdict: every
+figure inside its tolerance, or the kit exits 1.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,19 +26,30 @@ from pytest_llem.stats.descriptive import cv, mean
 _CYCLE = re.compile(r"-c[0-9]+$")
 
 
+class Tolerances(BaseModel):
+    """Pass/fail limits. The defaults hold for windows of 10 s or more (the kit's default):
+    2% between the plugin's window energy and an independent power integration, 1% energy
+    CV across cycles; shorter windows carry the counter's ~100 ms steps at their edges."""
+
+    window_diff_pct: float = 2.0
+    cv_pct: float = 1.0
+    zeus_diff_pct: float = 2.0
+
+
 class WindowCheck(BaseModel):
-    """One measured window: the plugin's counter energy and the independent readings."""
+    """One measured window on one GPU: the plugin's energy and the independent readings."""
 
     point_id: str
     cycle: int
     device: str
     duration_s: float
+    edges: str  # "meter": the meter's own read times; "sampler": inferred from the timeseries
     plugin_j: float | None
-    probe_counter_j: float | None
     probe_power_j: float | None
     probe_samples: int
-    counter_diff_pct: float | None
     power_diff_pct: float | None
+    zeus_j: float | None = None
+    zeus_diff_pct: float | None = None
 
 
 class ConfigFigures(BaseModel):
@@ -50,19 +64,36 @@ class ConfigFigures(BaseModel):
     tokens_per_s_mean: float
     throttle_s: float
     sm_clock_mhz_mean: float | None
-    zeus_j_per_token_mean: float | None = None
-    zeus_vs_nvml_pct: float | None = None
+
+
+class CounterPeriod(BaseModel):
+    """How often one GPU's energy counter moved while the probe polled it."""
+
+    device: str
+    polls: int
+    changes: int
+    period_ms: float | None
+    every_poll: bool  # it moved at (almost) every poll: the period is the poll interval or less
 
 
 class ValidationReport(BaseModel):
     """Everything the kit prints and writes."""
 
     machine: dict[str, Any] = Field(default_factory=dict)
+    tolerances: Tolerances = Tolerances()
+    power_sources: dict[str, str] = Field(default_factory=dict)
+    counter_periods: list[CounterPeriod] = Field(default_factory=list)
     idle_power_w_probe: dict[str, float] = Field(default_factory=dict)
     idle_power_w_plugin: float | None = None
     configs: list[ConfigFigures] = Field(default_factory=list)
     windows: list[WindowCheck] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    failures: list[str] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check is inside its tolerance."""
+        return not self.failures
 
 
 def _pct(value: float | None, reference: float | None) -> float | None:
@@ -75,13 +106,7 @@ def _cv_pct(values: Sequence[float]) -> float | None:
     return 100.0 * cv(values) if len(values) >= 2 and mean(values) else None
 
 
-def window_edges(item: dict[str, Any]) -> tuple[float, float] | None:
-    """The plugin's measured window on the shared monotonic clock.
-
-    The plugin's sampler takes its first sample just before the meter's opening read, and the
-    window lasts the measured duration from there (its closing sample comes after a thread
-    join, so the end is taken from the duration, not from the last sample).
-    """
+def _sampler_edges(item: dict[str, Any]) -> tuple[float, float] | None:
     timeseries_file = (item.get("sampler") or {}).get("timeseries_file")
     if not timeseries_file or not Path(timeseries_file).exists():
         return None
@@ -99,6 +124,21 @@ def window_edges(item: dict[str, Any]) -> tuple[float, float] | None:
     return first, first + duration
 
 
+def window_edges(item: dict[str, Any]) -> tuple[float, float, str] | None:
+    """The plugin's measured window on the shared monotonic clock, and where it came from.
+
+    The meter's own read times (``energy.t_start_s``/``t_end_s``) when the result has them;
+    otherwise the sampler's first sample (taken just before the meter's opening read) plus
+    the measured duration.
+    """
+    energy = item.get("energy") or {}
+    t0, t1 = energy.get("t_start_s"), energy.get("t_end_s")
+    if t0 is not None and t1 is not None and t1 > t0:
+        return float(t0), float(t1), "meter"
+    edges = _sampler_edges(item)
+    return (*edges, "sampler") if edges is not None else None
+
+
 def _interp(points: list[tuple[float, float]], t: float) -> float | None:
     """Linear interpolation of (t, value) points at t; None outside them."""
     for (t0, v0), (t1, v1) in itertools.pairwise(points):
@@ -107,66 +147,84 @@ def _interp(points: list[tuple[float, float]], t: float) -> float | None:
     return None
 
 
-def probe_window(
-    records: list[ProbeRecord], t0: float, t1: float
-) -> tuple[float | None, float | None, int]:
-    """(counter delta J, power integral J, samples inside) of one device over [t0, t1]."""
-    energy = [(r.t, r.energy_mj / 1000.0) for r in records if r.energy_mj is not None]
+def probe_window(records: list[ProbeRecord], t0: float, t1: float) -> tuple[float | None, int]:
+    """(power integral J, samples inside) of one device over [t0, t1]."""
     power = [(r.t, r.power_w) for r in records if r.power_w is not None]
-    start, end = _interp(energy, t0), _interp(energy, t1)
-    counter = end - start if start is not None and end is not None else None
     inside = [(t, w) for t, w in power if t0 < t < t1]
     p0, p1 = _interp(power, t0), _interp(power, t1)
-    integral = None
-    if p0 is not None and p1 is not None:
-        series = [(t0, p0), *inside, (t1, p1)]
-        integral = trapezoid([t for t, _ in series], [w for _, w in series])
-    return counter, integral, len(inside)
+    if p0 is None or p1 is None:
+        return None, len(inside)
+    series = [(t0, p0), *inside, (t1, p1)]
+    return trapezoid([t for t, _ in series], [w for _, w in series]), len(inside)
+
+
+def _by_device(records: list[ProbeRecord]) -> dict[str, list[ProbeRecord]]:
+    out: dict[str, list[ProbeRecord]] = {}
+    for record in sorted(records, key=lambda r: r.t):
+        out.setdefault(record.device, []).append(record)
+    return out
+
+
+def counter_periods(records: list[ProbeRecord]) -> list[CounterPeriod]:
+    """Per GPU: the median time between changes of the energy counter as the probe saw it."""
+    out = []
+    for device, series in _by_device(records).items():
+        readings = [(r.t, r.energy_mj) for r in series if r.energy_mj is not None]
+        changes = [t for (_, a), (t, b) in itertools.pairwise(readings) if b != a]
+        gaps = [b - a for a, b in itertools.pairwise(changes)]
+        period = 1000.0 * statistics.median(gaps) if gaps else None
+        polls = max(0, len(readings) - 1)
+        out.append(
+            CounterPeriod(
+                device=device,
+                polls=polls,
+                changes=len(changes),
+                period_ms=period,
+                every_poll=polls > 0 and len(changes) >= 0.9 * polls,
+            )
+        )
+    return out
 
 
 def check_windows(items: list[dict[str, Any]], records: list[ProbeRecord]) -> list[WindowCheck]:
     """One check per (item, GPU) whose window edges are known."""
-    by_device: dict[str, list[ProbeRecord]] = {}
-    for record in sorted(records, key=lambda r: r.t):
-        by_device.setdefault(record.device, []).append(record)
+    by_device = _by_device(records)
     checks = []
     for item in items:
         edges = window_edges(item)
         if edges is None:
             continue
-        per_device = (item.get("energy") or {}).get("per_device_j") or {}
-        for device, plugin_j in per_device.items():
-            counter, integral, samples = probe_window(by_device.get(device, []), *edges)
+        t0, t1, origin = edges
+        energy = item.get("energy") or {}
+        zeus = energy.get("crosscheck") or {}
+        zeus_per_device = zeus.get("per_device_j") or {} if zeus.get("source") == "zeus" else {}
+        for device, plugin_j in (energy.get("per_device_j") or {}).items():
+            integral, samples = probe_window(by_device.get(device, []), t0, t1)
+            zeus_j = zeus_per_device.get(device)
             checks.append(
                 WindowCheck(
                     point_id=item["point_id"],
                     cycle=item["cycle"],
                     device=device,
-                    duration_s=edges[1] - edges[0],
+                    duration_s=t1 - t0,
+                    edges=origin,
                     plugin_j=plugin_j,
-                    probe_counter_j=counter,
                     probe_power_j=integral,
                     probe_samples=samples,
-                    counter_diff_pct=_pct(plugin_j, counter),
                     power_diff_pct=_pct(plugin_j, integral),
+                    zeus_j=zeus_j,
+                    zeus_diff_pct=_pct(zeus_j, plugin_j),
                 )
             )
     return checks
 
 
-def config_figures(
-    items: list[dict[str, Any]], records: list[ProbeRecord], zeus_items: list[dict[str, Any]]
-) -> list[ConfigFigures]:
+def config_figures(items: list[dict[str, Any]], records: list[ProbeRecord]) -> list[ConfigFigures]:
     """Per config (point id without the cycle): CV of energy and J/token across cycles."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         if item.get("metrics"):
             groups.setdefault(_CYCLE.sub("", item["point_id"]), []).append(item)
-    zeus: dict[str, list[float]] = {}
-    for item in zeus_items:
-        value = (item.get("metrics") or {}).get("energy_per_output_token_j")
-        if value is not None:
-            zeus.setdefault(_CYCLE.sub("", item["point_id"]), []).append(value)
     out = []
     for config, group in groups.items():
         metrics = [g["metrics"] for g in group]
@@ -186,7 +244,6 @@ def config_figures(
             for r in records
             if r.sm_clock_mhz is not None and edges[0] <= r.t <= edges[1]
         ]
-        zeus_jpt = mean(zeus[config]) if zeus.get(config) else None
         out.append(
             ConfigFigures(
                 config=config,
@@ -198,10 +255,44 @@ def config_figures(
                 tokens_per_s_mean=mean([m["output_tokens_per_s"] for m in metrics]),
                 throttle_s=throttle,
                 sm_clock_mhz_mean=mean(clocks) if clocks else None,
-                zeus_j_per_token_mean=zeus_jpt,
-                zeus_vs_nvml_pct=_pct(zeus_jpt, mean(jpt) if jpt else None),
             )
         )
+    return out
+
+
+def _outside(value: float | None, limit: float) -> bool:
+    return value is None or abs(value) > limit
+
+
+def failures(report: ValidationReport) -> list[str]:
+    """Every check outside its tolerance (empty: the kit passes)."""
+    tol = report.tolerances
+    out: list[str] = []
+    if not report.windows:
+        out.append("no measured window could be checked (see the notes)")
+    for w in report.windows:
+        name = f"{w.point_id} c{w.cycle} {w.device}"
+        if w.plugin_j is None or w.probe_power_j is None:
+            out.append(
+                f"{name}: no figure to compare (plugin {w.plugin_j}, probe {w.probe_power_j})"
+            )
+        elif _outside(w.power_diff_pct, tol.window_diff_pct):
+            out.append(
+                f"{name}: plugin {w.plugin_j:.2f} J vs independent integration "
+                f"{w.probe_power_j:.2f} J: {w.power_diff_pct:+.2f}% (limit "
+                f"{tol.window_diff_pct:g}%)"
+            )
+        if w.zeus_j is not None and _outside(w.zeus_diff_pct, tol.zeus_diff_pct):
+            out.append(
+                f"{name}: Zeus {w.zeus_j:.2f} J vs NVML {w.plugin_j} J over the same window: "
+                f"{w.zeus_diff_pct:+.2f}% (limit {tol.zeus_diff_pct:g}%)"
+            )
+    for c in report.configs:
+        if _outside(c.energy_cv_pct, tol.cv_pct):
+            shown = "n/a" if c.energy_cv_pct is None else f"{c.energy_cv_pct:.2f}%"
+            out.append(
+                f"{c.config}: energy CV across {c.cycles} cycles {shown} (limit {tol.cv_pct:g}%)"
+            )
     return out
 
 

@@ -1,6 +1,11 @@
 """The independent reader: a separate process that polls the NVML energy counter and instant
 power of every GPU (default every 10 ms) while the plugin measures, and writes JSONL records.
 
+Instant power is ``NVML_FI_DEV_POWER_INSTANT`` (``nvmlDeviceGetFieldValues``) where the GPU
+and driver have it: ``nvmlDeviceGetPowerUsage`` is a one-second average on Ampere (except
+GA100) and newer, whose integration over a window lags it. Which one was read, and why, is
+written beside the records (``<out>.sources.json``) and shown in the report.
+
 It shares nothing with the plugin but the driver: its own NVML session, its own clock reads
 (``time.perf_counter``, CLOCK_MONOTONIC on Linux, one clock for every process), so its
 integration is an independent check of the plugin's counter readings over the same window.
@@ -31,12 +36,20 @@ class ProbeRecord(BaseModel):
     clock_reasons: int | None = None
 
 
-def _read(pynvml: Any, uuid: str, handle: Any, now: float) -> ProbeRecord:
-    record = ProbeRecord(t=now, device=uuid)
+def sources_file(out: Path) -> Path:
+    """Where the probe records which power reading each GPU got."""
+    return out.with_name(out.name + ".sources.json")
+
+
+def _read(pynvml: Any, uuid: str, handle: Any, power: nvml.PowerReader) -> ProbeRecord:
+    # Both readings as close together as possible, the timestamp between them.
+    energy: int | None = None
     with contextlib.suppress(pynvml.NVMLError):
-        record.energy_mj = int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+        energy = int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+    now = time.perf_counter()
+    record = ProbeRecord(t=now, device=uuid, energy_mj=energy)
     with contextlib.suppress(pynvml.NVMLError):
-        record.power_w = pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+        record.power_w = power.watts()
     with contextlib.suppress(pynvml.NVMLError, AttributeError):
         record.sm_clock_mhz = float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM))
     with contextlib.suppress(pynvml.NVMLError, AttributeError):
@@ -49,18 +62,19 @@ def poll(out: Path, interval_s: float, stop: Any, ready: Any) -> None:
     pynvml = nvml.load()
     try:
         handles = nvml.all_handles(pynvml)
+        readers = {uuid: nvml.PowerReader(pynvml, h) for uuid, h in handles}
+        sources = {uuid: reader.source for uuid, reader in readers.items()}
+        sources_file(out).write_text(json.dumps(sources), encoding="utf-8")
         with out.open("w", encoding="utf-8") as handle:
             ready.set()
             next_t = time.perf_counter()
             while not stop.is_set():
-                now = time.perf_counter()
                 for uuid, h in handles:
-                    handle.write(_read(pynvml, uuid, h, now).model_dump_json() + "\n")
+                    handle.write(_read(pynvml, uuid, h, readers[uuid]).model_dump_json() + "\n")
                 next_t += interval_s
                 stop.wait(max(0.0, next_t - time.perf_counter()))
-            now = time.perf_counter()
             for uuid, h in handles:
-                handle.write(_read(pynvml, uuid, h, now).model_dump_json() + "\n")
+                handle.write(_read(pynvml, uuid, h, readers[uuid]).model_dump_json() + "\n")
     finally:
         ready.set()
         nvml.release(pynvml)
@@ -72,6 +86,7 @@ class IndependentProbe:
     def __init__(self, out: Path, interval_s: float = 0.01) -> None:
         self.out = out
         self.interval_s = interval_s
+        self.power_sources: dict[str, str] = {}
         ctx = multiprocessing.get_context("fork")
         self._stop = ctx.Event()
         self._ready = ctx.Event()
@@ -88,6 +103,9 @@ class IndependentProbe:
         """Stop the child and return its records."""
         self._stop.set()
         self._proc.join(timeout=60)
+        sources = sources_file(self.out)
+        if sources.exists():
+            self.power_sources = json.loads(sources.read_text(encoding="utf-8"))
         if not self.out.exists():
             return []
         lines = self.out.read_text(encoding="utf-8").splitlines()

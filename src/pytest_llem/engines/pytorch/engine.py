@@ -219,7 +219,12 @@ class TransformersEngine:
         return BatchResult(completions=completions, wall_s=wall)
 
     def memory(self) -> MemoryInfo:
-        """Peak memory since the previous call (CUDA), or the process's peak RSS (CPU)."""
+        """Peak device memory since the previous call (CUDA); on CPU, no window peak.
+
+        On CPU the only peak is ``ru_maxrss``, the process's peak since it started (the model
+        load included), which never resets: it is reported as ``process_peak_rss_mb``, never
+        as the window's peak.
+        """
         torch = self._torch
         model_mb = self.model.get_memory_footprint() / 1e6
         if self.device == "cuda":
@@ -228,8 +233,10 @@ class TransformersEngine:
             return MemoryInfo(peak_mb=peak, model_mb=model_mb)
         # ru_maxrss is KiB on Linux and bytes on macOS; it never resets.
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = rss / 1e6 if sys.platform == "darwin" else rss * 1024 / 1e6
-        return MemoryInfo(peak_mb=peak, model_mb=model_mb, details={"process_peak_rss": 1.0})
+        lifetime = rss / 1e6 if sys.platform == "darwin" else rss * 1024 / 1e6
+        return MemoryInfo(
+            peak_mb=None, model_mb=model_mb, details={"process_peak_rss_mb": lifetime}
+        )
 
     def devices(self) -> list[GpuRef]:
         """CUDA devices of the model's parameters, with the UUIDs torch reports."""

@@ -21,11 +21,12 @@ from typing import Any
 from pytest_llem.devices import GpuRef
 from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests
-from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.engine import BatchResult, MemoryInfo, Request
 from pytest_llem.engines.model_ref import resolve_model
 from pytest_llem.engines.vllm import host as vllm_host
 from pytest_llem.engines.vllm import source, spec
 from pytest_llem.engines.vllm.args import check_engine_keys, engine_arg_names
+from pytest_llem.engines.vllm.timing import beam_completion, completion
 from pytest_llem.errors import EngineError
 from pytest_llem.study.experiment import ExperimentConfig
 
@@ -118,8 +119,11 @@ class VLLMEngine:
         base_dir: Path | None,
         processes: vllm_host.EngineProcesses | None = None,
         facts: dict[str, Any] | None = None,
+        environ: vllm_host.EnvironmentScope | None = None,
     ) -> None:
         self.llm = llm
+        # The variables this engine's processes read, restored when it closes.
+        self.environ = environ or vllm_host.EnvironmentScope({})
         self.vllm = vllm
         self.base_dir = base_dir
         self.tokenizer = llm.get_tokenizer()
@@ -149,18 +153,22 @@ class VLLMEngine:
         facts: dict[str, Any] = {}
         if config.device == "cpu":
             plan = vllm_host.plan_kv_cache(config, folder)
-            if plan.bytes is not None:
-                kwargs["kv_cache_memory_bytes"] = plan.bytes
             facts = {"vllm_kv_cache_bytes": plan.bytes, "vllm_kv_cache_source": plan.source}
+            if plan.bytes is not None:
+                facts.update(_reserve_kv_cache(plan.bytes, kwargs, env))
         # EngineCore gives its workers 5 s to exit before it warns and kills them; on a busy
-        # CPU that is not enough for a clean shutdown. Read by the engine processes at spawn.
-        env.setdefault("VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", str(int(SHUTDOWN_TIMEOUT_S)))
-        for name, value in env.items():
-            os.environ.setdefault(name, value)
+        # CPU that is not enough for a clean shutdown. vLLM reads it when it shuts down, so it
+        # stays set for the engine's life (a value the user set is kept).
+        if "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS" not in os.environ:
+            env["VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS"] = str(int(SHUTDOWN_TIMEOUT_S))
+        # This load's variables (its attention backend, say), set for this engine only: the
+        # next load with other settings must not inherit them.
+        environ = vllm_host.EnvironmentScope(env)
         processes = vllm_host.EngineProcesses()
         try:
             llm = vllm.LLM(model=model, **kwargs)
         except TypeError as exc:
+            environ.restore()
             raise EngineError(
                 f"vllm.LLM rejected the engine settings: {exc}",
                 "check the vllm.engine keys against your vLLM version",
@@ -168,10 +176,11 @@ class VLLMEngine:
         except (ValueError, RuntimeError, OSError) as exc:
             processes.capture()
             processes.wait_gone(SHUTDOWN_TIMEOUT_S)
+            environ.restore()
             hint = GGUF_HINT if model.endswith(".gguf") else INSTALL_HINT
             raise EngineError(f"vllm could not load {config.model!r}: {exc}", hint) from exc
         processes.capture()
-        return cls(llm, vllm, config, base_dir, processes, facts)
+        return cls(llm, vllm, config, base_dir, processes, facts, environ)
 
     # -- Engine protocol -------------------------------------------------------------------
 
@@ -215,24 +224,23 @@ class VLLMEngine:
             raise EngineError(f"vllm generate failed: {exc}", "check the vllm settings") from exc
         wall = time.perf_counter() - start
         if beam is not None:
-            completions = [
-                _beam_completion(r, o, wall) for r, o in zip(batch, outputs, strict=True)
-            ]
+            completions = [beam_completion(r, o) for r, o in zip(batch, outputs, strict=True)]
         else:
-            completions = [_completion(o, wall) for o in outputs]
+            completions = [completion(o) for o in outputs]
         return BatchResult(completions=completions, wall_s=wall)
 
     def memory(self) -> MemoryInfo:
-        """On CPU: the peak resident memory of the engine's processes since the last call.
+        """No window peak: vLLM allocates in its worker processes, whose peaks cannot be reset.
 
-        vLLM allocates in its worker processes; on CUDA the device memory comes from the
-        sampler, and host memory says nothing about the GPU, so both figures stay None.
+        On CPU the engine processes' lifetime peaks (VmHWM, summed over the processes: an
+        upper bound of their joint peak) are reported as ``process_peak_rss_mb``. On CUDA the
+        device memory comes from the sampler, and host memory says nothing about the GPU.
         """
         if not self.on_cpu:
             return MemoryInfo(peak_mb=None, model_mb=None)
-        peak = self.processes.peak_rss_mb()
-        self.processes.reset_peak()
-        return MemoryInfo(peak_mb=peak, model_mb=None)
+        lifetime = self.processes.peak_rss_mb()
+        details = {"process_peak_rss_mb": lifetime} if lifetime is not None else {}
+        return MemoryInfo(peak_mb=None, model_mb=None, details=details)
 
     def devices(self) -> list[GpuRef]:
         """The first tensor x pipeline parallel CUDA devices, with UUIDs when torch has them."""
@@ -249,10 +257,13 @@ class VLLMEngine:
         llm, self.llm = self.llm, None
         if llm is None:
             return
-        _shutdown(llm)
-        del llm
-        gc.collect()
-        killed = self.processes.wait_gone(SHUTDOWN_TIMEOUT_S)
+        try:
+            _shutdown(llm)
+            del llm
+            gc.collect()
+            killed = self.processes.wait_gone(SHUTDOWN_TIMEOUT_S)
+        finally:
+            self.environ.restore()
         if killed:
             raise EngineError(
                 f"vLLM engine processes {killed} outlived the shutdown and were killed",
@@ -267,6 +278,27 @@ class VLLMEngine:
                 import torch
 
                 torch.cuda.empty_cache()
+
+
+def _reserve_kv_cache(size: int, kwargs: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Ask vLLM for a ``size``-byte CPU KV cache the way the installed vLLM accepts it.
+
+    ``kv_cache_memory_bytes`` where its ``EngineArgs`` has the field; otherwise the older
+    ``VLLM_CPU_KVCACHE_SPACE`` (whole GiB, rounded up). Returns the facts to record.
+    """
+    api = source.installed_api()
+    names = api.engine_args if api is not None else engine_arg_names()
+    if names is None or "kv_cache_memory_bytes" in names:
+        # Unknown (vLLM's source unreadable and not importable): vLLM itself answers.
+        kwargs["kv_cache_memory_bytes"] = size
+        return {}
+    gib = max(1, -(-size // vllm_host.GIB))
+    env["VLLM_CPU_KVCACHE_SPACE"] = str(gib)
+    return {
+        "vllm_kv_cache_bytes": gib * vllm_host.GIB,
+        "vllm_kv_cache_via": f"VLLM_CPU_KVCACHE_SPACE={gib} (this vLLM has no "
+        "kv_cache_memory_bytes)",
+    }
 
 
 def _shutdown(llm: Any) -> None:
@@ -306,55 +338,6 @@ def _call_with_grace(method: Any) -> None:
         method(timeout=SHUTDOWN_TIMEOUT_S)
     else:
         method()
-
-
-def request_timing(metrics: Any, wall: float) -> tuple[float, float | None, tuple[float, ...]]:
-    """(latency, TTFT, inter-token gaps) of one request from vLLM's per-request metrics.
-
-    - V1 (``RequestStateStats``, filled when stats are on): TTFT is ``first_token_latency``
-      (arrival to first token, frontend clock); latency adds the decode time between the
-      first and last token (engine-core clock). V1 keeps no per-token times, so the gaps are
-      one value per request: its mean inter-token latency.
-    - V0 (``RequestMetrics``): arrival, first token and finish times.
-    - No metrics (stats off, beam search): the batch wall time, no TTFT.
-    """
-    if metrics is None:
-        return wall, None, ()
-    if hasattr(metrics, "first_token_latency"):
-        first = float(metrics.first_token_latency)
-        if first <= 0.0:
-            return wall, None, ()
-        decode = max(0.0, float(metrics.last_token_ts) - float(metrics.first_token_ts))
-        tokens = int(getattr(metrics, "num_generation_tokens", 0))
-        gaps = (decode / (tokens - 1),) if tokens > 1 else ()
-        return first + decode, first, gaps
-    arrival = getattr(metrics, "arrival_time", None)
-    if arrival is None:
-        return wall, None, ()
-    latency: float = wall
-    ttft: float | None = None
-    end = getattr(metrics, "finished_time", None) or getattr(metrics, "last_token_time", None)
-    if end is not None:
-        latency = end - arrival
-    if getattr(metrics, "first_token_time", None) is not None:
-        ttft = metrics.first_token_time - arrival
-    return latency, ttft, ()
-
-
-def _completion(output: Any, wall: float) -> Completion:
-    first = output.outputs[0]
-    latency, ttft, gaps = request_timing(getattr(output, "metrics", None), wall)
-    return Completion(
-        len(output.prompt_token_ids), len(first.token_ids), latency, ttft_s=ttft, itl_s=gaps
-    )
-
-
-def _beam_completion(request: Request, output: Any, wall: float) -> Completion:
-    best = output.sequences[0]
-    # A beam sequence's tokens include the prompt.
-    return Completion(
-        len(request.token_ids), max(0, len(best.tokens) - len(request.token_ids)), wall
-    )
 
 
 def environment() -> dict[str, Any]:

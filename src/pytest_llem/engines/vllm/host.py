@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llem.engines.vllm import spec
+from pytest_llem.errors import EngineError
 from pytest_llem.study.experiment import ExperimentConfig
 
 MIB = 1 << 20
@@ -104,20 +105,78 @@ def plan_kv_cache(
     )
     if shape is None or per_token is None:
         return KvPlan(cap, f"default share: {cap_text}; the model's shape is unknown")
+    explicit = engine.max_model_len is not None
     max_len = engine.max_model_len or int(shape.get("max_position_embeddings") or 2048)
     seqs = engine.max_num_seqs or DEFAULT_MAX_NUM_SEQS
     seq_tokens = (math.ceil(max_len / CPU_BLOCK_TOKENS) + 1) * CPU_BLOCK_TOKENS
     need = seqs * seq_tokens * per_token
     floor = seq_tokens * per_token  # vLLM refuses a cache that cannot hold one full sequence
-    chosen = max(floor, min(need, cap))
-    chosen = math.ceil(chosen / MIB) * MIB
+    _check_one_sequence_fits(floor, cap, free, max_len, explicit)
+    chosen = math.ceil(max(floor, min(need, cap)) / MIB) * MIB
     how = (
         f"sized from the config: {seqs} seqs x {seq_tokens} tokens x {per_token} B/token"
         f" = {need / MIB:.1f} MiB"
     )
-    if need > cap:
-        how += f", capped at {cap_text}"
+    if floor > cap:
+        how += (
+            f"; applied {chosen / GIB:.2f} GiB, one full sequence of max_model_len {max_len}, "
+            f"above the cap of {cap_text}"
+        )
+    elif need > cap:
+        how += f"; applied {chosen / GIB:.2f} GiB: capped at {cap_text}"
+    else:
+        how += f"; applied {chosen / MIB:.1f} MiB"
     return KvPlan(chosen, how)
+
+
+def _check_one_sequence_fits(
+    floor: int, cap: int, free: int | None, max_len: int, explicit: bool
+) -> None:
+    """A KV cache for one full sequence must fit: else say which setting decides its size.
+
+    Without ``max_model_len`` vLLM uses the model's whole context (131072 tokens for Llama
+    3.1), whose one-sequence cache can be many GiB: that is refused here, never silently
+    reserved. With ``max_model_len`` set, the floor is applied unless the machine lacks it.
+    """
+    fix = (
+        "set vllm.engine.max_model_len to the longest sequence the study needs (e.g. "
+        "max_input_tokens + max_output_tokens), or vllm.engine.kv_cache_memory_bytes"
+    )
+    if not explicit and floor > cap:
+        raise EngineError(
+            f"without vllm.engine.max_model_len, vLLM uses the model's full context of "
+            f"{max_len} tokens, whose KV cache for one sequence ({floor / GIB:.2f} GiB) is "
+            f"above the CPU KV-cache cap ({cap / GIB:.2f} GiB)",
+            fix,
+        )
+    if free is not None and floor > free:
+        raise EngineError(
+            f"one sequence of max_model_len {max_len} needs {floor / GIB:.2f} GiB of KV cache; "
+            f"{free / GIB:.2f} GiB of memory is available",
+            fix,
+        )
+
+
+class EnvironmentScope:
+    """Environment variables set for one engine's life, restored (or removed) afterwards.
+
+    vLLM reads some settings from the environment: its worker processes at spawn (the
+    attention backend in releases without ``attention_config``), the frontend at shutdown
+    (the worker shutdown timeout). Left behind, they would configure the next engine too.
+    """
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._saved = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+
+    def restore(self) -> None:
+        """Put back what the environment held before (idempotent)."""
+        saved, self._saved = self._saved, {}
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class EngineProcesses:
@@ -157,7 +216,11 @@ class EngineProcesses:
         return [p.pid for p in self.procs]
 
     def peak_rss_mb(self) -> float | None:
-        """Sum of the engine processes' peak resident memory (VmHWM) in MB."""
+        """Sum of the engine processes' peak resident memory since they started (VmHWM), MB.
+
+        Not reset before a window: ``/proc/PID/clear_refs`` is refused in containers and
+        sandboxes, and a sum of per-process peaks is not the peak of the sum anyway.
+        """
         total = 0
         for proc in self.procs:
             try:
@@ -167,13 +230,6 @@ class EngineProcesses:
             except (OSError, ValueError, IndexError):
                 return None
         return total / 1e6 if self.procs else None
-
-    def reset_peak(self) -> None:
-        """Reset VmHWM (``/proc/PID/clear_refs`` 5), so the next peak is the window's own."""
-        for proc in self.procs:
-            # Not permitted here: the peak then covers the engine's lifetime.
-            with contextlib.suppress(OSError):
-                Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
 
     def wait_gone(self, timeout_s: float) -> list[int]:
         """Wait for the engine processes to exit; kill stragglers. Returns those killed."""

@@ -61,7 +61,15 @@ class VLLMEngineConfig(_Section):
 
 
 class VLLMSamplingConfig(_Section):
-    """vLLM ``SamplingParams`` fields beyond the universal decoder block."""
+    """vLLM ``SamplingParams`` fields beyond the universal decoder block.
+
+    Keys not declared here go to ``SamplingParams`` as written, as ``vllm.engine`` keys go to
+    the engine: checked against the installed vLLM's ``SamplingParams`` at collection where
+    its source can be read (``engines/vllm/source.py``), otherwise noted and left to vLLM,
+    which rejects an unknown one when the point runs.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
@@ -109,8 +117,8 @@ VLLM = BackendSpec(
     preflight="pytest_llem.engines.vllm.preflight:checks",
     image=PROJECT_IMAGE,
     description="runs on the vLLM backend",
-    passthrough="vLLM's EngineArgs as written; the installed vLLM checks them when the engine "
-    "loads",
+    passthrough="vLLM as written (vllm.engine to EngineArgs, vllm.sampling to SamplingParams); "
+    "the installed vLLM checks them when the engine loads",
     collect_check="pytest_llem.engines.vllm.collect_check:study_problems",
     build_note="pytest_llem.engines.vllm.preflight:build_note",
 )

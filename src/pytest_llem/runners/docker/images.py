@@ -1,5 +1,11 @@
 """Image names: a backend's registry template (the built-in backends use this project's,
-``ghcr.io/llenergymeasure/{backend}:{version}-cuda{major}``)."""
+``ghcr.io/llenergymeasure/{backend}:{version}-cuda{major}``).
+
+The default tag follows the host's CUDA major (the toolkit's, else the driver's: R580 and
+newer drivers report CUDA 13). The project publishes images for ``PUBLISHED_CUDA_MAJORS``
+only (.github/workflows/release-images.yml); for any other major, pre-flight says so and names
+the image to pass instead of failing on a pull of a tag that does not exist.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ from typing import Any
 
 from pytest_llem.energy import nvml
 from pytest_llem.study.backends import PROJECT_IMAGE
+
+# The CUDA majors release-images.yml builds; keep the two in step (a test reads both).
+PUBLISHED_CUDA_MAJORS = (12, 13)
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,6 +42,36 @@ def default_image(
     """The default image of a backend (its registry template) for this version and CUDA."""
     cuda = f"-cuda{major}" if major is not None else ""
     return template.format(backend=backend, version=version, cuda=cuda)
+
+
+def unpublished_default(
+    backend: str, version: str, major: int | None, template: str = PROJECT_IMAGE
+) -> tuple[str, str] | None:
+    """(problem, fix) when this project's default image for the host's CUDA is not published;
+    None when it is, or when ``template`` is another registry's (it knows its own tags)."""
+    if template != PROJECT_IMAGE or major in PUBLISHED_CUDA_MAJORS:
+        return None
+    tag = default_image(backend, version, major, template)
+    # A driver runs images built for its own CUDA major or an older one.
+    usable = [m for m in PUBLISHED_CUDA_MAJORS if major is None or m <= major]
+    if major is None:
+        host = "no CUDA version was detected on this host (neither nvcc nor the NVIDIA driver)"
+    else:
+        host = f"this host reports CUDA {major}"
+    published = ", ".join(f"-cuda{m}" for m in PUBLISHED_CUDA_MAJORS)
+    problem = (
+        f"the default image {tag} does not exist: {host}, and images are published for "
+        f"{published} only"
+    )
+    if usable:
+        image = default_image(backend, version, max(usable), template)
+        fix = f"pass --llem-runner {backend}=docker:{image} (a driver runs older CUDA images)"
+    else:
+        fix = (
+            f"build images/Dockerfile.{backend} for your CUDA and pass "
+            f"--llem-runner {backend}=docker:IMAGE"
+        )
+    return problem, fix
 
 
 def package_version() -> str:

@@ -96,3 +96,12 @@ def test_missing_model_offline_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="cannot load model") as err:
         TransformersEngine.load(config(Path("no-such-org/no-such-model")))
     assert err.value.fix and "HF_HUB_OFFLINE" in err.value.fix
+
+
+def test_cpu_reports_no_window_peak_and_names_the_lifetime_peak(tiny_gpt2: Path) -> None:
+    cfg = config(tiny_gpt2)
+    engine = TransformersEngine.load(cfg)
+    engine.memory()  # the protocol's reset before the window: ru_maxrss cannot be reset
+    memory = engine.memory()
+    assert memory.peak_mb is None  # not the model load's peak posing as the window's
+    assert memory.details["process_peak_rss_mb"] > 0 and memory.model_mb

