@@ -50,6 +50,12 @@ class _PowerPoller:
         self._sample()  # an edge sample at the window start
         self._thread.start()
 
+    def halt(self) -> None:
+        """Stop and join the polling thread (an abandoned window)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
     def stop(self) -> dict[str, float]:
         self._stop.set()
         self._thread.join()
@@ -119,5 +125,9 @@ class NvmlMeter:
         )
 
     def close(self) -> None:
-        """Release NVML."""
+        """Stop polling (a window abandoned mid-way leaves the poller running), then release
+        NVML: no thread of ours reads it after that."""
+        if self._poller is not None:
+            self._poller.halt()
+            self._poller = None
         release(self.pynvml)

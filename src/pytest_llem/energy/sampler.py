@@ -138,6 +138,14 @@ class GpuSampler:
         self._thread = threading.Thread(target=self._loop, name="llem-sampler", daemon=True)
         self._thread.start()
 
+    def halt(self) -> None:
+        """Stop and join the sampling thread, keeping nothing (an abandoned window): called
+        before NVML is released, so the thread never reads a shut-down library."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
     def stop(self) -> SamplerSummary:
         """Stop, write the timeseries if asked, and summarise."""
         self._stop.set()

@@ -41,6 +41,9 @@ class Sampler(Protocol):
     def stop(self) -> SamplerSummary:
         """Stop sampling and summarise."""
 
+    def halt(self) -> None:
+        """Stop sampling and keep nothing (the window was abandoned)."""
+
 
 class ThermalGate(Protocol):
     """Waits until the devices are thermally stable (see measure/thermal.py)."""
@@ -115,14 +118,25 @@ def measured_window(
         inst.sampler.start()
     inst.meter.start()
     start = inst.clock()
-    while True:
-        for batch in batches:
-            completions.extend(engine.generate(batch, config).completions)
-        passes += 1
-        elapsed = inst.clock() - start
-        inst.progress("measure", f"pass {passes}, {elapsed:.1f}s/{config.window.min_duration_s:g}s")
-        if elapsed >= config.window.min_duration_s or passes >= config.window.max_passes:
-            break
+    target = config.window.min_duration_s
+    try:
+        while True:
+            # Said before each pass, so that an item cut short says how far its window got.
+            elapsed = inst.clock() - start
+            inst.progress("measure", f"{elapsed:.1f}s of {target:g}s measured, pass {passes + 1}")
+            for batch in batches:
+                completions.extend(engine.generate(batch, config).completions)
+            passes += 1
+            elapsed = inst.clock() - start
+            if elapsed >= target or passes >= config.window.max_passes:
+                break
+    except BaseException:
+        # Abandoned mid-window (a timeout's signal, a crashed engine): the sampler's thread
+        # stops and is joined here, before whoever opened NVML releases it; the meter's own
+        # poller stops when the meter is closed.
+        if inst.sampler is not None:
+            inst.sampler.halt()
+        raise
     duration = inst.clock() - start
     reading = inst.meter.stop()
     summary = inst.sampler.stop() if inst.sampler is not None else None

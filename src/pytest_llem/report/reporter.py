@@ -360,7 +360,7 @@ def _message(report: pytest.TestReport) -> dict[str, str | None]:
         )
     line = redact(line.splitlines()[0] if line else "")
     trace = text[-20000:] if len(text) > 20000 else text
-    return {"message": line[:300], "traceback": trace or None}
+    return {"message": line[:600], "traceback": trace or None}
 
 
 def _order(records: list[dict[str, Any]], ran: list[str]) -> dict[str, Any]:

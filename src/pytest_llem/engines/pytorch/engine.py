@@ -146,6 +146,8 @@ class TransformersEngine:
                 "use a local path or a built-in alias, or download the model once with "
                 "HF_HUB_OFFLINE unset",
             ) from exc
+        except (ValueError, KeyError, ImportError, AttributeError) as exc:
+            raise load_error(config.model, exc) from exc
         if config.device == "cpu":
             model = model.to("cpu")
         model.eval()
@@ -354,3 +356,25 @@ def environment() -> dict[str, Any]:
             env["cuda"] = torch.version.cuda
             env["gpu"] = torch.cuda.get_device_name(0)
     return env
+
+
+def load_error(model: str, exc: BaseException) -> EngineError:
+    """A load that raised, named as one, with its cause and the fix it points to: a class the
+    installed transformers does not have (a newer model, or a typo in its config) names the
+    version installed."""
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    first = first.split(". ")[0][:200]  # the cause; transformers goes on for a paragraph
+    fix = "check the model's files and its config.json / tokenizer_config.json"
+    newer = ("does not exist", "not currently imported", "Unrecognized", "does not recognize")
+    if any(phrase in first for phrase in newer):
+        try:
+            from importlib.metadata import version
+
+            have = version("transformers")
+        except Exception:  # transformers is imported above; metadata may still be missing
+            have = "unknown"
+        fix = (
+            f"the model needs a class transformers {have} does not have: upgrade transformers "
+            "(pip install -U transformers), or fix the class name in the model's config"
+        )
+    return EngineError(f"cannot load model {model!r}: {type(exc).__name__}: {first}", fix)
