@@ -1,0 +1,91 @@
+"""A hang inside the measured window of an item in a persistent container: the item's timeout
+fires on the host, the container (and its worker) is killed, the next item runs on a fresh
+worker and passes, and no container is left.
+
+The hang is planted inside the container by a ``sitecustomize`` on the container's
+``PYTHONPATH`` (``llem_docker_env``): the first window that starts while the marker file
+exists consumes it and hangs, as an engine wedged mid-batch would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.containers
+StudyText = Callable[..., str]
+TEST_IMAGE = "localhost/llem-test:latest"
+
+SITECUSTOMIZE = """
+import os
+import time
+
+MARKER = os.path.join(os.path.dirname(__file__), "hang-once")
+
+
+def _plant():
+    from pytest_llem.measure import protocol
+
+    window = protocol.measured_window
+
+    def hanging(engine, batches, config, inst):
+        if os.path.exists(MARKER):
+            os.unlink(MARKER)
+            inst.progress("measure", "0.0s of 0s measured, pass 1")
+            time.sleep(600)
+        return window(engine, batches, config, inst)
+
+    protocol.measured_window = hanging
+
+
+try:
+    _plant()
+except Exception:  # not the worker (the probe, pip): nothing to plant
+    pass
+"""
+
+
+def test_a_hung_worker_is_killed_and_the_next_item_runs_on_a_fresh_one(
+    pytester: pytest.Pytester,
+    tiny_gpt2: Path,
+    fast_study: StudyText,
+    container_ini: str,
+    llem_containers: Callable[[], list[Any]],
+) -> None:
+    hooks = pytester.path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (hooks / "hang-once").write_text("")
+    study = fast_study(tiny_gpt2, "execution: {timeout_s: 45}\nsweep:\n  n: [2, 3, 4]\n")
+    pytester.makefile(".yaml", study_h=study.replace("n: 4\n", ""))
+    ini = container_ini.replace(
+        "llem_docker_volumes =\n", f"llem_docker_volumes =\n    {hooks}:{hooks}:rw\n"
+    )
+    pytester.makeini(ini + f"llem_docker_env =\n    PYTHONPATH={hooks}\n")
+    # The first item's worker consumes the marker and hangs; its own timeout (45 s, model load
+    # included) cuts it on the host.
+    result = pytester.runpytest(
+        "--llem-results=out",
+        f"--llem-runner=docker:{TEST_IMAGE}",
+        "--llem-container-strategy=persistent",
+        "-p",
+        "no:randomly",
+    )
+    items = json.loads((pytester.path / "out" / "report.json").read_text())["items"]
+    assert [i["outcome"] for i in items] == ["failed", "passed", "passed"], result.stdout.str()
+    hung, nxt, last = items
+    assert hung["message"].startswith("timed out after 45 s in the measured window"), hung
+    assert (
+        nxt["runner"]["container_id"]
+        and nxt["runner"]["container_id"] == last["runner"]["container_id"]
+    )
+    assert not nxt["model_cached"] and last["model_cached"]  # a fresh worker, warm again
+    assert (
+        1 / 3 < nxt["metrics"]["output_tokens_per_s"] / last["metrics"]["output_tokens_per_s"] < 3
+    )
+    assert not (hooks / "hang-once").exists()
+    assert llem_containers() == []  # the hung container was killed and the last torn down
