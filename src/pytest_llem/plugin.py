@@ -126,6 +126,15 @@ def pytest_runtest_makereport(
     if isinstance(item, collect.ExperimentItem):
         # Plain data attributes survive pytest-xdist's report serialisation.
         report.llem_item = item.identity()  # type: ignore[attr-defined]
+        llem = item.config.stash.get(SESSION_KEY, None)
+        if call.when == "call" and call.excinfo is not None and llem is not None:
+            cut = llem.interrupted
+            if cut is not None:  # where the item was when it ended: travels to the report
+                report.llem_interrupted = {  # type: ignore[attr-defined]
+                    "phase": cut.phase,
+                    "detail": cut.detail,
+                    "after_s": round(cut.item_s, 3),
+                }
         if call.when == "call" and collect.MEASUREMENT_KEY in item.stash:
             report.llem_measurement = item.stash[collect.MEASUREMENT_KEY]  # type: ignore[attr-defined]
             props = item.stash.get(collect.SUITE_PROPERTIES_KEY, None)

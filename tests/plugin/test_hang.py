@@ -119,6 +119,7 @@ def test_a_hang_in_the_window_times_out_cleanly_and_the_next_item_passes(
     assert hung["message"].startswith("timed out after 5 s in the measured window (0."), hung
     assert "s of 0.5s measured, pass 1)" in hung["message"]
     assert "\n" not in hung["message"] and hung["traceback"]
+    assert hung["interrupted"]["phase"] == "measure" and 0 < hung["interrupted"]["after_s"] <= 6
     before, after = items["echo-repeat-1"], items["echo-repeat-3"]
     assert after["outcome"] == "passed" and not after["model_cached"]  # the engine was evicted
     ratio = after["metrics"]["output_tokens_per_s"] / before["metrics"]["output_tokens_per_s"]

@@ -294,6 +294,7 @@ class LlemSession:
         ``record`` is called before a gate or validity failure is raised, so a failed item
         still carries what it measured.
         """
+        self.interrupted = None  # set by _measure when this item's run ends abnormally
         if checks:
             raise PreflightError(
                 "pre-flight failed:\n" + "\n".join(c.render() for c in checks),

@@ -77,6 +77,9 @@ class Reporter:
         measurement = getattr(report, "llem_measurement", None)
         if measurement is not None:
             state["measurement"] = measurement
+        interrupted = getattr(report, "llem_interrupted", None)
+        if interrupted is not None:
+            state["interrupted"] = interrupted
         suite_properties = getattr(report, "llem_suite_properties", None)
         if suite_properties is not None and _outcome(report) != "rerun":
             junit_suite.add(self.config, report.nodeid, suite_properties)
@@ -138,6 +141,7 @@ class Reporter:
             line=identity.get("line"),
             message=state.get("message"),
             traceback=state.get("traceback"),
+            interrupted=state.get("interrupted"),
             session_id=self.session_id,
             **state.get("measurement", {}),
         )

@@ -195,6 +195,9 @@ class ExperimentResult(_Model):
     worker: str | None = None
     message: str | None = None  # one line: the reason (a skip's, a failure's exception)
     traceback: str | None = None  # the failure's whole text, when there is more than a line
+    # Where a failed item was when it ended: its phase, how far into it, seconds since its
+    # runner started (a timeout in the measured window: "measure", "12.1s of 30s measured").
+    interrupted: dict[str, Any] | None = None
     session_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
