@@ -183,3 +183,57 @@ def test_the_command_line_sets_both_arms_runners(
     bad = pytester.runpytest("--llem-ab", "candiate=local")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--llem-ab: 'candiate=local': expected reference=RUNNER*"])
+
+
+PYTHON_HANG = """
+import os
+import time
+
+MARKER = os.path.join(os.path.dirname(__file__), "hang-once")
+
+
+def _plant():
+    from pytest_llem.measure import protocol
+
+    window = protocol.measured_window
+
+    def hanging(engine, batches, config, inst):
+        if os.path.exists(MARKER):
+            os.unlink(MARKER)
+            inst.progress("measure", "0.0s of 0s measured, pass 1")  # as the window says
+            time.sleep(600)
+        return window(engine, batches, config, inst)
+
+    protocol.measured_window = hanging
+
+
+try:
+    _plant()
+except Exception:  # not the worker: nothing to plant
+    pass
+"""
+
+
+def test_a_hung_python_worker_is_killed_and_the_next_item_runs_on_a_fresh_one(
+    pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
+) -> None:
+    hooks = pytester.path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(PYTHON_HANG)
+    (hooks / "hang-once").write_text("")
+    ab = (
+        "ab:\n  reference: {}\n"
+        f"  candidate: {{runner: 'python:{sys.executable}', env: {{PYTHONPATH: '{hooks}'}}}}\n"
+    )
+    text = fast_study(tiny_gpt2, "execution: {n_cycles: 3, timeout_s: 30}\n") + ab
+    pytester.makefile(".yaml", study_ab=text)
+    # warn: the pair of cycle 1 stays incomplete (inconclusive), which is not what this tests
+    result = pytester.runpytest(
+        "--llem-results=out", "-p", "no:randomly", "--llem-inconclusive=warn"
+    )
+    items = report(pytester)["items"]
+    cand = [i for i in items if i["arm"] == "candidate"]
+    assert [i["outcome"] for i in cand] == ["failed", "passed", "passed"], result.stdout.str()
+    assert cand[0]["message"].startswith("timed out after 30 s in the measured window")
+    assert not cand[1]["model_cached"] and cand[2]["model_cached"]  # a fresh worker, then warm
+    assert not (hooks / "hang-once").exists()

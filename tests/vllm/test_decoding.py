@@ -56,7 +56,7 @@ def test_decoding_modes_share_one_engine_and_report_real_latencies(
     env = items[0]["environment"]
     # The version the engine records is the installed distribution's, whichever it is.
     assert env["vllm_platform"] == "cpu" and env["vllm"] == installed_version()
-    # 8 seqs x (256 + 128) tokens x 512 B/token (2 layers, 1 KV head of 64, bf16) = 1.5 MiB
+    # 8 seqs x (256 + 128) tokens x 512 B/token (2 layers, 1 KV head of 64, fp16) = 1.5 MiB
     assert env["vllm_kv_cache_source"].startswith("sized from the config: 8 seqs x 384 tokens")
     assert env["vllm_kv_cache_bytes"] == 2 << 20 and env["vllm_kv_cache_blocks"] > 0
 

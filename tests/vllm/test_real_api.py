@@ -78,7 +78,7 @@ def test_preflight_names_the_build_and_refuses_cuda(real: Any, vllm_model: Path)
     from pytest_llem.preflight.point import check_point
 
     host = Host()
-    cfg = {"model": str(vllm_model), "backend": "vllm", "precision": "bf16"}
+    cfg = {"model": str(vllm_model), "backend": "vllm", "precision": "fp16"}
     cpu = BuiltinConfig.model_validate({**cfg, "device": "cpu"})
     assert check_point(cpu, None, host, "null", local=True) == []
     cuda = BuiltinConfig.model_validate({**cfg, "device": "cuda"})
