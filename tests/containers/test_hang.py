@@ -16,37 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.hangs import HANG_ONCE
+
 pytestmark = pytest.mark.containers
 StudyText = Callable[..., str]
 TEST_IMAGE = "localhost/llem-test:latest"
-
-SITECUSTOMIZE = """
-import os
-import time
-
-MARKER = os.path.join(os.path.dirname(__file__), "hang-once")
-
-
-def _plant():
-    from pytest_llem.measure import protocol
-
-    window = protocol.measured_window
-
-    def hanging(engine, batches, config, inst):
-        if os.path.exists(MARKER):
-            os.unlink(MARKER)
-            inst.progress("measure", "0.0s of 0s measured, pass 1")
-            time.sleep(600)
-        return window(engine, batches, config, inst)
-
-    protocol.measured_window = hanging
-
-
-try:
-    _plant()
-except Exception:  # not the worker (the probe, pip): nothing to plant
-    pass
-"""
 
 
 def test_a_hung_worker_is_killed_and_the_next_item_runs_on_a_fresh_one(
@@ -58,7 +32,7 @@ def test_a_hung_worker_is_killed_and_the_next_item_runs_on_a_fresh_one(
 ) -> None:
     hooks = pytester.path / "hooks"
     hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (hooks / "sitecustomize.py").write_text(HANG_ONCE)
     (hooks / "hang-once").write_text("")
     study = fast_study(tiny_gpt2, "execution: {timeout_s: 45}\nsweep:\n  n: [2, 3, 4]\n")
     pytester.makefile(".yaml", study_h=study.replace("n: 4\n", ""))

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.hangs import HANG_ONCE
+
 StudyText = Callable[..., str]
 
 
@@ -185,41 +187,12 @@ def test_the_command_line_sets_both_arms_runners(
     bad.stderr.fnmatch_lines(["*--llem-ab: 'candiate=local': expected reference=RUNNER*"])
 
 
-PYTHON_HANG = """
-import os
-import time
-
-MARKER = os.path.join(os.path.dirname(__file__), "hang-once")
-
-
-def _plant():
-    from pytest_llem.measure import protocol
-
-    window = protocol.measured_window
-
-    def hanging(engine, batches, config, inst):
-        if os.path.exists(MARKER):
-            os.unlink(MARKER)
-            inst.progress("measure", "0.0s of 0s measured, pass 1")  # as the window says
-            time.sleep(600)
-        return window(engine, batches, config, inst)
-
-    protocol.measured_window = hanging
-
-
-try:
-    _plant()
-except Exception:  # not the worker: nothing to plant
-    pass
-"""
-
-
 def test_a_hung_python_worker_is_killed_and_the_next_item_runs_on_a_fresh_one(
     pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: StudyText
 ) -> None:
     hooks = pytester.path / "hooks"
     hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(PYTHON_HANG)
+    (hooks / "sitecustomize.py").write_text(HANG_ONCE)
     (hooks / "hang-once").write_text("")
     ab = (
         "ab:\n  reference: {}\n"

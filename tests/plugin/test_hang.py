@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.echo import ECHO_BACKEND
+from tests.hangs import SECOND_WINDOW_HANGS
 
 GPU_ECHO = (
     ECHO_BACKEND.replace(
@@ -37,35 +38,13 @@ GPU_ECHO = (
 
 # The second item hangs after its window's first batch: the window is armed once. At the end
 # of the session the census lists the pytest-llem threads still alive and NVML's state.
-CONFTEST = """
+CONFTEST = (
+    SECOND_WINDOW_HANGS
+    + """
 import json
 import threading
-import time
 
 from echo_backend import ECHO
-from pytest_llem.measure import protocol
-
-ARMED = {"left": 1, "windows": 0}
-_window = protocol.measured_window
-
-
-def hanging_window(engine, batches, config, inst):
-    ARMED["windows"] += 1
-    if ARMED["windows"] != 2:
-        return _window(engine, batches, config, inst)
-    generate, calls = engine.generate, []
-
-    def once_then_hang(batch, cfg):
-        calls.append(1)
-        if len(calls) == 2:
-            time.sleep(600)
-        return generate(batch, cfg)
-
-    engine.generate = once_then_hang
-    return _window(engine, batches, config, inst)
-
-
-protocol.measured_window = hanging_window
 
 
 def pytest_llem_backends():
@@ -78,6 +57,7 @@ def pytest_unconfigure(config):
     with open("census.json", "w") as handle:
         json.dump({"threads": alive, "nvml_initialised": pynvml._fake.initialised}, handle)
 """
+)
 
 STUDY = """
 model: echo-model
