@@ -147,7 +147,7 @@ def migrate_text(path: Path) -> tuple[str, str]:
     text = path.read_text(encoding="utf-8")
     expected = study.load(path, BUILTIN)
     doc = loader.parse_text(text, path)
-    upgraded = compat.upgrade(doc)
+    upgraded = compat.upgrade(doc, BUILTIN)
     if not upgraded.edits:
         return text, ""
     if upgraded.problems:

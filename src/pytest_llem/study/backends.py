@@ -59,6 +59,8 @@ class BackendSpec:
             not fail when it is absent).
         build_note: ``"module:function"`` called as ``function(host) -> str | None`` after
             a local pre-flight: which build of the library the host has, noted once.
+        fates: what became of LLenergyMeasure's fields of this backend's section
+            (``study.fates.Fate`` rows), for reading the original's study files.
     """
 
     name: str
@@ -78,6 +80,9 @@ class BackendSpec:
     passthrough: str = ""
     collect_check: str | None = None
     build_note: str | None = None
+    # LLenergyMeasure compatibility: what became of the original's fields of this section
+    # (study.fates.Fate rows; typed Any: fates.py reads this module's specs duck-typed).
+    fates: tuple[Any, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_llem.errors import Problem
-from pytest_llem.study.fates import BY_OLD, Fate, accepts
+from pytest_llem.study.fates import Fate, accepts, by_old
 from pytest_llem.study.grammar import expand_dotted, set_path, split_key
 from pytest_llem.study.loader import Document, KeyPath
 
@@ -79,15 +79,17 @@ class _Hit:
     fate: Fate
 
 
-def _find(block: dict[str, Any], literal: KeyPath, prefix: tuple[str, ...]) -> list[_Hit]:
+def _find(
+    block: dict[str, Any], literal: KeyPath, prefix: tuple[str, ...], fates: dict[str, Fate]
+) -> list[_Hit]:
     hits: list[_Hit] = []
     for key, value in block.items():
         path = (*prefix, *split_key(key))
-        fate = BY_OLD.get(".".join(path))
+        fate = fates.get(".".join(path))
         if fate is not None and fate.kind != "same":
             hits.append(_Hit(block, key, path, (*literal, key), fate))
         elif isinstance(value, dict):
-            hits.extend(_find(value, (*literal, key), path))
+            hits.extend(_find(value, (*literal, key), path, fates))
     return hits
 
 
@@ -120,9 +122,10 @@ def _edit(hit: _Hit, target: tuple[str, ...], where: KeyPath, value: Any, presen
 
 
 class _Rewriter:
-    def __init__(self, doc: Document, result: Upgrade) -> None:
+    def __init__(self, doc: Document, result: Upgrade, fates: dict[str, Fate]) -> None:
         self.doc = doc
         self.result = result
+        self.fates = fates
 
     def problem(self, literal: KeyPath, name: str, message: str, fix: str) -> None:
         self.result.problems.append(Problem(name, message, fix, self.doc.line_of(literal)))
@@ -165,7 +168,10 @@ class _Rewriter:
 
     def block(self, block: dict[str, Any], where: KeyPath, skip: tuple[str, ...] = ()) -> None:
         hits = [
-            h for key in list(block) if key not in skip for h in _find({key: block[key]}, where, ())
+            h
+            for key in list(block)
+            if key not in skip
+            for h in _find({key: block[key]}, where, (), self.fates)
         ]
         values = []
         for hit in hits:  # pop every hit first: renames below copy the blocks they touch
@@ -181,7 +187,7 @@ class _Rewriter:
     def sweep(self, sweep: dict[str, Any]) -> None:
         rebuilt: dict[str, Any] = {}
         for key, values in sweep.items():
-            fate = BY_OLD.get(".".join(split_key(key)))
+            fate = self.fates.get(".".join(split_key(key)))
             literal: KeyPath = ("sweep", key)
             if fate is None or fate.kind == "same":
                 rebuilt[key] = values
@@ -230,13 +236,16 @@ class _Rewriter:
         )
 
 
-def upgrade(doc: Document) -> Upgrade:
-    """Rewrite a study document in place (its data is replaced by an upgraded copy)."""
+def upgrade(doc: Document, backends: Iterable[Any] = ()) -> Upgrade:
+    """Rewrite a study document in place (its data is replaced by an upgraded copy).
+
+    ``backends``: the registered backends, whose specs carry their sections' fates.
+    """
     result = Upgrade()
     if not isinstance(doc.data, dict):
         return result
     data: dict[str, Any] = copy.deepcopy(doc.data)
-    rewriter = _Rewriter(doc, result)
+    rewriter = _Rewriter(doc, result, by_old(backends))
     rewriter.block(data, (), skip=("sweep", "experiments"))
     if isinstance(data.get("sweep"), dict):
         rewriter.sweep(data["sweep"])
@@ -251,7 +260,7 @@ def upgrade(doc: Document) -> Upgrade:
     return result
 
 
-def upgrade_base(doc: Document) -> Upgrade:
+def upgrade_base(doc: Document, backends: Iterable[Any] = ()) -> Upgrade:
     """Rewrite a ``base:`` file: study keys are stripped with a note, then renames apply."""
     result = Upgrade()
     if not isinstance(doc.data, dict):
@@ -267,7 +276,7 @@ def upgrade_base(doc: Document) -> Upgrade:
             "fields), as LLenergyMeasure did"
         )
     doc.data = data
-    inner = upgrade(doc)
+    inner = upgrade(doc, backends)
     result.renamed.update(inner.renamed)
     result.notes.extend(inner.notes)
     result.problems.extend(inner.problems)

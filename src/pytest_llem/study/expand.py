@@ -79,7 +79,7 @@ def build(
 ) -> StudyPlan:
     """Expand a parsed study document into a plan (raises StudyError on structural problems)."""
     ex = Expander(doc, root, max_points, registry)
-    upgraded = compat.upgrade(doc)
+    upgraded = compat.upgrade(doc, registry)
     ex.problems.extend(upgraded.problems)
     ex.notes.extend(upgraded.summary(doc.path.name))
     data = doc.data

@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from pytest_llem.study.fates import FATES
+from pytest_llem.study.fates import Fate, table
 
 Path_ = tuple[str, ...]
 
@@ -110,9 +110,10 @@ def _is_open_model(model: type[BaseModel]) -> bool:
     return model.model_config.get("extra") == "allow"
 
 
-def moved_hint(name: str) -> str | None:
-    """Where an LLenergyMeasure key named ``name`` lives here, when one had that name."""
-    for fate in FATES:
+def moved_hint(name: str, fates: Iterable[Fate] | None = None) -> str | None:
+    """Where an LLenergyMeasure key named ``name`` lives here, when one had that name
+    (``fates``: the session's table, the universal rows by default)."""
+    for fate in fates if fates is not None else table():
         if fate.old.rsplit(".", 1)[-1] == name and fate.kind != "same":
             where = f"is {fate.new} here" if fate.new else f"is dropped: {fate.reason}"
             return f"LLenergyMeasure's {fate.old} {where}; write it there"
@@ -132,6 +133,8 @@ def check_path(model: type[BaseModel], path: Path_) -> tuple[int, str, str] | No
         None when the path exists; otherwise (index of the bad segment, message, fix).
     """
     current: type[BaseModel] | None = model
+    # An experiment model knows its registry, whose backends carry their sections' fates.
+    fates = table(getattr(model, "backends", ()))
     for index, seg in enumerate(path):
         if current is None:
             parent = ".".join(path[:index])
@@ -142,7 +145,7 @@ def check_path(model: type[BaseModel], path: Path_) -> tuple[int, str, str] | No
         if seg not in fields:
             hint = suggest(seg, sorted(fields))
             fix = f"did you mean {hint!r}?" if hint else f"use one of {sorted(fields)}"
-            return index, f"unknown key {seg!r}", moved_hint(seg) or fix
+            return index, f"unknown key {seg!r}", moved_hint(seg, fates) or fix
         annotation = fields[seg].annotation
         if _is_open_mapping(annotation):
             return None

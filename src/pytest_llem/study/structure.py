@@ -15,6 +15,7 @@ from pytest_llem.errors import Problem, StudyError
 from pytest_llem.study import compat, loader
 from pytest_llem.study.backends import BackendRegistry
 from pytest_llem.study.experiment import ExperimentConfig, experiment_model
+from pytest_llem.study.fates import table
 from pytest_llem.study.grammar import (
     check_path,
     deep_merge,
@@ -105,7 +106,7 @@ class Expander:
             if head not in self.model.model_fields:
                 hint = suggest(head, [*STUDY_KEYS, *config_fields])
                 fix = f"did you mean {hint!r}?" if hint else "remove it or check the spelling"
-                fix = moved_hint(head) or fix
+                fix = moved_hint(head, table(self.backends)) or fix
                 self.problem((key,), f"unknown key {head!r}", fix)
             elif key != "backend":
                 self.check_block({key: value}, ())
@@ -218,7 +219,7 @@ class Expander:
                 "a base file must be a mapping of config fields",
                 "write experiment fields (model: ..., precision: ...) at the top level",
             )
-        upgraded = compat.upgrade_base(base_doc)
+        upgraded = compat.upgrade_base(base_doc, self.backends)
         if upgraded.problems:
             raise StudyError(target, upgraded.problems)
         self.notes.extend(upgraded.summary(target.name))

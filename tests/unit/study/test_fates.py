@@ -7,13 +7,16 @@ from typing import Any
 
 import yaml
 
-from pytest_llem.engines.builtin import BuiltinConfig
-from pytest_llem.study.fates import BY_OLD, FATES
+from pytest_llem.engines.builtin import BUILTIN, BuiltinConfig
+from pytest_llem.study.fates import by_old, table
 from pytest_llem.study.grammar import check_path, split_key
 from pytest_llem.study.sections import ExecutionConfig
 from pytest_llem.study.structure import STUDY_KEYS
 
 DATA = Path(__file__).parent / "data"
+# The table of the built-in registry: the universal rows and the built-in backends' own.
+FATES = table(BUILTIN)
+BY_OLD = by_old(BUILTIN)
 
 
 def original_fields() -> set[str]:

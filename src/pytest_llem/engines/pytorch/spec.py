@@ -12,6 +12,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pytest_llem.study.backends import PROJECT_IMAGE, BackendSpec
+from pytest_llem.study.fates import Fate, same
 
 
 class _Section(BaseModel):
@@ -88,6 +89,27 @@ def _rules(config: Any) -> str | None:
     return None
 
 
+# What became of LLenergyMeasure's pytorch: fields (study/fates.py has the universal rows).
+LLEM_FATES: tuple[Fate, ...] = (
+    *same("pytorch", "pytorch.batch_size", "pytorch.attn_implementation"),
+    *same("pytorch.torch_compile", "pytorch.torch_compile_mode", "pytorch.torch_compile_backend"),
+    *same("pytorch.load_in_4bit", "pytorch.load_in_8bit", "pytorch.bnb_4bit_compute_dtype"),
+    *same("pytorch.bnb_4bit_quant_type", "pytorch.bnb_4bit_use_double_quant"),
+    *same("pytorch.use_cache", "pytorch.cache_implementation", "pytorch.num_beams"),
+    *same("pytorch.early_stopping", "pytorch.length_penalty", "pytorch.no_repeat_ngram_size"),
+    *same("pytorch.prompt_lookup_num_tokens", "pytorch.device_map", "pytorch.max_memory"),
+    *same("pytorch.revision", "pytorch.trust_remote_code"),
+    Fate(
+        "pytorch.num_processes",
+        "dropped",
+        reason=(
+            "data parallelism runs one xdist worker per GPU here (pytest -n auto), "
+            "not Accelerate processes inside an item"
+        ),
+        accept=(None, 1),
+    ),
+)
+
 PYTORCH = BackendSpec(
     name="pytorch",
     section=PyTorchConfig,
@@ -99,4 +121,5 @@ PYTORCH = BackendSpec(
     preflight="pytest_llem.engines.pytorch.preflight:checks",
     image=PROJECT_IMAGE,
     description="runs on the transformers backend",
+    fates=LLEM_FATES,
 )

@@ -13,6 +13,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_llem.study.backends import PROJECT_IMAGE, BackendSpec
+from pytest_llem.study.fates import Fate, same
 
 
 class _Section(BaseModel):
@@ -107,6 +108,58 @@ def _rules(config: Any) -> str | None:
     return None
 
 
+# What became of LLenergyMeasure's vllm: fields (study/fates.py has the universal rows).
+LLEM_FATES: tuple[Fate, ...] = (
+    *same("vllm", "vllm.engine", "vllm.sampling", "vllm.beam_search"),
+    *same("vllm.engine.gpu_memory_utilization", "vllm.engine.swap_space"),
+    *same("vllm.engine.block_size", "vllm.engine.kv_cache_dtype", "vllm.engine.enforce_eager"),
+    *same("vllm.engine.enable_chunked_prefill", "vllm.engine.max_num_seqs"),
+    *same("vllm.engine.max_num_batched_tokens", "vllm.engine.max_model_len"),
+    *same("vllm.engine.tensor_parallel_size", "vllm.engine.pipeline_parallel_size"),
+    *same("vllm.engine.enable_prefix_caching", "vllm.engine.quantization"),
+    *same("vllm.engine.compilation_config", "vllm.engine.attention"),
+    # Passed to vLLM's EngineArgs as they are (checked against the installed vLLM).
+    *same("vllm.engine.cpu_offload_gb", "vllm.engine.disable_custom_all_reduce"),
+    *same("vllm.engine.kv_cache_memory_bytes", "vllm.engine.offload_group_size"),
+    *same("vllm.engine.offload_num_in_group", "vllm.engine.offload_prefetch_step"),
+    *same("vllm.engine.offload_params"),
+    Fate("vllm.engine.speculative_model", "renamed", "vllm.engine.speculative_config.model"),
+    Fate(
+        "vllm.engine.num_speculative_tokens",
+        "renamed",
+        "vllm.engine.speculative_config.num_speculative_tokens",
+    ),
+    # Forwarded to vLLM's attention config as they are.
+    *same("vllm.engine.attention.backend", "vllm.engine.attention.flash_attn_version"),
+    *same("vllm.engine.attention.flash_attn_max_num_splits_for_cuda_graph"),
+    *same("vllm.engine.attention.use_prefill_decode_attention"),
+    *same("vllm.engine.attention.use_prefill_query_quantization"),
+    *same("vllm.engine.attention.use_cudnn_prefill"),
+    *same("vllm.engine.attention.disable_flashinfer_prefill"),
+    *same("vllm.engine.attention.disable_flashinfer_q_quantization"),
+    *same("vllm.engine.attention.use_trtllm_attention"),
+    *same("vllm.engine.attention.use_trtllm_ragged_deepseek_prefill"),
+    *same("vllm.sampling.presence_penalty", "vllm.sampling.frequency_penalty"),
+    *same("vllm.sampling.ignore_eos", "vllm.sampling.max_tokens", "vllm.sampling.min_tokens"),
+    Fate(
+        "vllm.sampling.n",
+        "dropped",
+        reason=(
+            "one output sequence per prompt keeps energy per output token comparable "
+            "across backends; use beam_search for several candidates"
+        ),
+        accept=(None, 1),
+    ),
+    *same("vllm.beam_search.beam_width", "vllm.beam_search.length_penalty"),
+    *same("vllm.beam_search.max_tokens"),
+    Fate(
+        "vllm.beam_search.early_stopping",
+        "dropped",
+        reason="vLLM's BeamSearchParams has no early_stopping; remove the key",
+        accept=(None, False),
+    ),
+)
+
 VLLM = BackendSpec(
     name="vllm",
     section=VLLMConfig,
@@ -121,4 +174,5 @@ VLLM = BackendSpec(
     "the installed vLLM checks them when the engine loads",
     collect_check="pytest_llem.engines.vllm.collect_check:study_problems",
     build_note="pytest_llem.engines.vllm.preflight:build_note",
+    fates=LLEM_FATES,
 )
