@@ -37,7 +37,7 @@ def test_the_kit_runs_on_cpu_against_the_fake_nvml(
     monkeypatch.setattr(
         engine_module.TransformersEngine, "devices", lambda self: [GpuRef(0, "GPU-a")]
     )
-    # ... and its sampler and thermal wait (opened for cuda points only) watch that GPU too.
+    # ... and its sampler and thermal reader (opened for cuda points only) watch that GPU too.
     opened = local.gpu_instruments
 
     def instruments(spec: Any, gpus: list[GpuRef]) -> Any:
