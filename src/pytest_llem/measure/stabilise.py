@@ -110,11 +110,17 @@ def _decide(run: _Run, now_s: float, config: ExperimentConfig, reading: bool) ->
 
 
 def _out_of_time(run: _Run, now_s: float, config: ExperimentConfig) -> bool:
-    # max_s is a bound, not a target: no batch starts that, as long as the last one, would
-    # end past it (on a busy CPU a batch can last tens of seconds). min_s still holds.
+    # max_s is a bound, not a target: no batch starts that would end past it (on a busy CPU
+    # a batch can last tens of seconds). The next is expected to last as long as the shorter
+    # of the last two: a first batch slowed by one-off costs must not end warmup on its own.
+    # min_s still holds.
     spec = config.thermal
-    next_end_s = now_s + run.latencies[-1][1]
-    return now_s >= spec.max_s or (now_s >= spec.min_s and next_end_s > spec.max_s + 1e-9)
+    if now_s >= spec.max_s:
+        return True
+    if len(run.latencies) < 2 or now_s < spec.min_s:
+        return False
+    expected_s = min(seconds for _, seconds in run.latencies[-2:])
+    return now_s + expected_s > spec.max_s + 1e-9
 
 
 def _pending(

@@ -203,10 +203,14 @@ def test_on_cpu_unsteady_throughput_stops_at_a_bound_and_warns() -> None:
     warm, th = run(engine, config, None)
     assert warm is not None and warm.method == "max_iterations_reached" and warm.iterations == 12
     assert warm.converged is False and codes(config, warm, th) == {"warmup_not_converged"}
-    # max_s bounds the time: after 6 s, a batch as long as the last (2 s) would end past 7 s.
-    engine = Engine(Clock(), latencies=[1.0, 2.0] * 30)
+    # max_s bounds the time: after 6.5 s, a batch as long as the shorter of the last two
+    # (1.5 s) would end past 7 s. A slow first batch alone does not end warmup.
+    engine = Engine(Clock(), latencies=[5.0, 1.5])
     warm, _ = run(engine, cfg(device="cpu", thermal={"max_s": 7}), None)
-    assert warm is not None and warm.method == "max_wait_reached" and warm.duration_s == 6.0
+    assert warm is not None and warm.method == "max_wait_reached" and warm.duration_s == 6.5
+    engine = Engine(Clock(), latencies=[40.0, 1.0, 2.0] * 30)
+    warm, _ = run(engine, cfg(device="cpu"), None)
+    assert warm is not None and warm.iterations > 2
 
 
 def test_devices_that_report_nothing_fall_back_to_throughput_and_say_so() -> None:
