@@ -206,7 +206,7 @@ def test_on_cpu_unsteady_throughput_stops_at_a_bound_and_warns() -> None:
     # max_s bounds the time: after 6.5 s, a batch as long as the shorter of the last two
     # (1.5 s) would end past 7 s. A slow first batch alone does not end warmup.
     engine = Engine(Clock(), latencies=[5.0, 1.5])
-    warm, _ = run(engine, cfg(device="cpu", thermal={"max_s": 7}), None)
+    warm, _ = run(engine, cfg(device="cpu", warmup={"n_warmup": 1}, thermal={"max_s": 7}), None)
     assert warm is not None and warm.method == "max_wait_reached" and warm.duration_s == 6.5
     engine = Engine(Clock(), latencies=[40.0, 1.0, 2.0] * 30)
     warm, _ = run(engine, cfg(device="cpu"), None)
