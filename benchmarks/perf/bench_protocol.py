@@ -234,7 +234,8 @@ def heating(args: argparse.Namespace) -> None:
     started = first.warmup.duration_s  # seconds under load before the window began
     verdict = "after" if started > 20.0 else "BEFORE"
     print(
-        f"first item: {results[0][1]:.1f} s outside the window; warmup waited "
+        f"first item: {results[0][1]:.1f} s outside the window (with the idle baseline); "
+        f"warmup waited "
         f"{started:.1f} s under load ({how(first)}): the window began {verdict} the plateau "
         f"(20.0 s), {started - 20.0:+.1f} s"
     )
