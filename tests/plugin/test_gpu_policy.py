@@ -89,4 +89,7 @@ def test_validity_fail_on_fails_the_item_but_keeps_its_numbers(
     )
     item = json.loads((pytester.path / "out" / "report.json").read_text())["items"][0]
     assert item["outcome"] == "failed" and item["metrics"]["output_tokens"] > 0
-    assert [w["code"] for w in item["warnings"]] == ["few_samples"]
+    # Only few_samples is certain: on a loaded machine the tiny model's batch latency may not
+    # settle during warmup, which adds warmup_not_converged (true, and not fail_on here).
+    codes = [w["code"] for w in item["warnings"]]
+    assert "few_samples" in codes and set(codes) <= {"few_samples", "warmup_not_converged"}

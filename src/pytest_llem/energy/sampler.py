@@ -1,6 +1,6 @@
 """A background thread that samples GPU power, temperature, memory, utilisation and throttling.
 
-It runs alongside the measured window (and serves the thermal-stabilisation wait); its
+It runs alongside the measured window (and its readings judge warmup steady); its
 summary goes into the result, and optionally the full timeseries into a JSONL file.
 """
 
@@ -118,7 +118,7 @@ class GpuSampler:
         self._lock = threading.Lock()
 
     def sample_once(self) -> list[Sample]:
-        """Take one round of samples (also used by the thermal wait)."""
+        """Take one round of samples (also read between warmup batches to judge steadiness)."""
         now = time.perf_counter()
         taken = [read_sample(self.pynvml, u, h, now) for u, h in self.handles]
         with self._lock:

@@ -1,4 +1,4 @@
-"""The per-item protocol: warmup -> thermal floor -> measured window -> metrics.
+"""The per-item protocol: warmup until steady -> measured window -> metrics.
 
 The idle baseline is measured once per session elsewhere and handed in; the model is loaded
 (or reused) by the runner before this starts.
@@ -16,17 +16,15 @@ from pytest_llem.engines.engine import Completion, Engine, Request
 from pytest_llem.measure import metrics
 from pytest_llem.measure.idle_power import Baseline, IdleReading
 from pytest_llem.measure.phases import Progress, quiet
+from pytest_llem.measure.stabilise import DeviceReader, stabilise
 from pytest_llem.measure.validity import assess
 from pytest_llem.results.records import (
     CrosscheckInfo,
     EnergyInfo,
     Measurement,
     SamplerSummary,
-    ThermalRecord,
     ValidityWarning,
-    WarmupRecord,
 )
-from pytest_llem.stats.descriptive import cv
 from pytest_llem.study.experiment import ExperimentConfig
 
 Clock = Callable[[], float]
@@ -45,60 +43,20 @@ class Sampler(Protocol):
         """Stop sampling and keep nothing (the window was abandoned)."""
 
 
-class ThermalGate(Protocol):
-    """Waits until the devices are thermally stable (see measure/thermal.py)."""
-
-    def wait(self, config: ExperimentConfig, progress: Progress) -> ThermalRecord:
-        """Block until stable or the time bound, and say which."""
-
-
 @dataclass
 class Instruments:
     """Everything the protocol needs besides the engine and the config."""
 
     meter: EnergyMeter
     sampler: Sampler | None = None
-    thermal: ThermalGate | None = None
+    # Read between warmup batches to judge the devices steady; None where nothing reads
+    # them (CPU, no NVML), and warmup then judges throughput instead.
+    thermal: DeviceReader | None = None
     idle: IdleReading | None = None
     clock: Clock = time.perf_counter
     wall_clock: Clock = time.time
     progress: Progress = quiet
     device_warnings: list[ValidityWarning] = field(default_factory=list)
-
-
-def warmup(
-    engine: Engine,
-    batches: list[list[Request]],
-    config: ExperimentConfig,
-    clock: Clock,
-    progress: Progress,
-) -> WarmupRecord | None:
-    """Run real batches until the fixed count, or until batch latency CV settles."""
-    spec = config.warmup
-    if not spec.enabled:
-        return None
-    start = clock()
-    latencies: list[float] = []
-    limit = spec.max_iterations if spec.convergence_detection else spec.n_warmup
-    final_cv: float | None = None
-    converged: bool | None = None if not spec.convergence_detection else False
-    for i in range(limit):
-        batch = batches[i % len(batches)]
-        t0 = clock()
-        engine.generate(batch, config)
-        latencies.append(clock() - t0)
-        progress("warmup", f"{i + 1}/{limit}")
-        if spec.convergence_detection and len(latencies) >= spec.window_size:
-            final_cv = cv(latencies[-spec.window_size :])
-            if final_cv <= spec.cv_threshold and i + 1 >= spec.n_warmup:
-                converged = True
-                break
-    return WarmupRecord(
-        iterations=len(latencies),
-        final_cv=final_cv,
-        converged=converged,
-        duration_s=clock() - start,
-    )
 
 
 def measured_window(
@@ -160,8 +118,7 @@ def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurem
     inst.progress("prepare", "tokenising prompts")
     requests = engine.requests(config)
     batches = engine.batches(requests, config)
-    warm = warmup(engine, batches, config, inst.clock, inst.progress)
-    thermal = inst.thermal.wait(config, inst.progress) if inst.thermal is not None else None
+    warm, thermal = stabilise(engine, batches, config, inst.thermal, inst.clock, inst.progress)
     engine.memory()  # resets the peak so the window's peak is its own
     completions, passes, duration, reading, summary = measured_window(engine, batches, config, inst)
     memory = engine.memory()

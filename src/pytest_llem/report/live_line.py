@@ -1,6 +1,6 @@
 """Live phase display on the item's terminal line (``-v``, interactive terminals only).
 
-An item can spend minutes loading, warming up, waiting for thermal stability and measuring;
+An item can spend minutes loading, warming up until steady and measuring;
 the phase and its progress are written after the item's name and erased before pytest
 writes the outcome, so nobody wonders whether a GPU run is hung.
 """

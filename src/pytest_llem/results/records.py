@@ -101,6 +101,20 @@ class ValidityWarning(_Model):
     message: str
 
 
+# How warmup ended and how steadiness was shown (``WarmupRecord.method``,
+# ``ThermalRecord.method``); the bounds name what stopped an unsteady warmup.
+StabilityMethod = Literal[
+    "fixed_count",  # warmup.n_warmup batches, nothing judged (thermal disabled)
+    "latency_cv",  # warmup.convergence_detection, thermal disabled
+    "power_steady",  # device power and temperature steady
+    "throughput_steady",  # no device readings (CPU): batch latency steady
+    "max_wait_reached",  # thermal.max_s passed first
+    "max_iterations_reached",  # warmup.max_iterations passed first
+    "not_judged",  # no batch ran (warmup disabled), or the devices report nothing to judge
+    "disabled",  # thermal.enabled is false
+]
+
+
 class WarmupRecord(_Model):
     """What warmup did before the window."""
 
@@ -108,14 +122,20 @@ class WarmupRecord(_Model):
     final_cv: float | None = None
     converged: bool | None = None
     duration_s: float
+    # Optional, so that results written before it existed stay readable.
+    method: StabilityMethod | None = None
 
 
 class ThermalRecord(_Model):
-    """The thermal-stabilisation wait before the window."""
+    """How the devices were shown steady before the window, and how long it took."""
 
     waited_s: float
     stabilised: bool
     reason: str
+    # Optional, so that results written before them stay readable: how stability was
+    # established, and the warmup batches run meanwhile (the wait overlaps warmup).
+    method: StabilityMethod | None = None
+    batches: int | None = None
 
 
 class SamplerSummary(_Model):

@@ -18,11 +18,11 @@ from pytest_llem.measure import protocol
 from pytest_llem.measure.idle_power import IdleReading
 from pytest_llem.measure.phases import Progress
 from pytest_llem.measure.protocol import Instruments
-from pytest_llem.measure.thermal import ThermalWait
+from pytest_llem.measure.thermal import ThermalReader
 from pytest_llem.results.records import Measurement, RunnerInfo, ValidityWarning
 from pytest_llem.runners.run_spec import RunSpec
 
-Instruments3 = tuple[GpuSampler | None, ThermalWait | None, list[ValidityWarning]]
+Instruments3 = tuple[GpuSampler | None, ThermalReader | None, list[ValidityWarning]]
 _NONE: Instruments3 = (None, None, [])
 
 
@@ -36,12 +36,14 @@ def _open_instruments(pynvml: ModuleType, spec: RunSpec, gpus: list[GpuRef]) -> 
         return [(s.device, s.temperature_c, s.power_w) for s in sampler.sample_once()]
 
     facts = [ValidityWarning(code=c, message=m) for c, m in device_facts(pynvml, handles)]
-    return sampler, ThermalWait(read, interval_s=max(interval, 0.5)), facts
+    # Read between warmup batches: often enough for a steady run of thermal.min_steady_s,
+    # rarely enough that NVML calls stay negligible beside batches of a few milliseconds.
+    return sampler, ThermalReader(read, interval_s=max(interval, 0.25)), facts
 
 
 @contextlib.contextmanager
 def gpu_instruments(spec: RunSpec, gpus: list[GpuRef]) -> Iterator[Instruments3]:
-    """Sampler, thermal wait and device warnings for the engine's GPUs (none without NVML).
+    """Sampler, thermal reader and device warnings for the engine's GPUs (none without NVML).
 
     Opening them may fail (no NVML, an unmatched device): the item then runs without them. A
     failure in the body is the body's: it propagates unchanged, NVML released.

@@ -51,15 +51,33 @@ class WarmupConfig(_Section):
 
 
 class ThermalConfig(_Section):
-    """Wait until temperature and power are stable before measuring (bounded, not fixed)."""
+    """Warm up until the devices are steady before measuring (bounded, not a fixed wait).
+
+    Warmup batches continue until power and temperature (throughput on CPU) are steady, so a
+    device left hot and steady by the previous item is recognised in ``min_steady_s`` while
+    one still heating keeps warming up until its plateau, at most ``max_s``.
+    """
 
     enabled: bool = True
-    min_s: float = Field(default=0.0, ge=0.0)
+    min_s: float = Field(default=0.0, ge=0.0, description="Warm up at least this long")
     max_s: float = Field(default=60.0, ge=0.0)
-    window_s: float = Field(default=5.0, gt=0.0, description="Trailing window judged stable")
+    window_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="Trailing window of the temperature slope; the horizon power drift is "
+        "projected over",
+    )
+    min_steady_s: float = Field(
+        default=1.5,
+        gt=0.0,
+        description="Shortest run of steady power readings that shows a device steady "
+        "(at most window_s)",
+    )
     max_temp_slope_c_per_min: float = Field(default=1.0, gt=0.0)
     max_power_spread: float = Field(
-        default=0.05, gt=0.0, description="(max-min)/mean of power over the window"
+        default=0.05,
+        gt=0.0,
+        description="(max-min)/mean of power over the steady run, and of its trend over window_s",
     )
 
     @model_validator(mode="before")

@@ -14,6 +14,7 @@ from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Requ
 from pytest_llem.engines.pytorch.spec import section as pytorch_section
 from pytest_llem.measure.idle_power import IdleReading
 from pytest_llem.measure.protocol import Instruments, run
+from pytest_llem.measure.thermal import ThermalReader
 
 
 class Clock:
@@ -81,8 +82,10 @@ def test_window_repeats_passes_until_min_duration() -> None:
     engine = ScriptedEngine(clock, [0.5])
     cfg = config(pytorch={"batch_size": 2}, warmup={"n_warmup": 2}, window={"min_duration_s": 2.5})
     m = run(engine, cfg, Instruments(meter=CountingMeter(clock, 100.0), clock=clock))
-    # warmup 2 calls; each pass is 2 batches x 0.5 s; 3 passes reach 3.0 s >= 2.5 s
-    assert m.warmup is not None and m.warmup.iterations == 2
+    # warmup until throughput is steady (CPU: 3 like batches, at least n_warmup); each pass
+    # is 2 batches x 0.5 s; 3 passes reach 3.0 s >= 2.5 s
+    assert m.warmup is not None and m.warmup.iterations == 3
+    assert m.warmup.method == "throughput_steady" and m.thermal is None
     assert m.metrics.passes == 3 and m.metrics.requests == 12
     assert m.metrics.duration_s == 3.0
     assert m.metrics.output_tokens == 60 and m.metrics.input_tokens == 36
@@ -186,6 +189,28 @@ def test_peak_memory_is_reset_before_the_window() -> None:
         config(warmup={"n_warmup": 1}, window={"min_duration_s": 0}),
         Instruments(meter=CountingMeter(clock, 1.0), clock=clock),
     )
-    assert engine.events[0] == "generate"  # warmup
-    assert engine.events[1] == "memory"  # reset before the window
+    warmup = engine.events.index("memory")
+    assert warmup >= 1 and set(engine.events[:warmup]) == {"generate"}
+    assert engine.events[warmup + 1] == "generate"  # the memory reset precedes the window
     assert engine.events[-1] == "memory"
+
+
+def test_a_gpu_is_judged_steady_under_load_and_the_result_says_how() -> None:
+    clock = Clock()
+    reads: list[float] = []
+
+    def read() -> list[tuple[str, float | None, float | None]]:
+        reads.append(clock.now)
+        return [("gpu0", 65.0, 250.0)]
+
+    engine = ScriptedEngine(clock, [0.5])
+    cfg = config(device="cuda", window={"min_duration_s": 1.0})
+    inst = Instruments(
+        meter=CountingMeter(clock, 250.0), thermal=ThermalReader(read, 0.5), clock=clock
+    )
+    m = run(engine, cfg, inst)
+    assert m.thermal is not None and m.thermal.stabilised and m.thermal.method == "power_steady"
+    assert m.thermal.waited_s == 2.0 and m.thermal.batches == 4
+    assert m.warmup is not None and m.warmup.iterations == 4 and m.warmup.duration_s == 2.0
+    assert reads == [0.5, 1.0, 1.5, 2.0]  # between warmup batches, none in the window
+    assert "thermal_not_stable" not in {w.code for w in m.warnings}

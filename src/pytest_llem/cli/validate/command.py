@@ -44,7 +44,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", default="1,8", help="comma-separated, at least two")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--thermal-max-s", type=float, default=60.0, help="bound on the thermal wait")
+    p.add_argument("--thermal-max-s", type=float, default=60.0, help="bound on warmup until steady")
     p.add_argument("--n", type=int, default=64, help="prompts per pass of the window")
     p.add_argument("--input-len", type=int, default=128)
     p.add_argument("--max-output-tokens", type=int, default=128)

@@ -37,7 +37,7 @@ class DockerOptions:
 
 
 def default_timeout_s(config: ExperimentConfig) -> float:
-    """A generous bound from the work: start-up, thermal wait, window, and generation."""
+    """A generous bound from the work: start-up, warmup until steady, window, generation."""
     generation = 0.1 * config.n * config.max_output_tokens
     return 600.0 + config.thermal.max_s + 2 * config.window.min_duration_s + generation
 

@@ -167,7 +167,7 @@ def kit_gpu(fake_nvml: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(
         engine_module.TransformersEngine, "devices", lambda self: [GpuRef(0, "GPU-a")]
     )
-    # ... and its sampler and thermal wait (opened for cuda points only) watch that GPU too.
+    # ... and its sampler and thermal reader (opened for cuda points only) watch that GPU too.
     opened = local.gpu_instruments
 
     def instruments(spec: Any, gpus: list[GpuRef]) -> Any:
