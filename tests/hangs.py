@@ -2,8 +2,10 @@
 
 ``SECOND_WINDOW_HANGS`` is conftest code for an in-process session: the second measured window
 hangs after its first generate call. ``HANG_ONCE`` is a ``sitecustomize.py`` for a worker in
-another process (a container, a python: worker) whose ``PYTHONPATH`` holds it: the first
-window that starts while ``hang-once`` exists beside it consumes the file and hangs.
+another process (a container, a python: worker) whose ``PYTHONPATH`` holds it: while
+``hang-once`` exists beside it, windows are counted in ``windows`` (also beside it, so the count
+survives a restarted worker) and the one whose number ``hang-once`` holds (1 when empty)
+consumes the file and hangs.
 """
 
 SECOND_WINDOW_HANGS = """
@@ -38,7 +40,9 @@ HANG_ONCE = """
 import os
 import time
 
-MARKER = os.path.join(os.path.dirname(__file__), "hang-once")
+HERE = os.path.dirname(__file__)
+MARKER = os.path.join(HERE, "hang-once")
+COUNT = os.path.join(HERE, "windows")
 
 
 def _plant():
@@ -48,9 +52,14 @@ def _plant():
 
     def hanging(engine, batches, config, inst):
         if os.path.exists(MARKER):
-            os.unlink(MARKER)
-            inst.progress("measure", "0.0s of 0s measured, pass 1")  # as the window says
-            time.sleep(600)
+            at = int(open(MARKER).read().strip() or 1)
+            seen = int(open(COUNT).read()) + 1 if os.path.exists(COUNT) else 1
+            with open(COUNT, "w") as handle:
+                handle.write(str(seen))
+            if seen == at:
+                os.unlink(MARKER)
+                inst.progress("measure", "0.0s of 0s measured, pass 1")  # as the window says
+                time.sleep(600)
         return window(engine, batches, config, inst)
 
     protocol.measured_window = hanging

@@ -338,12 +338,12 @@ class PersistentRunner:
 
     def close(self) -> None:
         """Tear the container down, or leave it running and say how to remove it."""
-        if self.box is None:
-            return
-        if self.opts.auto_teardown:
+        if self.box is None or self.opts.auto_teardown:
+            # Also when an interrupted item already killed the container: its inbox stays.
             self._stop()
             if self.inbox is not None:
                 shutil.rmtree(self.inbox, ignore_errors=True)
+                self.inbox = None
         else:
             self.notes.append(
                 f"persistent container {self.box.id[:12]} ({self.image}) left running: "
