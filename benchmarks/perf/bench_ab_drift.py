@@ -124,15 +124,22 @@ def main() -> None:
     parser.add_argument("--period", type=float, default=40.0, help="seconds on, then off")
     parser.add_argument("--cycles", type=int, default=8)
     parser.add_argument("--window", type=float, default=3.0, help="window.min_duration_s")
+    parser.add_argument(
+        "--candidate",
+        default="{pytorch.batch_size: 1}",
+        help="the slower candidate's overrides, a YAML flow mapping (default: twice as slow)",
+    )
+    parser.add_argument("--reference", default="{}", help="the reference arm's overrides")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="llem-ab-drift-"))
     model = build_tiny_model("gpt2", workdir / "tiny")
     stop = multiprocessing.Event()
-    switcher = multiprocessing.Process(target=load_switch, args=(args.period, stop), daemon=True)
+    # Not daemonic: a daemonic process may not start the burners.
+    switcher = multiprocessing.Process(target=load_switch, args=(args.period, stop))
     switcher.start()
     try:
         same = "ab:\n  calibrate: true\n  reference: {}\n  candidate: {}\n"
-        slower = "ab:\n  reference: {}\n  candidate: {pytorch.batch_size: 1}\n"
+        slower = f"ab:\n  reference: {args.reference}\n  candidate: {args.candidate}\n"
         plain = study(model, args.cycles, args.window, "10%", "")
         base = run(workdir, "ref", plain, "--llem-save-baseline=ref", "--llem-save-baseline-force")
         baseline = workdir / ".llem" / "baselines" / "ref.json"
@@ -158,7 +165,8 @@ def main() -> None:
     print(
         f"background load: {os.cpu_count()} busy processes {args.period:g} s on, "
         f"{args.period:g} s off; {args.cycles} cycles; window {args.window:g} s; reference "
-        f"baseline saved in {base['_wall_s']:.0f} s"
+        f"baseline saved in {base['_wall_s']:.0f} s; slower candidate {args.candidate} "
+        f"against {args.reference}"
     )
     print("| study | limit | paired gate (A/B, this session) | stored-baseline gate | wall s |")
     print("|---|---|---|---|---:|")

@@ -7,6 +7,11 @@ approximation rests on normality that five or eight ratios cannot show, so an ex
 permutation test is used where it can reach the level asked of it: its p-values are multiples
 of 2^-n, and it needs n with 2^-n below the level. Beyond 16 pairs the t approximation is good
 and exact enumeration slow.
+
+The interval reported is the one the chosen test implies, so that "pass" never sits beside an
+interval that crosses the limit: for the sign-flip test its exact inversion (Hartigan 1969, the
+limits are order statistics of the means of the 2^n - 1 non-empty subsets of the values), for
+the t test the t interval.
 """
 
 from __future__ import annotations
@@ -41,6 +46,26 @@ def signflip_greater(values: Sequence[float]) -> float:
         if sum(s * v for s, v in zip(signs, size, strict=True)) >= observed - tolerance
     )
     return float(hits) / float(2**n)
+
+
+def signflip_interval(values: Sequence[float], alpha: float) -> tuple[float, float]:
+    """Shifts ``d`` the sign-flip test at ``alpha`` cannot reject on either side: ``[lo, hi]``.
+
+    ``signflip_greater([v - d for v in values])`` equals (1 + #{subsets A: mean_A <= d}) / 2^n,
+    non-decreasing in ``d``; it stays below ``alpha`` while fewer than ``c`` subset means lie at
+    or below ``d``, with ``c = ceil(alpha 2^n) - 1``. So ``lo`` is the c-th smallest subset
+    mean and, by symmetry, ``hi`` the c-th largest. Unbounded when ``alpha`` is out of reach.
+    """
+    n = len(values)
+    reach = math.ceil(alpha * 2**n) - 1  # subset means allowed at or below a rejected shift, + 1
+    if n == 0 or reach < 1:
+        return (-math.inf, math.inf)
+    means = sorted(
+        sum(values[i] for i in subset) / size
+        for size in range(1, n + 1)
+        for subset in itertools.combinations(range(n), size)
+    )
+    return (means[reach - 1], means[-reach])
 
 
 def t_greater(values: Sequence[float]) -> float:
@@ -95,7 +120,11 @@ def paired(
     p_within = greater([-x for x in shifted])
     m = mean(log_ratios)
     sd = stdev(log_ratios) if n > 1 else 0.0
-    half = t_ppf(1 - alpha, n - 1) * sd / math.sqrt(n) if n > 1 else math.inf
+    if chosen == "signflip":
+        lo, hi = signflip_interval(log_ratios, alpha)
+    else:
+        half = t_ppf(1 - alpha, n - 1) * sd / math.sqrt(n) if n > 1 else math.inf
+        lo, hi = m - half, m + half
     mdc = None
     if n > 1:
         change = (t_ppf(1 - fail_alpha, n - 1) + t_ppf(POWER, n - 1)) * sd / math.sqrt(n)
@@ -105,10 +134,14 @@ def paired(
         p_beyond,
         p_within,
         math.exp(m),
-        (math.exp(m - half), math.exp(m + half)) if math.isfinite(half) else (0.0, math.inf),
+        (_exp(lo), _exp(hi)),
         sd if n > 1 else None,
         mdc,
     )
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if math.isfinite(x) else (0.0 if x < 0 else math.inf)
 
 
 def pairs_needed(distance: float, sd: float, fail_alpha: float) -> int | None:
