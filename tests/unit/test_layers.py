@@ -22,20 +22,18 @@ import pytest_llem
 PACKAGE = Path(pytest_llem.__file__).parent
 
 # Top to bottom: a module may import its own layer and the layers below it. A module belongs to
-# the layer of its longest matching prefix (``preflight.check`` sits below the engines, whose
-# own pre-flight checks return it; ``preflight.point`` sits above them).
+# the layer of its longest matching prefix. ``preflight`` (the check type, host facts) sits below
+# the engines, whose own pre-flight checks return its ``Check``; the per-point checks that ask
+# the engines live in the harness (``harness.preflight``), so no arrow runs back up.
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"", "__main__", "plugin", "cli", "testing"}),  # entry points and test helpers
     frozenset({"harness"}),  # the pytest side: collection, session, fixtures, xdist
     frozenset({"report"}),  # the controller's reporter and what it writes
     frozenset({"settings", "hookspecs"}),  # one option table -> frozen Settings; the hooks
     frozenset({"runners"}),  # where items run: local, containers
-    frozenset({"preflight.point"}),  # can a point run here
     frozenset({"measure"}),  # the protocol
     frozenset({"engines"}),  # engines and backends (one package each), model cache, datasets
-    frozenset(
-        {"preflight", "preflight.check", "preflight.host"}
-    ),  # what backend checks return, read
+    frozenset({"preflight"}),  # what backend checks return; facts about this machine
     frozenset({"energy"}),  # energy meters and samplers
     frozenset({"results", "gate"}),  # versioned results; the gate
     frozenset({"study", "stats", "errors", "devices"}),  # pure core and shared types
@@ -266,7 +264,7 @@ def _plant(package: Path, module: str, line: str) -> None:
 def test_a_planted_upward_import_fails(copy: Path, line: str) -> None:
     _plant(copy, "gate.verdict", line)
     assert upward_imports(copy) == [
-        "pytest_llem.gate.verdict (layer 10) -> pytest_llem.plugin (layer 0)"
+        "pytest_llem.gate.verdict (layer 9) -> pytest_llem.plugin (layer 0)"
     ]
 
 
@@ -298,3 +296,32 @@ def test_a_planted_heavy_import_in_the_pure_core_fails(
 ) -> None:
     _plant(copy, module, line)
     assert expected in impure_imports(copy)
+
+
+def package_edges(package: Path = PACKAGE) -> set[tuple[str, str]]:
+    """(importer, imported) between the package's top-level packages and modules."""
+
+    def top(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    return {
+        (top(importer), top(imported))
+        for importer, targets in graph(package, strings=False).items()
+        for imported in targets
+        if top(importer) != top(imported) and importer != "pytest_llem"
+    }
+
+
+def test_no_two_packages_import_each_other() -> None:
+    # A module-level graph can be free of circles while two packages still import each other
+    # (preflight.point -> engines -> preflight.check once did): one of them is in the wrong place.
+    edges = package_edges()
+    both = sorted(f"{a} <-> {b}" for a, b in edges if (b, a) in edges and a < b)
+    assert both == []
+
+
+def test_a_planted_package_cycle_fails(copy: Path) -> None:
+    _plant(copy, "preflight.check", "from pytest_llem.engines import model_ref")
+    edges = package_edges(copy)
+    assert ("pytest_llem.preflight", "pytest_llem.engines") in edges
+    assert ("pytest_llem.engines", "pytest_llem.preflight") in edges

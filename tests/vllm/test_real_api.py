@@ -74,8 +74,8 @@ def test_the_fake_vllm_does_not_drift(real: Any, fake_vllm_parts: Any) -> None:
 
 
 def test_preflight_names_the_build_and_refuses_cuda(real: Any, vllm_model: Path) -> None:
+    from pytest_llem.harness.preflight import check_point
     from pytest_llem.preflight.host import Host
-    from pytest_llem.preflight.point import check_point
 
     host = Host()
     cfg = {"model": str(vllm_model), "backend": "vllm", "precision": "fp16"}

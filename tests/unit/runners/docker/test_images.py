@@ -55,4 +55,7 @@ def test_the_vllm_image_is_the_minor_ci_tests() -> None:
     release = (ROOT / ".github" / "workflows" / "release-images.yml").read_text()
     assert set(re.findall(r"vllm-openai:v(0\.\d+)", release)) == {tested.group(1)}
     for name in ("pytorch", "vllm"):  # the src/ layout: the package is under src/
-        assert "COPY src /src/src" in (ROOT / "images" / f"Dockerfile.{name}").read_text()
+        assert (
+            "COPY pytest_llem /src/pytest_llem"
+            in (ROOT / "images" / f"Dockerfile.{name}").read_text()
+        )

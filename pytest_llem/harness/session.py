@@ -24,13 +24,13 @@ from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.harness import timeouts
 from pytest_llem.harness.failure import Interruption
 from pytest_llem.harness.planning import plan_study
+from pytest_llem.harness.preflight import check_point
 from pytest_llem.measure import concurrency
 from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
 from pytest_llem.measure.estimate import read_history
 from pytest_llem.measure.idle_power import IdleBaselines
 from pytest_llem.preflight.check import Check
 from pytest_llem.preflight.host import Host
-from pytest_llem.preflight.point import check_point
 from pytest_llem.report import junit
 from pytest_llem.report.live_line import ProgressLine
 from pytest_llem.results.records import Measurement

