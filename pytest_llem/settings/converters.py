@@ -9,6 +9,9 @@ from pytest_llem.runners.selection import parse_cli
 from pytest_llem.study.sections import AB_ARMS, parse_runner_value, percent
 
 ENERGY_CHOICES = ("auto", "nvml", "zeus", "rapl", "null")
+# What --llem-export writes: github-benchmark (a directory: github-action-benchmark's custom
+# JSON, one file per direction) and bmf (a file: Bencher Metric Format).
+EXPORT_KINDS = ("github-benchmark", "bmf")
 
 
 def _integer(text: str, minimum: int, wording: str) -> int:
@@ -144,3 +147,21 @@ def percentage(text: str) -> float:
     except ValueError:
         message = f"expected a positive percentage such as 5%, got {text!r}"
         raise pytest.UsageError(message) from None
+
+
+def exports(text: str) -> tuple[tuple[str, str], ...]:
+    """``KIND=PATH[,KIND=PATH]`` into (kind, path) pairs, each kind of ``EXPORT_KINDS`` once."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, target = (x.strip() for x in part.partition("="))
+        if not sep or kind not in EXPORT_KINDS or not target:
+            raise pytest.UsageError(
+                f"--llem-export: {part!r}: expected KIND=PATH with KIND one of "
+                f"{list(EXPORT_KINDS)} (e.g. github-benchmark=.llem/bench)"
+            )
+        if kind in out:
+            raise pytest.UsageError(f"--llem-export: {kind} given twice")
+        out[kind] = target
+    if not out:
+        raise pytest.UsageError("--llem-export: give KIND=PATH, e.g. github-benchmark=DIR")
+    return tuple(out.items())

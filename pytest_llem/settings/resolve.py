@@ -137,6 +137,8 @@ class Settings:
     save_baseline_force: bool = False
     plot_dir: Path | None = None
     bmf_path: Path | None = None
+    exports: tuple[tuple[str, Path], ...] = ()  # --llem-export: (kind, path) pairs
+    cycles: int | None = None  # --llem-cycles: every study's n_cycles
     shard: tuple[int, int] | None = None
     resume_dir: Path | None = None
     runner_cli: dict[str, str] = field(default_factory=dict)
@@ -279,6 +281,8 @@ def resolve(config: pytest.Config, backends: BackendRegistry = BUILTIN) -> Setti
         save_baseline_force=bool(values["save_baseline_force"]),
         plot_dir=path(values["plot"], None),
         bmf_path=path(values["bmf"], None),
+        exports=tuple((kind, here / target) for kind, target in values["export"] or ()),
+        cycles=values["cycles"],
         shard=values["shard"],
         resume_dir=path(values["resume"], None),
         runner_cli=_runner_cli(values["runner"] or {}, backends),

@@ -68,6 +68,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("save_baseline", "store this session's results as baseline NAME", metavar="NAME"),
     Option(
+        "cycles",
+        "run every study's configs N cycles, overriding execution.n_cycles (a gate needs "
+        "several: a baseline saved from fewer than 3 is refused)",
+        ini="llem_cycles",
+        convert=converters.positive_int,
+        metavar="N",
+    ),
+    Option(
         "compare",
         "compare every item with baseline NAME (or a path to a baseline file)",
         ini="llem_compare",
@@ -126,6 +134,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("plot", "write PNG plots (energy per token, throughput) into DIR", metavar="DIR"),
     Option("bmf", "also export results in Bencher Metric Format (JSON) to PATH", metavar="PATH"),
+    Option(
+        "export",
+        "also export results for trend charts: github-benchmark=DIR (github-action-benchmark's "
+        "custom JSON, one file of smaller-is-better and one of bigger-is-better metrics) and/or "
+        "bmf=PATH (Bencher Metric Format), comma separated",
+        ini="llem_export",
+        convert=converters.exports,
+        metavar="KIND=PATH",
+    ),
     Option(
         "shard",
         "run only shard K of N (deterministic, balanced, cycles kept together)",
