@@ -25,29 +25,71 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pytest_llem.stats.descriptive import abs_cv, mean, stdev
+from pytest_llem.stats.interval import shift_interval
 from pytest_llem.stats.power import cycles_needed
 from pytest_llem.stats.significance import one_sided_p
 from pytest_llem.study.sections import SignificanceConfig
 
 Outcome = Literal["pass", "fail", "inconclusive"]
+Side = Literal["beyond", "within"]
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What the two tests against the limit say, with the evidence."""
+    """What the two tests against the limit say, with the evidence.
+
+    ``p_value`` is the one p-value the verdict rests on: the "beyond" test's for a fail, the
+    "within" test's for a pass, and for an inconclusive verdict the test on the side the
+    estimate lies (``side``). ``ratio`` and ``ratio_ci`` are current / baseline (geometric
+    means) and the interval that inverts both tests, so a pass never sits beside an interval
+    that crosses the limit.
+    """
 
     outcome: Outcome
-    p_beyond: float | None  # one-sided p that the change is beyond the limit
-    p_within: float | None  # one-sided p that the change is within the limit
+    p_value: float | None
+    side: Side | None
     cv_current: float | None
     cv_baseline: float | None
     cycles_needed: int | None  # per side, at the observed noise; None when unknown
     reason: str
+    ratio: float | None = None
+    ratio_ci: tuple[float, float] | None = None
+    geomean_current: float | None = None
+    geomean_baseline: float | None = None
 
 
 def _scale(limit: float, better: str) -> float:
     """Baseline multiplier at the limit: 1.05 for 5% more joules, 0.95 for 5% fewer tok/s."""
     return 1.0 + limit if better == "lower" else 1.0 - limit
+
+
+def log_bound(limit: float, better: str) -> float:
+    """The limit as a log ratio in the bad direction (> 0): log 1.05 for 5% more joules,
+    -log 0.95 for 5% fewer tokens/s."""
+    return math.log(_scale(limit, better)) * (1.0 if better == "lower" else -1.0)
+
+
+def cycles_to_decide(
+    distance: float,
+    sd_current: float,
+    sd_baseline: float,
+    sig: SignificanceConfig,
+    tests: int = 1,
+) -> int | None:
+    """How many cycles per side would decide a change ``distance`` from the limit.
+
+    The one formula behind every "N cycles would decide it": the plan header (before a run,
+    at the baseline's noise, assuming nothing changed) and an inconclusive verdict (at the
+    observed change and noise). ``distance`` is on the log scale in the bad direction: > 0
+    beyond the limit (decided by the corrected "beyond" test), < 0 within it (the "within"
+    test at alpha).
+    """
+    alpha = sig.fail_alpha(tests) if distance > 0 else sig.alpha
+    return cycles_needed(abs(distance), sd_current, sd_baseline, alpha, sig.test, sig.min_cycles)
+
+
+def _geomean(values: Sequence[float]) -> float:
+    return math.exp(mean([math.log(v) for v in values]))
 
 
 def decide(
@@ -65,63 +107,84 @@ def decide(
     passes only when every test passes, so that side needs no correction).
     """
     fail_alpha = sig.fail_alpha(tests)
-    noise = {"cv_current": abs_cv(current), "cv_baseline": abs_cv(baseline)}
+    cv_c, cv_b = abs_cv(current), abs_cv(baseline)
     scale = _scale(limit, better)
     if scale <= 0:
-        return Decision("pass", None, 0.0, **noise, cycles_needed=None, reason="limit >= 100%")
+        return Decision("pass", None, None, cv_c, cv_b, None, reason="limit >= 100%")
     n_c, n_b = len(current), len(baseline)
     sign = 1.0 if better == "lower" else -1.0  # badness = sign * value
     positive = min(current) > 0 and min(baseline) > 0
     if positive:
         cur = [sign * math.log(v) for v in current]
-        edge = [sign * (math.log(v) + math.log(scale)) for v in baseline]
-    else:
+        base = [sign * math.log(v) for v in baseline]
+        edge = [b + log_bound(limit, better) for b in base]
+        geo_c, geo_b = _geomean(current), _geomean(baseline)
+        ratio: float | None = geo_c / geo_b
+    else:  # a zero (0 J): raw values, the baseline scaled by the limit
         cur = [sign * v for v in current]
         edge = [sign * v * scale for v in baseline]
+        base, geo_c, geo_b, ratio = edge, mean(current), mean(baseline), None
     distance = mean(cur) - mean(edge)  # > 0: the estimate is beyond the limit
+    side: Side = "beyond" if distance > 0 else "within"
 
     def needed() -> int | None:  # only for inconclusive verdicts: it costs a few quantiles
         if n_c < 2 or n_b < 2:
             return sig.min_cycles
-        return cycles_needed(
-            abs(distance), stdev(cur), stdev(edge), sig.alpha, sig.test, sig.min_cycles
-        )
+        return cycles_to_decide(distance, stdev(cur), stdev(edge), sig, tests)
 
     if n_c < sig.min_cycles or n_b < sig.min_cycles:
         return Decision(
             "inconclusive",
             None,
             None,
-            **noise,
-            cycles_needed=needed(),
-            reason=f"too few cycles to test (n={n_c}/{n_b} < {sig.min_cycles})",
+            cv_c,
+            cv_b,
+            needed(),
+            f"too few cycles to test (n={n_c}/{n_b} < {sig.min_cycles})",
+            ratio,
+            None,
+            geo_c,
+            geo_b,
         )
+    ratio_ci = None
+    if positive:
+        lo, hi = shift_interval(sig.test, cur, base, fail_alpha, sig.alpha)
+        # Back from the bad direction to current / baseline.
+        ends = sorted((_exp(sign * lo), _exp(sign * hi)))
+        ratio_ci = (ends[0], ends[1])
     p_beyond = one_sided_p(sig.test, cur, edge)
     p_within = one_sided_p(sig.test, edge, cur)
     if p_beyond < fail_alpha:
         outcome: Outcome = "fail"
+        p, side = p_beyond, "beyond"
         level = f"{fail_alpha:.3g}" + (
             f" (alpha {sig.alpha:g} / {tests} tests)" if fail_alpha < sig.alpha else ""
         )
-        reason = f"{sig.test} p={p_beyond:.3g} < {level}: significantly beyond the limit"
+        reason = f"{sig.test} p={p:.3g} < {level}: significantly beyond the limit"
     elif p_within < sig.alpha:
-        outcome = "pass"
-        reason = f"{sig.test} p={p_within:.3g} < {sig.alpha:g}: significantly within the limit"
+        outcome, p, side = "pass", p_within, "within"
+        reason = f"{sig.test} p={p:.3g} < {sig.alpha:g}: significantly within the limit"
     else:
         outcome = "inconclusive"
-        # Worded by the arithmetic means the report shows (the test uses geometric ones).
-        beyond = sign * (mean(current) - scale * mean(baseline)) > 0
-        p = p_beyond if beyond else p_within
-        threshold = fail_alpha if beyond else sig.alpha
+        p = p_beyond if side == "beyond" else p_within
+        threshold = fail_alpha if side == "beyond" else sig.alpha
         reason = (
-            f"{'beyond' if beyond else 'within'} the limit but not significantly: "
-            f"{sig.test} p={p:.3g}, alpha {threshold:.3g}"
+            f"{side} the limit but not significantly: {sig.test} p={p:.3g}, alpha {threshold:.3g}"
         )
     return Decision(
         outcome,
-        p_beyond,
-        p_within,
-        **noise,
-        cycles_needed=needed() if outcome == "inconclusive" else None,
-        reason=reason,
+        p,
+        side,
+        cv_c,
+        cv_b,
+        needed() if outcome == "inconclusive" else None,
+        reason,
+        ratio,
+        ratio_ci,
+        geo_c,
+        geo_b,
     )
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if math.isfinite(x) else (0.0 if x < 0 else math.inf)

@@ -3,7 +3,9 @@ smallest relative change its cycles can show (the gate's alpha, 80% power, the b
 cycle-to-cycle noise), and, where a limit is finer than that, the cycles that would decide it.
 
 Computed on the log scale the gate tests (a ratio), from the baseline entry's per-cycle
-samples; the current run is assumed as noisy as the baseline was.
+samples; the current run is assumed as noisy as the baseline was, and unchanged. The cycles
+come from the same formula an inconclusive verdict uses (``decide.cycles_to_decide``), which
+then has the observed change and noise instead of these assumptions.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pytest_llem.gate.decide import cycles_to_decide, log_bound
 from pytest_llem.gate.thresholds import Limit
 from pytest_llem.stats.descriptive import stdev
-from pytest_llem.stats.power import MAX_CYCLES, cycles_needed, min_detectable_change
+from pytest_llem.stats.power import MAX_CYCLES, min_detectable_change
+from pytest_llem.study.metrics import METRICS
 from pytest_llem.study.sections import SignificanceConfig
 
 
@@ -40,7 +44,10 @@ class Detectable:
                 if self.cycles_to_decide > MAX_CYCLES
                 else str(self.cycles_to_decide)
             )
-            out += f"; the limit is finer: about {more} cycles per side would decide it"
+            out += (
+                f"; the limit is finer: about {more} cycles per side would decide it if "
+                "nothing changed (at the baseline's noise)"
+            )
         return out
 
 
@@ -70,6 +77,7 @@ def detectable(
         mdc = math.exp(change) - 1.0
         need = None
         if mdc > lim.value:
-            need = cycles_needed(math.log1p(lim.value), sd, sd, alpha, sig.test, sig.min_cycles)
+            bound = log_bound(lim.value, METRICS[lim.metric].better)
+            need = cycles_to_decide(-bound, sd, sd, sig, tests)  # no change: within, by bound
         out.append(Detectable(lim.metric, lim.value, mdc, need))
     return out

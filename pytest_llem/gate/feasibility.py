@@ -25,7 +25,9 @@ def problems(
         out.append(
             f"execution.n_cycles is {n_cycles} but gate.significance.min_cycles is "
             f"{sig.min_cycles}: the relative limits ({names}) can never be tested, so every "
-            f"comparison is inconclusive; run at least {sig.min_cycles} cycles"
+            f"comparison is inconclusive; run at least {sig.min_cycles} cycles "
+            f"(execution.n_cycles: {sig.min_cycles} in the study, or --llem-cycles "
+            f"{sig.min_cycles} for every study of a run)"
         )
     elif sig.test == "mannwhitney" and min_mannwhitney_p(n_cycles, n_cycles) >= alpha:
         out.append(

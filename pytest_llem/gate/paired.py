@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from pytest_llem.gate.completeness import describe
 from pytest_llem.gate.thresholds import Limit
-from pytest_llem.gate.verdict import Comparison
-from pytest_llem.stats.descriptive import mean
+from pytest_llem.gate.verdict import Comparison, center
 from pytest_llem.stats.paired import paired, pairs_needed
 from pytest_llem.study.metrics import METRICS
 from pytest_llem.study.sections import SignificanceConfig
@@ -39,9 +38,10 @@ def paired_comparison(
     """One relative limit on the pairs (``reference[i]`` and ``candidate[i]`` ran together)."""
     base = _base(limit)
     pairs = [(r, c) for r, c in zip(reference, candidate, strict=True)]
+    # The arms' geometric means: the ratio the test judges is theirs (the mean log ratio).
     means = {
-        "baseline": mean(reference) if reference else None,
-        "current": mean(candidate) if candidate else None,
+        "baseline": center(reference) if reference else None,
+        "current": center(candidate) if candidate else None,
         "n_current": len(candidate),
         "n_baseline": len(reference),
     }
@@ -76,45 +76,37 @@ def paired_comparison(
     bound = math.log1p(limit.value) if sign > 0 else -math.log1p(-min(limit.value, 0.999))
     fail_alpha = sig.fail_alpha(tests)
     result = paired(logs, bound, sign, sig.alpha, fail_alpha, sig.paired_test)
+    distance = sign * math.log(result.ratio) - bound  # > 0: beyond the limit
+    side = "beyond" if distance > 0 else "within"
     if result.p_beyond < fail_alpha:
-        status, reason = (
-            "fail",
-            (
-                f"paired {result.test} p={result.p_beyond:.3g} < {fail_alpha:.3g}: the "
-                "candidate is significantly beyond the limit"
-            ),
+        status, side, p = "fail", "beyond", result.p_beyond
+        reason = (
+            f"paired {result.test} p={p:.3g} < {fail_alpha:.3g}: the candidate is "
+            "significantly beyond the limit"
         )
     elif result.p_within < sig.alpha:
-        status, reason = (
-            "pass",
-            (
-                f"paired {result.test} p={result.p_within:.3g} < {sig.alpha:g}: the candidate is "
-                "significantly within the limit"
-            ),
+        status, side, p = "pass", "within", result.p_within
+        reason = (
+            f"paired {result.test} p={p:.3g} < {sig.alpha:g}: the candidate is significantly "
+            "within the limit"
         )
     else:
-        beyond = sign * math.log(result.ratio) > bound
-        p = result.p_beyond if beyond else result.p_within
-        status, reason = (
-            "inconclusive",
-            (
-                f"{'beyond' if beyond else 'within'} the limit but not significantly: paired "
-                f"{result.test} p={p:.3g}"
-            ),
-        )
+        status = "inconclusive"
+        p = result.p_beyond if side == "beyond" else result.p_within
+        reason = f"{side} the limit but not significantly: paired {result.test} p={p:.3g}"
     needed = None
     if status == "inconclusive" and result.pairs_cv is not None:
-        needed = pairs_needed(
-            abs(sign * math.log(result.ratio) - bound), result.pairs_cv, fail_alpha
-        )
+        # The test that would decide it: "beyond" at the corrected level, "within" at alpha.
+        level = fail_alpha if side == "beyond" else sig.alpha
+        needed = pairs_needed(abs(distance), result.pairs_cv, level)
     return base.model_copy(
         update={
             "status": status,
             "note": reason,
             **means,
             "delta_pct": (result.ratio - 1.0) * 100.0,
-            "p_value": result.p_beyond,
-            "p_within": result.p_within,
+            "p_value": p,
+            "p_side": side,
             "ci": result.ratio_ci,
             "ratio": result.ratio,
             "pairs_cv": result.pairs_cv,

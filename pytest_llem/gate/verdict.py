@@ -3,6 +3,7 @@ against the baseline's (relative limits: pass, fail or inconclusive, see gate/de
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -13,7 +14,6 @@ from pytest_llem.gate.decide import decide
 from pytest_llem.gate.thresholds import Limit
 from pytest_llem.stats.descriptive import mean
 from pytest_llem.stats.power import MAX_CYCLES
-from pytest_llem.stats.significance import bootstrap_ci
 from pytest_llem.study.metrics import METRICS
 from pytest_llem.study.sections import SignificanceConfig
 
@@ -32,9 +32,15 @@ class Comparison(BaseModel):
     status: Status
     baseline: float | None = None
     current: float | None = None
-    delta_pct: float | None = None  # (current - baseline) / baseline, signed as measured
-    p_value: float | None = None  # relative limits: one-sided p that it is beyond the limit
-    p_within: float | None = None  # relative limits: one-sided p that it is within the limit
+    # Relative and paired limits: ``baseline`` and ``current`` are geometric means (the
+    # reference and candidate arms for paired ones), ``ratio`` is current / baseline,
+    # ``delta_pct`` is (ratio - 1) in percent and ``ci`` the ratio's interval: the inversion of
+    # the tests, so it lies beyond the limit exactly when the verdict is fail.
+    delta_pct: float | None = None  # signed as measured
+    # The one p-value the verdict rests on, and the hypothesis it tested: "beyond" (the
+    # change is beyond the limit) or "within".
+    p_value: float | None = None
+    p_side: str | None = None
     ci: tuple[float, float] | None = None
     n_current: int = 0
     n_baseline: int = 0
@@ -43,8 +49,8 @@ class Comparison(BaseModel):
     cycles_needed: int | None = None  # inconclusive: cycles per side that would decide it
     # Cycles without a sample and why: a config is decided on all its cycles or not at all.
     missing_cycles: dict[int, str] = Field(default_factory=dict)
-    # Paired (A/B) comparisons: the geometric-mean ratio candidate / reference (``ci`` is its
-    # interval), the spread of the pairs' log ratios, what these pairs can detect, the test.
+    # Paired (A/B) comparisons also carry the spread of the pairs' log ratios, what these
+    # pairs can detect, and the test.
     ratio: float | None = None
     pairs_cv: float | None = None
     min_detectable_change: float | None = None
@@ -71,12 +77,11 @@ class Verdict(BaseModel):
         )
 
 
-def _worse_delta(metric: str, current: float, baseline: float) -> float:
-    """Relative change, positive when worse (more joules, fewer tokens/s)."""
-    if baseline == 0:
-        return 0.0 if current == baseline else float("inf")
-    change = (current - baseline) / abs(baseline)
-    return change if METRICS[metric].better == "lower" else -change
+def center(values: Sequence[float]) -> float:
+    """The mean a ratio limit compares: geometric for positive values, else arithmetic."""
+    if values and min(values) > 0:
+        return math.exp(mean([math.log(v) for v in values]))
+    return mean(values)
 
 
 def budget(limit: Limit, value: float | None) -> Comparison:
@@ -107,8 +112,8 @@ def _incomplete(
     missing: Mapping[int, str],
 ) -> Comparison:
     """Inconclusive: cycles are missing, whatever the cycles that ran say."""
-    cur_mean = mean(current) if current else None
-    base_mean = mean(baseline)
+    cur_mean = center(current) if current else None
+    base_mean = center(baseline)
     delta = (cur_mean - base_mean) / abs(base_mean) * 100.0 if cur_mean and base_mean else None
     return base.model_copy(
         update={
@@ -144,22 +149,28 @@ def _relative(
         return base.model_copy(update={"note": "no value measured", "n_baseline": len(baseline)})
     if not final:
         return base.model_copy(update={"status": "pending", "note": "decided at the last cycle"})
-    cur_mean, base_mean = mean(current), mean(baseline)
     decision = decide(current, baseline, limit.value, METRICS[limit.metric].better, sig, tests)
+    cur, base_value = decision.geomean_current, decision.geomean_baseline
+    delta: float | None = None
+    if decision.ratio is not None:
+        delta = (decision.ratio - 1.0) * 100.0
+    elif cur is not None and base_value:
+        delta = (cur - base_value) / abs(base_value) * 100.0
     return Comparison(
         metric=limit.metric,
         limit=limit.text(),
         kind=limit.kind,
         status=decision.outcome,
         note=decision.reason,
-        baseline=base_mean,
-        current=cur_mean,
-        delta_pct=(cur_mean - base_mean) / abs(base_mean) * 100.0 if base_mean else None,
+        baseline=base_value,
+        current=cur,
+        delta_pct=delta,
         n_current=len(current),
         n_baseline=len(baseline),
-        ci=bootstrap_ci(current) if len(current) > 1 else None,
-        p_value=decision.p_beyond,
-        p_within=decision.p_within,
+        ci=decision.ratio_ci,
+        ratio=decision.ratio,
+        p_value=decision.p_value,
+        p_side=decision.side,
         cv_current=decision.cv_current,
         cv_baseline=decision.cv_baseline,
         cycles_needed=decision.cycles_needed,
@@ -247,13 +258,13 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
-def cycles_text(needed: int | None) -> str:
+def cycles_text(needed: int | None, unit: str = "cycles per side") -> str:
     """``about 12 cycles per side`` (or why no number can be given)."""
     if needed is None:
-        return "no number of cycles decides a change that sits on the limit"
+        return f"no number of {unit.split()[0]} decides a change that sits on the limit"
     if needed > MAX_CYCLES:
-        return f"more than {MAX_CYCLES} cycles per side"
-    return f"about {needed} cycles per side"
+        return f"more than {MAX_CYCLES} {unit}"
+    return f"about {needed} {unit}"
 
 
 def inconclusive_line(comp: Comparison) -> str:
@@ -264,17 +275,19 @@ def inconclusive_line(comp: Comparison) -> str:
             f"{comp.metric}: {delta} against a limit of {comp.limit} is inconclusive: {comp.note}"
         )
     if comp.kind == "paired":
-        needed = cycles_text(comp.cycles_needed).replace("cycles per side", "pairs")
+        needed = cycles_text(comp.cycles_needed, "pairs")
         return (
-            f"{comp.metric}: {delta} (candidate / reference) against a limit of {comp.limit} is "
-            f"inconclusive ({comp.note}); the pairs' ratios vary by {_pct(comp.pairs_cv)} "
-            f"(n={comp.n_current} pairs); {needed} would decide it at this noise"
+            f"{comp.metric}: candidate / reference {_ratio(comp.ratio)} against a limit of "
+            f"{comp.limit} is inconclusive ({comp.note}); the pairs' ratios vary by "
+            f"{_pct(comp.pairs_cv)} (n={comp.n_current} pairs); {needed} would decide a ratio "
+            "of this size at this noise"
         )
     return (
         f"{comp.metric}: {delta} against a limit of {comp.limit} is inconclusive "
         f"({comp.note}); cycles vary by {_pct(comp.cv_current)} here (n={comp.n_current}) and "
         f"{_pct(comp.cv_baseline)} in the baseline (n={comp.n_baseline}); "
-        f"{cycles_text(comp.cycles_needed)} would decide it at this noise"
+        f"{cycles_text(comp.cycles_needed)} would decide a change of this size at this noise "
+        "(the plan's figure assumes no change)"
     )
 
 
@@ -289,22 +302,52 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _change(value: float | None) -> str:
+    return "-" if value is None else f"{(value - 1.0) * 100:+.1f}%"
+
+
+def _evidence(c: Comparison, paired: bool) -> tuple[str, str]:
+    """(the change or ratio with its interval, the p-value with the hypothesis it tested)."""
+    show = _ratio if paired else _change
+    if c.ratio is not None:
+        value = show(c.ratio)
+    elif c.delta_pct is not None:
+        value = f"{c.delta_pct:+.1f}%"
+    else:
+        value = "-"
+    if c.ci is not None:
+        value += f" [{show(c.ci[0])}, {show(c.ci[1])}]"
+    p = f"{c.p_value:.3g} ({c.p_side})" if c.p_value is not None and c.p_side else "-"
+    return value, p
+
+
 def table(verdict: Verdict) -> str:
-    """The failure text: metric, baseline, current, delta, CI/p, limit, status."""
-    head = ("metric", "baseline", "current", "delta", "CI / p", "limit", "status")
+    """The failure text, one row per limit, in one unit per column.
+
+    Against a baseline: its geometric mean, the current one, the change in percent with its
+    interval. A/B: the reference and candidate arms' geometric means and the ratio candidate /
+    reference with its interval. Either way one p-value: the one the verdict rests on.
+    """
+    paired = any(c.kind == "paired" for c in verdict.comparisons)
+    head = (
+        ("metric", "reference", "candidate", "ratio [interval]", "p", "limit", "status")
+        if paired
+        else ("metric", "baseline", "current", "change [interval]", "p", "limit", "status")
+    )
     rows = []
     for c in verdict.comparisons:
-        stat = f"p={c.p_value:.3g}" if c.p_value is not None else ""
-        if c.ci is not None:
-            stat = f"[{c.ci[0]:.4g}, {c.ci[1]:.4g}] " + stat
-        delta = f"{c.delta_pct:+.1f}%" if c.delta_pct is not None else "-"
+        change, p = _evidence(c, paired)
         rows.append(
             (
                 c.metric,
                 _fmt(c.baseline),
                 _fmt(c.current),
-                delta,
-                stat.strip() or "-",
+                change,
+                p,
                 c.limit,
                 c.status + (f" ({c.note})" if c.note else ""),
             )

@@ -111,6 +111,29 @@ class StudyFile(pytest.File):
                 "exact sign-flip test)"
             )
 
+    def _check_gate_can_fail(self, plan: StudyPlan) -> None:
+        """Refuse a comparison that could never fail, and a baseline that could never gate
+        (a save from too few cycles), before anything is measured (also under
+        ``--collect-only``)."""
+        s = self.settings
+        if not (s.compare or s.save_baseline):
+            return
+        limits = limits_in_force(s.fail_on_cli, s.fail_on_ini, plan.gate, True)
+        never = feasibility.problems(
+            plan.gate, plan.execution.n_cycles, limits, configs=len(plan.valid_points)
+        )
+        if not never:
+            return
+        if s.compare:
+            raise self.CollectError(
+                f"{self.path}: this regression gate can never fail:\n  " + "\n  ".join(never)
+            )
+        raise self.CollectError(
+            f"{self.path}: baseline {s.save_baseline!r} would be saved from "
+            f"{plan.execution.n_cycles} cycle(s) per config, and a comparison with it could "
+            "never fail:\n  " + "\n  ".join(never) + "\n  nothing was run or saved"
+        )
+
     def collect(self) -> list[pytest.Item]:
         """Load the plan and build the items in ``cycle_order``."""
         try:
@@ -119,6 +142,7 @@ class StudyFile(pytest.File):
                 root=self.settings.rootdir,
                 max_points=self.settings.max_items,
                 registry=self.settings.backends,
+                cycles=self.settings.cycles,
             )
         except StudyError as exc:
             raise self.CollectError(str(exc)) from None
@@ -151,19 +175,8 @@ class StudyFile(pytest.File):
             )
         if plan.ab is not None:
             self._check_ab(plan)
-        if self.settings.compare and plan.ab is None:  # refuse a gate that could never fail
-            never = feasibility.problems(
-                plan.gate,
-                plan.execution.n_cycles,
-                limits_in_force(
-                    self.settings.fail_on_cli, self.settings.fail_on_ini, plan.gate, True
-                ),
-                configs=len(plan.valid_points),
-            )
-            if never:
-                raise self.CollectError(
-                    f"{self.path}: this regression gate can never fail:\n  " + "\n  ".join(never)
-                )
+        if plan.ab is None:
+            self._check_gate_can_fail(plan)
         # Reload-aware order: the engines' load keys decide which points share a loaded model.
         load_key = _load_keys()
         ordered = plan.items(load_key)

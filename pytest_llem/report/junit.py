@@ -45,19 +45,17 @@ def gate_properties(verdict: Verdict) -> list[tuple[str, object]]:
             props.append((f"{head}.delta_pct", round(comp.delta_pct, 3)))
         if comp.p_value is not None:
             props.append((f"{head}.p_value", comp.p_value))
-        keys: tuple[str, ...] = ()
+            props.append((f"{head}.p_side", comp.p_side or ""))
+        if comp.ci is not None:
+            props += [(f"{head}.ratio_ci_low", comp.ci[0]), (f"{head}.ratio_ci_high", comp.ci[1])]
+        keys: tuple[str, ...] = ("ratio",)
         if comp.kind == "paired":
             props.append((f"{head}.kind", "paired"))
-            keys = ("ratio", "pairs_cv", "min_detectable_change", "test")
-            if comp.ci is not None:
-                props += [
-                    (f"{head}.ratio_ci_low", comp.ci[0]),
-                    (f"{head}.ratio_ci_high", comp.ci[1]),
-                ]
+            keys += ("pairs_cv", "min_detectable_change", "test")
         if comp.status == "inconclusive" or comp.kind == "paired":
             props.append((f"{head}.status", comp.status))
         if comp.status == "inconclusive":
-            keys += ("p_within", "cv_current", "cv_baseline", "cycles_needed")
+            keys += ("cv_current", "cv_baseline", "cycles_needed")
         props.extend(
             (f"{head}.{key}", getattr(comp, key)) for key in keys if getattr(comp, key) is not None
         )

@@ -20,7 +20,16 @@ from pytest_llem.errors import LlemError
 from pytest_llem.gate import baseline_file, stability
 from pytest_llem.gate.apply import Gate, limits_in_force, stability_rules
 from pytest_llem.gate.settle import Unsettled, unsettled
-from pytest_llem.report import bmf, document, gate_notes, github, junit_suite, plots, terminal
+from pytest_llem.report import (
+    bmf,
+    document,
+    exports,
+    gate_notes,
+    github,
+    junit_suite,
+    plots,
+    terminal,
+)
 from pytest_llem.results.records import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 from pytest_llem.results.redact import redact
 from pytest_llem.settings.resolve import Settings
@@ -56,6 +65,7 @@ class Reporter:
         self.orders: list[dict[str, Any]] = []  # each process's order record (ordering.py)
         self.unsettled: list[Unsettled] = []  # gated configs no item decided (gate/settle.py)
         self.planning: dict[str, dict[str, Any]] = {}  # per study: estimate, detectable change
+        self.refused_save: str | None = None  # why --llem-save-baseline saved nothing
         self._clock_start = time.monotonic()
 
     # -- hooks (this object is registered as a plugin) -----------------------------------
@@ -215,6 +225,8 @@ class Reporter:
         if settings.bmf_path is not None:
             write_json_atomic(settings.bmf_path, bmf.document(self.results))
             self.notes.append(f"Bencher Metric Format: {settings.bmf_path}")
+        for kind, target in settings.exports:
+            self.notes.append(exports.write(kind, self.results, target))
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file:
             notes = gate_notes.lines(self.results, self.unsettled, settings.inconclusive)
@@ -234,11 +246,15 @@ class Reporter:
         target = baseline_file.resolve(name, s.baseline_dir)
         if refused and not s.save_baseline_force:
             self.notes.append(stability.refusal_note(name, refused, "--llem-save-baseline-force"))
+            self.refused_save = (
+                f"{len(refused)} config(s) vary beyond their stability limit (listed above)"
+            )
             return False
         try:
             baseline_file.save(target, built)
         except baseline_file.BaselineError as exc:
             self.notes.append(f"baseline {name!r} NOT saved: {exc}")
+            self.refused_save = str(exc).splitlines()[0]
             return False
         self.notes.append(f"baseline {name!r} saved: {target}")
         self.notes.extend(f"  saved although unstable: {line}" for line in refused)
@@ -269,11 +285,26 @@ class Reporter:
         terminalreporter.write_line(f"report:  {self.settings.json_path}")
         for note in self.notes:
             terminalreporter.write_line(note)
+        if self.refused_save is not None:
+            self._refused_save_line(terminalreporter, self.refused_save)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github.workflow_commands(self.results, self.settings.rootdir):
                 terminalreporter.write_line(line)
             for line in github.unsettled_commands(self.unsettled, self.settings.rootdir):
                 terminalreporter.write_line(line)
+
+    def _refused_save_line(self, terminalreporter: pytest.TerminalReporter, why: str) -> None:
+        """The last line of the section, and a count on pytest's own final line: every item
+        may have passed, yet the session exits 1 because the baseline was not saved."""
+        name = self.settings.save_baseline
+        terminalreporter.write_line(
+            f"exit code 1: baseline {name!r} was NOT saved ({why}); the items themselves "
+            "passed or failed as shown",
+            red=True,
+            bold=True,
+        )
+        # pytest lists unknown stats keys on its final line ("4 passed, 1 baseline not saved").
+        terminalreporter.stats.setdefault("baseline not saved", []).append(name)
 
     def _selection_notes(self) -> list[str]:
         """Say so when every study item was skipped by a selection flag or a plugin."""

@@ -144,9 +144,11 @@ def _exp(x: float) -> float:
     return math.exp(x) if math.isfinite(x) else (0.0 if x < 0 else math.inf)
 
 
-def pairs_needed(distance: float, sd: float, fail_alpha: float) -> int | None:
-    """Pairs at which a one-sided paired test at ``fail_alpha`` decides a change ``distance``
-    (log scale) away from the bound with 80% power; None when it sits on the bound."""
+def pairs_needed(distance: float, sd: float, alpha: float) -> int | None:
+    """Pairs at which a one-sided paired test at ``alpha`` (the level of the test that would
+    decide: the corrected one beyond the bound, alpha within it) decides a change
+    ``distance`` (log scale) away from the bound with 80% power; None when it sits on the
+    bound."""
     if distance <= 0 or not math.isfinite(distance):
         return None
     if sd == 0:
@@ -154,5 +156,5 @@ def pairs_needed(distance: float, sd: float, fail_alpha: float) -> int | None:
     n = 2.0
     for _ in range(3):
         df = max(1.0, n - 1)
-        n = ((t_ppf(1 - fail_alpha, df) + t_ppf(POWER, df)) * sd / distance) ** 2
+        n = ((t_ppf(1 - alpha, df) + t_ppf(POWER, df)) * sd / distance) ** 2
     return max(2, math.ceil(n))

@@ -76,8 +76,13 @@ def build(
     root: Path | None,
     max_points: int,
     registry: BackendRegistry,
+    cycles: int | None = None,
 ) -> StudyPlan:
-    """Expand a parsed study document into a plan (raises StudyError on structural problems)."""
+    """Expand a parsed study document into a plan (raises StudyError on structural problems).
+
+    ``cycles`` overrides ``execution.n_cycles`` (before the study hash is computed, so the
+    order and identity are those of the study as it runs).
+    """
     ex = Expander(doc, root, max_points, registry)
     upgraded = compat.upgrade(doc, registry)
     ex.problems.extend(upgraded.problems)
@@ -115,6 +120,12 @@ def build(
     execution = ex.validate_section(
         ex.check_section(data, "execution", ExecutionConfig), "execution", ExecutionConfig
     )
+    if cycles is not None and cycles != execution.n_cycles:
+        ex.notes.append(
+            f"{doc.path.name}: {cycles} cycles per config (set for this run; the file says "
+            f"execution.n_cycles: {execution.n_cycles})"
+        )
+        execution = execution.model_copy(update={"n_cycles": cycles})
     runners = ex.validate_section(
         ex.check_section(data, "runners", RunnersConfig, registry.names),
         "runners",
@@ -416,6 +427,7 @@ def load(
     registry: BackendRegistry,
     root: Path | str | None = None,
     max_points: int = DEFAULT_MAX_POINTS,
+    cycles: int | None = None,
 ) -> StudyPlan:
     """Load a study file into a StudyPlan.
 
@@ -424,9 +436,12 @@ def load(
         root: ``base:`` files must resolve inside this directory (the pytest rootdir).
         max_points: refuse grids larger than this (the computed size is in the error).
         registry: the session's backends (``engines.builtin.BUILTIN`` for the built-ins).
+        cycles: cycles per config for this run, overriding ``execution.n_cycles``.
 
     Raises:
         StudyError: every structural problem of the file, together.
     """
     file = Path(path)
-    return build(loader.read(file), Path(root) if root is not None else None, max_points, registry)
+    return build(
+        loader.read(file), Path(root) if root is not None else None, max_points, registry, cycles
+    )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 
-from pytest_llem.gate.decide import decide
+import pytest
+
+from pytest_llem.gate.decide import cycles_to_decide, decide
 from pytest_llem.stats.power import cycles_needed, mannwhitney_min_cycles
 from pytest_llem.study.sections import SignificanceConfig
 
@@ -17,8 +20,8 @@ def test_the_verdict_follows_the_confidence_interval_against_the_limit() -> None
     assert decide([80.0, 81.0, 79.0, 80.0, 80.5], base, 0.05, "higher", SIG).outcome == "fail"
     # Right on the limit: neither side can be shown, at any noise.
     edge = decide([95.0, 96.0, 94.0, 95.0, 95.0], base, 0.05, "higher", SIG)
-    assert edge.outcome == "inconclusive" and edge.p_beyond and edge.p_within
-    assert edge.p_beyond > 0.05 and edge.p_within > 0.05
+    assert edge.outcome == "inconclusive" and edge.p_value is not None and edge.p_value > 0.05
+    assert edge.ratio_ci is not None and edge.ratio_ci[0] < 0.95 < edge.ratio_ci[1]
 
 
 def test_direction_follows_the_metric() -> None:
@@ -81,3 +84,52 @@ def test_too_few_cycles_and_non_positive_values() -> None:
     assert few.outcome == "inconclusive" and "too few cycles" in few.reason
     zeros = decide([0.0, 0.0, 0.0], [1.0, 1.01, 0.99], 0.05, "lower", SIG)
     assert zeros.outcome == "pass"  # 0 J/token: raw values, baseline scaled by the limit
+
+
+@pytest.mark.parametrize("test", ["welch", "mannwhitney"])
+@pytest.mark.parametrize("better", ["lower", "higher"])
+def test_one_p_value_and_an_interval_that_agrees_with_the_verdict(test: str, better: str) -> None:
+    # Whatever the draw: the verdict's p is the one below its level for a decided verdict,
+    # and the interval lies beyond the limit exactly when it fails, within it when it passes.
+    sig = SignificanceConfig(test=test)
+    rng = random.Random(11)
+    seen = set()
+    for _ in range(150):
+        shift = rng.uniform(-0.15, 0.15)
+        n = rng.randint(4, 7)
+        current = [math.exp(rng.gauss(shift, 0.05)) for _ in range(n)]
+        baseline = [math.exp(rng.gauss(0.0, 0.05)) for _ in range(n)]
+        d = decide(current, baseline, 0.05, better, sig, tests=3)
+        seen.add(d.outcome)
+        assert d.ratio_ci is not None and d.p_value is not None
+        limit = 1.05 if better == "lower" else 0.95
+        beyond = (lambda r: r > limit) if better == "lower" else (lambda r: r < limit)
+        lo, hi = d.ratio_ci
+        if d.outcome == "fail":
+            assert d.side == "beyond" and d.p_value < sig.fail_alpha(3)
+            assert beyond(lo) and beyond(hi)
+        elif d.outcome == "pass":
+            assert d.side == "within" and d.p_value < sig.alpha
+            assert not beyond(lo) and not beyond(hi)
+        else:
+            assert beyond(lo) != beyond(hi) or lo == hi  # the interval straddles the limit
+            assert d.p_value >= (sig.fail_alpha(3) if d.side == "beyond" else sig.alpha)
+        assert lo <= d.ratio <= hi if d.ratio is not None else True
+    assert seen == {"pass", "fail", "inconclusive"}
+
+
+def test_the_plan_and_the_verdict_use_one_formula() -> None:
+    # The plan header assumes no change at the baseline's noise; a verdict whose current run
+    # shows no change, with the same noise on both sides, asks for the same number of cycles.
+    sd = 0.04
+    baseline = [math.exp(x) for x in (-sd, 0.0, sd)]
+    current = list(baseline)
+    verdict = decide(current, baseline, 0.02, "lower", SIG, tests=1)
+    assert verdict.outcome == "inconclusive"
+    from pytest_llem.gate.detectable import detectable
+    from pytest_llem.gate.thresholds import parse_fail_on
+
+    limits = parse_fail_on("energy_per_output_token_j>2%")
+    plan = detectable({"energy_per_output_token_j": baseline}, limits, 3, SIG, tests=1)
+    assert plan[0].cycles_to_decide == verdict.cycles_needed
+    assert cycles_to_decide(-math.log(1.02), sd, sd, SIG) == verdict.cycles_needed

@@ -43,13 +43,18 @@ def test_significant_regression_fails_with_evidence() -> None:
     c = v.comparisons[0]
     assert round(c.delta_pct or 0, 1) == 8.0 and c.p_value is not None and c.p_value < 0.001
     text = table(v)
-    for column in ("metric", "baseline", "current", "delta", "CI / p", "limit"):
+    for column in ("metric", "baseline", "current", "change [interval]", "p", "limit"):
         assert column in text
     assert "+8.0%" in text and "5% worse" in text
+    # One p-value (the "beyond" test decided a fail), and the change's interval in percent,
+    # entirely beyond the limit.
+    assert c.p_side == "beyond" and f"{c.p_value:.3g} (beyond)" in text
+    assert c.ci is not None and c.ci[0] > 1.05 and text.count("p=") == 1
 
 
 def test_beyond_the_limit_but_not_significant_is_inconclusive_not_pass() -> None:
-    noisy = {"energy_per_output_token_j": [0.80, 1.40, 0.85, 1.35, 0.90]}  # mean 1.06, huge spread
+    # Geometric mean 1.08 (the ratio the test judges), a huge spread.
+    noisy = {"energy_per_output_token_j": [0.85, 1.45, 0.90, 1.40, 0.95]}
     v = verdict("energy_per_output_token_j>5%", noisy)
     assert v.status == "inconclusive" and v.failed  # the default policy fails it
     c = v.comparisons[0]
@@ -57,7 +62,8 @@ def test_beyond_the_limit_but_not_significant_is_inconclusive_not_pass() -> None
     assert c.cv_current is not None and c.cv_current > 0.2 and c.cv_baseline is not None
     assert c.cycles_needed is not None and c.cycles_needed > 5
     text = table(v)
-    assert "cycles vary by" in text and "cycles per side would decide it" in text
+    assert "cycles vary by" in text and "cycles per side would decide a change" in text
+    assert c.p_side == "beyond" and f"p={c.p_value:.3g}" in c.note
     warned = verdict("energy_per_output_token_j>5%", noisy, inconclusive="warn")
     assert warned.status == "inconclusive" and not warned.failed
 
@@ -75,7 +81,7 @@ def test_pass_needs_the_change_to_be_significantly_within_the_limit() -> None:
     steady = {"energy_per_output_token_j": [1.00, 1.01, 0.99, 1.00, 1.00]}
     v = verdict("energy_per_output_token_j>5%", steady)
     c = v.comparisons[0]
-    assert v.status == "pass" and c.p_within is not None and c.p_within < 0.05
+    assert v.status == "pass" and c.p_side == "within" and (c.p_value or 1.0) < 0.05
     # The same point estimate with 20% noise cannot exclude a regression beyond 5%.
     wobbly = {"energy_per_output_token_j": [0.8, 1.2, 1.0]}
     assert verdict("energy_per_output_token_j>5%", wobbly).status == "inconclusive"

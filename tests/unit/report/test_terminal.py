@@ -109,5 +109,6 @@ def test_inconclusive_rows_follow_regressions_with_their_evidence_below() -> Non
         "inconclusive (warning only): unsure: output_tokens_per_s: -84.6% against a limit of "
         "5% worse is inconclusive (beyond the limit but not significantly: welch p=0.07, "
         "alpha 0.05); cycles vary by 0.7% here (n=3) and 60.0% in the baseline (n=3); "
-        "about 7 cycles per side would decide it at this noise"
+        "about 7 cycles per side would decide a change of this size at this noise (the plan's "
+        "figure assumes no change)"
     )
