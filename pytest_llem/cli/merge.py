@@ -1,7 +1,7 @@
 """Merge shard reports into one report and re-apply the gate across all cycles.
 
-``python -m pytest_llem merge shard-*.json -o report.json [--compare NAME] [--fail-on ...]
-[--save-baseline NAME]``
+``python -m pytest_llem merge shard-*/report.json -o report.json [--compare NAME]
+[--fail-on LIMITS] [--save-baseline NAME]``
 """
 
 from __future__ import annotations
@@ -114,24 +114,90 @@ def regate(
     return failures, incomplete
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m pytest_llem merge``."""
-    parser = argparse.ArgumentParser(prog="python -m pytest_llem merge", description=__doc__)
-    parser.add_argument("reports", nargs="+", type=Path)
-    parser.add_argument("-o", "--output", type=Path, required=True)
-    parser.add_argument("--compare", help="baseline NAME or path to re-apply the gate against")
-    parser.add_argument("--baseline-dir", type=Path, default=Path(".llem/baselines"))
-    parser.add_argument("--fail-on", default="", help="limits, as --llem-fail-on")
-    parser.add_argument("--require-energy", action="store_true")
-    parser.add_argument("--require-baseline", action="store_true")
+DESCRIPTION = """\
+Merge the JSON reports of the shards of one run (--llem-shard K/N) into one
+report, and re-apply the gate to every config over all its cycles, as a single
+run would. A config missing cycles (a shard failed or was cut short) is named
+as incomplete and never decided on part of its cycles.
+
+Exit status: 0 when no item failed; 1 when an item failed or errored (the gate
+included); 2 when a report, the limits or the baseline cannot be read, or
+--save-baseline refuses an unstable config.
+
+example:
+  python -m pytest_llem merge shard-*/report.json -o report.json \\
+      --compare main --fail-on 'energy_per_output_token_j>5%'
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``merge`` on ``parser``."""
     parser.add_argument(
-        "--inconclusive", choices=("fail", "warn"), default="fail", help="as --llem-inconclusive"
+        "reports",
+        nargs="+",
+        type=Path,
+        metavar="REPORT",
+        help="shard JSON reports written by --llem-json (by default <results>/report.json), "
+        "one per shard",
     )
-    parser.add_argument("--save-baseline", metavar="NAME", help="store the merged results")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="path of the merged JSON report (required; written even when items fail)",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="NAME",
+        help="baseline NAME (in --baseline-dir) or path to a baseline file to re-apply the "
+        "gate against, as --llem-compare; without it only absolute limits are checked",
+    )
+    parser.add_argument(
+        "--baseline-dir",
+        type=Path,
+        default=Path(".llem/baselines"),
+        metavar="DIR",
+        help="directory of named baselines, for --compare and --save-baseline "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        default="",
+        metavar="LIMITS",
+        help="gate limits, as --llem-fail-on, e.g. "
+        "'energy_per_output_token_j>5%%,latency_p99_s<2.0' (N%% = relative regression vs "
+        "the baseline; <V a ceiling; >V a floor); they win over each study's gate limits",
+    )
+    parser.add_argument(
+        "--require-energy",
+        action="store_true",
+        help="fail items that measured no energy, and gated energy metrics that could not be "
+        "compared (as --llem-require-energy)",
+    )
+    parser.add_argument(
+        "--require-baseline",
+        action="store_true",
+        help="fail items that have no baseline entry to compare with (as --llem-require-baseline)",
+    )
+    parser.add_argument(
+        "--inconclusive",
+        choices=("fail", "warn"),
+        default="fail",
+        help="what a relative limit the data cannot decide (beyond it but not significant, "
+        "or too few cycles) does to the item, as --llem-inconclusive (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--save-baseline",
+        metavar="NAME",
+        help="store the merged results as baseline NAME in --baseline-dir; refused when a "
+        "config's cycles vary beyond --max-cv",
+    )
     parser.add_argument(
         "--save-baseline-force",
         action="store_true",
-        help="save the baseline even when some configs' cycles vary beyond max-cv",
+        help="save the baseline even when some configs' cycles vary beyond --max-cv",
     )
     parser.add_argument(
         "--max-cv",
@@ -141,26 +207,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cycle-to-cycle CV above which a config is unstable, e.g. 5%% (as ini llem_max_cv; "
         "default: the study's gate.max_cv, else 5%%)",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pytest_llem merge`` on its own (``run`` does the work)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_llem merge",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def _load(
+    args: argparse.Namespace,
+) -> tuple[list[tuple[Path, dict[str, Any]]], list[ExperimentResult], dict[str, Any], Gate]:
+    """The reports, their items, each study's gate section, and the gate to re-apply.
+
+    Raises:
+        LlemError: a report or the baseline cannot be read.
+        LimitSyntaxError: ``--fail-on`` does not parse.
+    """
+    reports = [(p, read_report(p)) for p in args.reports]
+    items = merge_items(reports)
+    gates = {s["study_hash"]: s.get("gate") or {} for _, d in reports for s in d.get("study", [])}
+    loaded = (
+        baseline_file.load(baseline_file.resolve(args.compare, args.baseline_dir))
+        if args.compare
+        else None
+    )
+    gate = Gate(
+        cli=parse_fail_on(args.fail_on),
+        baseline=loaded,
+        require_energy=args.require_energy,
+        require_baseline=args.require_baseline,
+        inconclusive=args.inconclusive,
+        max_cv=args.max_cv,
+    )
+    return reports, items, gates, gate
+
+
+def run(args: argparse.Namespace) -> int:
+    """Merge, re-gate, write the report (and the baseline); 0, 1 (an item failed) or 2."""
     try:
-        reports = [(p, read_report(p)) for p in args.reports]
-        items = merge_items(reports)
-        gates = {
-            s["study_hash"]: s.get("gate") or {} for _, d in reports for s in d.get("study", [])
-        }
-        loaded = (
-            baseline_file.load(baseline_file.resolve(args.compare, args.baseline_dir))
-            if args.compare
-            else None
-        )
-        gate = Gate(
-            cli=parse_fail_on(args.fail_on),
-            baseline=loaded,
-            require_energy=args.require_energy,
-            require_baseline=args.require_baseline,
-            inconclusive=args.inconclusive,
-            max_cv=args.max_cv,
-        )
+        reports, items, gates, gate = _load(args)
     except (LlemError, LimitSyntaxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

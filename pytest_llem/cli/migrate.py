@@ -166,17 +166,53 @@ def migrate_text(path: Path) -> tuple[str, str]:
     )
 
 
-def main(argv: Sequence[str]) -> int:
-    """Migrate the files (or, with ``--check``, only say which would change)."""
+DESCRIPTION = """\
+Rewrite study files written for LLenergyMeasure to the key names pytest-llem
+uses now, in place. The edits are those collection makes (with a note) when
+it loads such a file, made line by line so that comments and layout stay.
+Where a line edit cannot express a change (flow mappings, a runners: block
+inside an experiment) the file is re-written by PyYAML and its comments are
+lost (the output says so). Either way the result is loaded again and must give
+the same points and config hashes, or the file is left as it was.
+
+Exit status: 0 when every file is current or was migrated; 1 (with --check)
+when a file would change; 2 when a file cannot be loaded or migrated.
+
+examples:
+  python -m pytest_llem migrate benchmarks/*.yaml          # in place
+  python -m pytest_llem migrate --check benchmarks/*.yaml  # CI: 1 if outdated
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``migrate`` on ``parser``."""
+    parser.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="STUDY",
+        help="study YAML files to migrate (each rewritten in place unless --check)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; say which files would change and exit 1 if any would",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pytest_llem migrate`` on its own (``run`` does the work)."""
     parser = argparse.ArgumentParser(
         prog="python -m pytest_llem migrate",
-        description="Rewrite LLenergyMeasure study files to current key names.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument(
-        "--check", action="store_true", help="change nothing; exit 1 if a file would change"
-    )
-    args = parser.parse_args(list(argv))
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Migrate the files (or, with ``--check``, only say which would change): 0, 1 or 2."""
     status = 0
     for path in args.files:
         try:

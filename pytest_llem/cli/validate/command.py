@@ -1,10 +1,8 @@
 """``python -m pytest_llem validate``: build, measure, cross-check, report.
 
-    python -m pytest_llem validate                  # 1B and 8B shapes, 5 cycles, bs 1 and 8
-    python -m pytest_llem validate --shape 1b --cycles 10 --out /tmp/llem-validate
-
-Needs an NVIDIA GPU, the ``pytorch`` extra with a CUDA torch, and ``tokenizers``; no model hub.
-Exits 0 when every window and every config is inside the tolerances, 1 otherwise.
+What it does, what it needs and what ``--device cpu`` means are in ``DESCRIPTION``, the text
+``--help`` prints. Exits 0 when every window and every config is inside the tolerances, 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -34,38 +32,182 @@ from pytest_llem.cli.validate.render import markdown
 from pytest_llem.energy import nvml
 
 MIN_CYCLES = 5
+DEFAULT_SHAPES = ("1b", "8b")
+
+DESCRIPTION = f"""\
+Check pytest-llem's energy measurement on this machine against an independent
+reader, with no model hub. For each shape, a random-weight Llama of real
+dimensions is built, a study runs through the plugin (several cycles, two or
+more batch sizes), and meanwhile a separate process reads every GPU's NVML
+energy counter and instant power. The report answers a reviewer's first
+questions: how much energy varies from cycle to cycle, and whether the
+plugin's window energy agrees with the independent integration of power over
+the same window (and with Zeus, when it is installed).
+
+Needs an NVIDIA GPU with its driver (NVML), the pytorch extra with a CUDA
+build of torch, and tokenizers. Energy is read from the GPU only: with
+--device cpu the model runs on the CPU, no GPU is measured, every study item
+is skipped and the verdict is FAIL. That mode exercises the kit's plumbing
+(its tests use it against a fake GPU); it validates nothing.
+
+Writes validation.md and validation.json into --out, with each shape's model,
+study and results in a folder beside them. Exit status: 0 when every window
+and every config is inside the tolerances; 1 otherwise; 2 on a usage error.
+
+examples:
+  python -m pytest_llem validate         # 1b and 8b, {MIN_CYCLES} cycles, batch sizes 1 and 8
+  python -m pytest_llem validate --shape 1b --cycles 10 --out /tmp/llem-validate
+"""
 
 
-def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line arguments (see the module docstring)."""
-    p = argparse.ArgumentParser(prog="python -m pytest_llem validate", description=__doc__)
-    p.add_argument("--shape", action="append", choices=sorted(SHAPES), help="1b, 8b (repeat)")
-    p.add_argument("--cycles", type=int, default=MIN_CYCLES)
-    p.add_argument("--batch-sizes", default="1,8", help="comma-separated, at least two")
-    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--thermal-max-s", type=float, default=60.0, help="bound on warmup until steady")
-    p.add_argument("--n", type=int, default=64, help="prompts per pass of the window")
-    p.add_argument("--input-len", type=int, default=128)
-    p.add_argument("--max-output-tokens", type=int, default=128)
-    p.add_argument("--window-s", type=float, default=10.0, help="minimum measured window")
-    p.add_argument("--interval-ms", type=float, default=10.0, help="independent probe period")
-    p.add_argument("--idle-s", type=float, default=5.0, help="probe the idle GPU first")
+def _cycles(text: str) -> int:
+    """``--cycles``: an integer of at least ``MIN_CYCLES``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+    if value < MIN_CYCLES:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_CYCLES} (a CV from fewer says little), not {value}"
+        )
+    return value
+
+
+def _batch_sizes(text: str) -> list[int]:
+    """``--batch-sizes``: at least two comma-separated integers."""
+    try:
+        sizes = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
+    if len(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"needs at least two values, not {text!r}")
+    return sizes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Register the options of ``validate`` on ``p`` (the tolerances as a group of their own)."""
+    p.add_argument(
+        "--shape",
+        action="append",
+        choices=sorted(SHAPES),
+        help="model dimensions to build: 1b (Llama 3.2 1B), 8b (Llama 3.1 8B), tiny (two "
+        "small layers, for tests); repeat for several (default: 1b and 8b)",
+    )
+    p.add_argument(
+        "--cycles",
+        type=_cycles,
+        default=MIN_CYCLES,
+        metavar="N",
+        help=f"cycles of every config, at least {MIN_CYCLES}: the energy CV across them is "
+        "checked (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        type=_batch_sizes,
+        default="1,8",
+        metavar="LIST",
+        help="comma-separated batch sizes swept, at least two (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device",
+        default="cuda",
+        choices=["cuda", "cpu"],
+        help="where the model runs: cuda measures the GPU; cpu measures nothing (every item "
+        "is skipped: a check of the kit itself) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--precision",
+        default="bf16",
+        choices=["bf16", "fp16", "fp32"],
+        help="dtype the study loads and runs the model in (default: %(default)s)",
+    )
+    _add_workload_arguments(p)
     p.add_argument(
         "--zeus",
         choices=["auto", "on", "off"],
         default="auto",
-        help="read Zeus beside NVML over the same windows (auto: when zeus is installed)",
+        help="read Zeus beside NVML over the same windows (auto: when zeus is installed) "
+        "(default: %(default)s)",
     )
-    p.add_argument("--out", type=Path, default=Path("llem-validate"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("llem-validate"),
+        metavar="DIR",
+        help="directory for validation.md, validation.json and each shape's model, study and "
+        "results (default: %(default)s)",
+    )
+    _add_tolerance_arguments(p)
+
+
+def _add_workload_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--n",
+        type=int,
+        default=64,
+        metavar="PROMPTS",
+        help="prompts per pass of the measured window (default: %(default)s)",
+    )
+    p.add_argument(
+        "--input-len",
+        type=int,
+        default=128,
+        metavar="TOKENS",
+        help="length of each synthetic prompt, in tokens (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-output-tokens",
+        type=int,
+        default=128,
+        metavar="TOKENS",
+        help="tokens generated per prompt; random weights never stop early, so every prompt "
+        "generates exactly this many (default: %(default)s)",
+    )
+    p.add_argument(
+        "--window-s",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="minimum length of each measured window, in seconds: the prompts repeat until "
+        "it is reached (default: %(default)s)",
+    )
+    p.add_argument(
+        "--thermal-max-s",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="longest warm-up, in seconds, while waiting for the GPU's temperature to settle "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--interval-ms",
+        type=float,
+        default=10.0,
+        metavar="MS",
+        help="how often the independent process reads every GPU, in milliseconds "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--idle-s",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds the independent process reads the idle GPU before each shape's study "
+        "(default: %(default)s)",
+    )
+
+
+def _add_tolerance_arguments(p: argparse.ArgumentParser) -> None:
     limits = p.add_argument_group(
-        "tolerances (exit 1 when any is exceeded; defaults for windows of 10 s or more)"
+        "tolerances, in percent",
+        "exit 1 when any is exceeded; the defaults hold for windows of 10 s or more",
     )
     default = Tolerances()
     limits.add_argument(
         "--max-window-diff-pct",
         type=float,
         default=default.window_diff_pct,
+        metavar="PCT",
         help="plugin's window energy vs the independent integration of instant power, per "
         "window (default: %(default)s)",
     )
@@ -73,22 +215,37 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-cv-pct",
         type=float,
         default=default.cv_pct,
+        metavar="PCT",
         help="energy CV across cycles, per config (default: %(default)s)",
     )
     limits.add_argument(
         "--max-zeus-diff-pct",
         type=float,
         default=default.zeus_diff_pct,
+        metavar="PCT",
         help="Zeus vs NVML over the same window, per window (default: %(default)s)",
     )
-    args = p.parse_args(argv)
-    args.shape = args.shape or ["1b", "8b"]
-    args.batch_sizes = [int(b) for b in str(args.batch_sizes).split(",") if b.strip()]
-    if args.cycles < MIN_CYCLES:
-        p.error(f"--cycles must be at least {MIN_CYCLES} (a CV from fewer says little)")
-    if len(args.batch_sizes) < 2:
-        p.error("--batch-sizes needs at least two values")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_llem validate",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return parser
+
+
+def _finish(args: argparse.Namespace) -> argparse.Namespace:
+    """Defaults ``append`` cannot hold (it would add to a default list, not replace it)."""
+    args.shape = args.shape or list(DEFAULT_SHAPES)
     return args
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line arguments (see ``DESCRIPTION``)."""
+    return _finish(_parser().parse_args(argv))
 
 
 def study_text(args: argparse.Namespace, name: str, model: Path, zeus: bool) -> str:
@@ -204,8 +361,13 @@ def validate(args: argparse.Namespace) -> ValidationReport:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m pytest_llem validate``."""
-    args = parse(argv)
+    """Entry point of ``python -m pytest_llem validate`` on its own (``run`` does the work)."""
+    return run(parse(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, write ``validation.md`` and ``.json`` into ``--out``; 0 on a pass, else 1."""
+    args = _finish(args)
     report = validate(args)
     text = markdown(report)
     (args.out / "validation.md").write_text(text, encoding="utf-8")
