@@ -1,12 +1,14 @@
 """The table of every --llem-* option and ini key: flag, ini key, converter and help.
 
-``resolve.py`` registers it with pytest and resolves it into frozen ``Settings``.
+``resolve.py`` registers it with pytest and resolves it into frozen ``Settings``. Each row also
+says how the manual's options reference (``reference.py``) shows it: its topic (``group``), the
+form of its value (``type``) and its default as ``resolve()`` resolves it (``default``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from pytest_llem.engines.builtin import BUILTIN
@@ -16,17 +18,41 @@ from pytest_llem.study.expand import DEFAULT_MAX_POINTS
 DEFAULT_PATTERNS = ("study_*.yaml", "study_*.yml")
 
 
+# The topics of the options reference, in the order the manual shows them.
+GROUPS = (
+    "Results and reports",
+    "Measurement",
+    "Execution and scale",
+    "Regression gate",
+    "Runners",
+    "Containers",
+    "Exports",
+)
+OFF = "off"  # the default of a setting that does nothing unless given
+
+
 @dataclass(frozen=True)
 class Option:
-    """One setting: its command-line flag, ini key, converter and help."""
+    """One setting: its command-line flag, ini key, converter and help, and for the manual its
+    topic (one of ``GROUPS``), the form of its value and its default (markdown: `code` spans)."""
 
     name: str
     help: str
+    _: KW_ONLY
+    group: str  # required: a new option cannot be left out of the reference's topics
+    default: str
     ini: str | None = None
     convert: Callable[[str], Any] = converters.text
     flag: bool = False
     metavar: str | None = None
     has_cli: bool = True
+    type: str | None = None  # None: named after the converter (reference.CONVERTER_TYPES)
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise ValueError(f"option {self.name!r}: group {self.group!r} is not one of {GROUPS}")
+        if not self.default.strip():
+            raise ValueError(f"option {self.name!r}: give its default (or {OFF!r})")
 
     @property
     def cli(self) -> str:
@@ -43,14 +69,26 @@ OPTIONS: tuple[Option, ...] = (
         "directory for results.jsonl and the JSON report (default: <rootdir>/.llem)",
         ini="llem_results_dir",
         metavar="DIR",
+        group="Results and reports",
+        default="`<rootdir>/.llem`",
+        type="directory",
     ),
-    Option("json", "path of the JSON report (default: <results>/report.json)", metavar="PATH"),
+    Option(
+        "json",
+        "path of the JSON report (default: <results>/report.json)",
+        metavar="PATH",
+        group="Results and reports",
+        default="`<results>/report.json`",
+        type="path",
+    ),
     Option(
         "max_items",
         f"refuse study grids larger than N points (default {DEFAULT_MAX_POINTS})",
         ini="llem_max_items",
         convert=converters.positive_int,
         metavar="N",
+        group="Execution and scale",
+        default=f"`{DEFAULT_MAX_POINTS}`",
     ),
     Option(
         "energy",
@@ -58,6 +96,8 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_energy",
         convert=converters.energy,
         metavar="SOURCE",
+        group="Measurement",
+        default="the study's `energy.backend` (`auto`)",
     ),
     Option(
         "require_gpu",
@@ -65,8 +105,17 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_require_gpu",
         convert=converters.boolean,
         flag=True,
+        group="Measurement",
+        default="`false`",
     ),
-    Option("save_baseline", "store this session's results as baseline NAME", metavar="NAME"),
+    Option(
+        "save_baseline",
+        "store this session's results as baseline NAME",
+        metavar="NAME",
+        group="Regression gate",
+        default=OFF,
+        type="name",
+    ),
     Option(
         "cycles",
         "run every study's configs N cycles, overriding execution.n_cycles (a gate needs "
@@ -74,18 +123,26 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_cycles",
         convert=converters.positive_int,
         metavar="N",
+        group="Execution and scale",
+        default="the study's `execution.n_cycles` (`1`)",
     ),
     Option(
         "compare",
         "compare every item with baseline NAME (or a path to a baseline file)",
         ini="llem_compare",
         metavar="NAME",
+        group="Regression gate",
+        default=OFF,
+        type="name or path",
     ),
     Option(
         "baseline_dir",
         "directory of named baselines (default: <rootdir>/.llem/baselines)",
         ini="llem_baseline_dir",
         metavar="DIR",
+        group="Regression gate",
+        default="`<rootdir>/.llem/baselines`",
+        type="directory",
     ),
     Option(
         "fail_on",
@@ -94,6 +151,8 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_fail_on",
         convert=converters.fail_on,
         metavar="LIMITS",
+        group="Regression gate",
+        default="the study's `gate:` limits, else none",
     ),
     Option(
         "require_energy",
@@ -102,6 +161,8 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_require_energy",
         convert=converters.boolean,
         flag=True,
+        group="Regression gate",
+        default="`false`",
     ),
     Option(
         "require_baseline",
@@ -110,6 +171,8 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_require_baseline",
         convert=converters.boolean,
         flag=True,
+        group="Regression gate",
+        default="`false`",
     ),
     Option(
         "inconclusive",
@@ -118,6 +181,8 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_inconclusive",
         convert=converters.inconclusive,
         metavar="fail|warn",
+        group="Regression gate",
+        default="`fail`",
     ),
     Option(
         "max_cv",
@@ -126,14 +191,32 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_max_cv",
         convert=converters.percentage,
         has_cli=False,
+        group="Regression gate",
+        default="the study's `gate.max_cv`, else `5%`",
     ),
     Option(
         "save_baseline_force",
         "save the baseline even when some configs' cycles vary beyond max_cv",
         flag=True,
+        group="Regression gate",
+        default="`false`",
     ),
-    Option("plot", "write PNG plots (energy per token, throughput) into DIR", metavar="DIR"),
-    Option("bmf", "also export results in Bencher Metric Format (JSON) to PATH", metavar="PATH"),
+    Option(
+        "plot",
+        "write PNG plots (energy per token, throughput) into DIR",
+        metavar="DIR",
+        group="Exports",
+        default=OFF,
+        type="directory",
+    ),
+    Option(
+        "bmf",
+        "also export results in Bencher Metric Format (JSON) to PATH",
+        metavar="PATH",
+        group="Exports",
+        default=OFF,
+        type="path",
+    ),
     Option(
         "export",
         "also export results for trend charts: github-benchmark=DIR (github-action-benchmark's "
@@ -142,17 +225,24 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_export",
         convert=converters.exports,
         metavar="KIND=PATH",
+        group="Exports",
+        default=OFF,
     ),
     Option(
         "shard",
         "run only shard K of N (deterministic, balanced, cycles kept together)",
         convert=converters.shard,
         metavar="K/N",
+        group="Execution and scale",
+        default=OFF,
     ),
     Option(
         "resume",
         "reuse results of passed items from DIR/results.jsonl instead of re-running",
         metavar="DIR",
+        group="Execution and scale",
+        default=OFF,
+        type="directory",
     ),
     Option(
         "runner",
@@ -160,6 +250,8 @@ OPTIONS: tuple[Option, ...] = (
         "backend, or per backend as vllm=docker,pytorch=local",
         convert=converters.runner_cli,
         metavar="RUNNER",
+        group="Runners",
+        default="the study's `runners:` or ini, else `local` (multi-backend study: `docker`)",
     ),
     Option(
         "ab",
@@ -167,6 +259,8 @@ OPTIONS: tuple[Option, ...] = (
         "'reference=RUNNER candidate=RUNNER' (e.g. two images: docker:app:1.0 docker:app:1.1)",
         convert=converters.ab_runners,
         metavar="ARMS",
+        group="Runners",
+        default="the study's `ab:` block",
     ),
     # One ini key per built-in backend; any backend (a plugin's too) in llem_runners.
     *(
@@ -176,6 +270,8 @@ OPTIONS: tuple[Option, ...] = (
             ini=f"llem_runner_{spec.name}",
             convert=converters.runner_ini,
             has_cli=False,
+            group="Runners",
+            default="`local` (multi-backend study: `docker`)",
         )
         for spec in BUILTIN
     ),
@@ -186,6 +282,8 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_container_strategy",
         convert=converters.strategy,
         metavar="STRATEGY",
+        group="Containers",
+        default="`ephemeral`",
     ),
     Option(
         "docker_timeout",
@@ -193,18 +291,27 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_docker_timeout",
         convert=converters.number,
         has_cli=False,
+        group="Containers",
+        default="from `n` and `max_output_tokens`",
+        type="seconds",
     ),
     Option(
         "docker_hf_cache",
         "host Hugging Face cache mounted into containers ('none' to skip)",
         ini="llem_docker_hf_cache",
         has_cli=False,
+        group="Containers",
+        default="`$HF_HOME`, else `~/.cache/huggingface`, if it exists",
+        type="path or none",
     ),
     Option(
         "docker_python",
         "python command inside images (default: the one in the image's CMD, else python3)",
         ini="llem_docker_python",
         has_cli=False,
+        group="Containers",
+        default="the one in the image's `CMD`, else `python3`",
+        type="command",
     ),
     Option(
         "persistent_auto_teardown",
@@ -213,6 +320,8 @@ OPTIONS: tuple[Option, ...] = (
         convert=converters.boolean,
         flag=True,
         has_cli=False,
+        group="Containers",
+        default="`true`",
     ),
     Option(
         "persistent_warmup_delay",
@@ -220,6 +329,9 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_persistent_warmup_delay",
         convert=converters.number,
         has_cli=False,
+        group="Containers",
+        default="`0`",
+        type="seconds",
     ),
     Option(
         "persistent_max_restarts",
@@ -227,6 +339,8 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_persistent_max_restarts",
         convert=converters.non_negative_int,
         has_cli=False,
+        group="Containers",
+        default="`3`",
     ),
     Option(
         "persistent_worker",
@@ -236,6 +350,8 @@ OPTIONS: tuple[Option, ...] = (
         convert=converters.boolean,
         flag=True,
         has_cli=False,
+        group="Containers",
+        default="`true`",
     ),
     Option(
         "persistent_gpu_memory_mb",
@@ -243,6 +359,9 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_persistent_gpu_memory_mb",
         convert=converters.number,
         has_cli=False,
+        group="Containers",
+        default="`1024`",
+        type="number (MB)",
     ),
     Option(
         "item_timeout",
@@ -251,6 +370,9 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_item_timeout",
         convert=converters.positive_number,
         has_cli=False,
+        group="Execution and scale",
+        default=OFF,
+        type="seconds > 0",
     ),
     Option(
         "junit_properties",
@@ -260,6 +382,8 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_junit_properties",
         convert=converters.junit_mode,
         metavar="WHERE",
+        group="Results and reports",
+        default="`testcase`",
     ),
     Option(
         "timeseries",
@@ -267,5 +391,7 @@ OPTIONS: tuple[Option, ...] = (
         ini="llem_timeseries",
         convert=converters.boolean,
         flag=True,
+        group="Measurement",
+        default="`false`",
     ),
 )
