@@ -33,6 +33,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"runners"}),  # where items run: local, containers
     frozenset({"measure"}),  # the protocol
     frozenset({"engines"}),  # engines and backends (one package each), model cache, datasets
+    frozenset({"serving"}),  # serving load: OpenAI HTTP client, steady-state window, figures
     frozenset({"preflight"}),  # what backend checks return; facts about this machine
     frozenset({"energy"}),  # energy meters and samplers
     frozenset({"results", "gate"}),  # versioned results; the gate
@@ -264,7 +265,7 @@ def _plant(package: Path, module: str, line: str) -> None:
 def test_a_planted_upward_import_fails(copy: Path, line: str) -> None:
     _plant(copy, "gate.verdict", line)
     assert upward_imports(copy) == [
-        "pytest_llem.gate.verdict (layer 9) -> pytest_llem.plugin (layer 0)"
+        "pytest_llem.gate.verdict (layer 10) -> pytest_llem.plugin (layer 0)"
     ]
 
 
