@@ -42,11 +42,11 @@ class Detectable:
             more = (
                 f"more than {MAX_CYCLES}"
                 if self.cycles_to_decide > MAX_CYCLES
-                else str(self.cycles_to_decide)
+                else f"about {self.cycles_to_decide}"
             )
             out += (
-                f"; the limit is finer: about {more} cycles per side would decide it if "
-                "nothing changed (at the baseline's noise)"
+                f"; the limit is finer: {more} cycles per side would decide it if nothing "
+                "changed (at the baseline's noise)"
             )
         return out
 

@@ -10,21 +10,28 @@ def _missing(verdict: Verdict) -> dict[int, str]:
     return next((c.missing_cycles for c in verdict.comparisons if c.missing_cycles), {})
 
 
-def headline(point_id: str, cycle: int, verdict: Verdict) -> str:
-    """First line of a GateFailure: failed, or inconclusive (which fails by default)."""
+def headline(point_id: str, cycle: int | None, verdict: Verdict) -> str:
+    """First line of a GateFailure: failed, or inconclusive (which fails by default).
+
+    ``cycle`` None: the verdict of an A/B pair (candidate against reference), not an item's.
+    """
     missing = _missing(verdict)
+    if cycle is None:
+        point_id, where = f"A/B pair {point_id}", "candidate against reference"
+    else:
+        where = f"cycle {cycle}"
     if verdict.status == "inconclusive" and missing:
         return (
-            f"regression gate inconclusive for {point_id} (cycle {cycle}): the gate decides a "
+            f"regression gate inconclusive for {point_id} ({where}): the gate decides a "
             f"config on all its cycles, and {len(missing)} of them will have no sample "
             "(--llem-inconclusive is fail):"
         )
     if verdict.status == "inconclusive":
         return (
-            f"regression gate inconclusive for {point_id} (cycle {cycle}): the data cannot "
+            f"regression gate inconclusive for {point_id} ({where}): the data cannot "
             "tell whether the change is within the limit, and --llem-inconclusive is fail:"
         )
-    return f"regression gate failed for {point_id} (cycle {cycle}):"
+    return f"regression gate failed for {point_id} ({where}):"
 
 
 def summary(point_id: str, cycle: int, verdict: Verdict) -> str:

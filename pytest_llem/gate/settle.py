@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_llem.gate.completeness import CycleRecord, describe, missing_from_records
+from pytest_llem.gate.verdict import Comparison, status_of
 
 DECIDED = frozenset({"pass", "fail", "inconclusive"})
 
@@ -82,9 +83,48 @@ def _records(items: Sequence[Any]) -> list[CycleRecord]:
     return out
 
 
-def config_nodeid(nodeid: str, point_id: str) -> str:
-    """``study.yaml::point-c2`` -> ``study.yaml::point[gate]``."""
-    return f"{nodeid.rsplit('::', 1)[0]}::{point_id}[gate]"
+def config_nodeid(nodeid: str, point_id: str, pair: bool = False) -> str:
+    """``study.yaml::point-c2`` -> ``study.yaml::point[gate]`` (an A/B pair: ``[ab]``)."""
+    return f"{nodeid.rsplit('::', 1)[0]}::{point_id}[{'ab' if pair else 'gate'}]"
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """An A/B pair's final paired verdict, reported as the pair: ``<study>::<pair>[ab]``."""
+
+    study: str
+    study_hash: str
+    pair: str
+    nodeid: str
+    decided_by: str  # the arm item whose cycle completed the pairs
+    study_file: str | None
+    line: int | None
+    verdict: dict[str, Any]  # the paired comparisons of the gate's Verdict, JSON-ready
+
+
+def decided_pairs(results: Iterable[Any]) -> list[PairVerdict]:
+    """Every A/B pair some item decided: its paired comparisons at the last pair."""
+    found: dict[tuple[str, str], PairVerdict] = {}
+    for r in results:
+        pair = getattr(r, "pair", None)
+        paired = [c for c in (r.gate or {}).get("comparisons", []) if c.get("kind") == "paired"]
+        if pair is None or not any(c.get("status") in DECIDED for c in paired):
+            continue
+        found[(r.study_hash, pair)] = PairVerdict(
+            study=r.study,
+            study_hash=r.study_hash,
+            pair=pair,
+            nodeid=config_nodeid(r.nodeid, pair, pair=True),
+            decided_by=r.nodeid,
+            study_file=r.study_file,
+            line=r.line,
+            verdict={
+                **(r.gate or {}),
+                "comparisons": paired,
+                "status": status_of([Comparison.model_validate(c) for c in paired]),
+            },
+        )
+    return list(found.values())
 
 
 def unsettled(
@@ -123,7 +163,7 @@ def unsettled(
                 study_hash=study_hash,
                 point_id=name,
                 config_hash=config_hash,
-                nodeid=config_nodeid(first.nodeid, name),
+                nodeid=config_nodeid(first.nodeid, name, pair=paired),
                 study_file=first.study_file,
                 line=first.line,
                 missing=missing,

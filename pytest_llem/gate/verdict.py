@@ -71,10 +71,30 @@ class Verdict(BaseModel):
 
     @property
     def failed(self) -> bool:
-        """True when the item must fail (inconclusive too, unless the policy is warn)."""
+        """True when the verdict fails (inconclusive too, unless the policy is warn)."""
         return self.status == "fail" or (
             self.status == "inconclusive" and self.inconclusive == "fail"
         )
+
+    @property
+    def paired(self) -> bool:
+        """An A/B verdict: some limit is judged on the pairs of both arms."""
+        return any(c.kind == "paired" for c in self.comparisons)
+
+    def split(self) -> tuple[Verdict, Verdict | None]:
+        """(what judges the item itself, what judges its A/B pair).
+
+        An arm's item fails only for its own limits (budgets on its own value); the pair's
+        paired limits are the pair's verdict, reported as the pair (``<pair>[ab]``), never as
+        if one arm failed. A verdict that is not paired is the item's own, whole.
+        """
+        if not self.paired:
+            return self, None
+        own = [c for c in self.comparisons if c.kind != "paired"]
+        pair = [c for c in self.comparisons if c.kind == "paired"]
+        mine = self.model_copy(update={"comparisons": own, "status": status_of(own)})
+        theirs = self.model_copy(update={"comparisons": pair, "status": status_of(pair)})
+        return mine, theirs
 
 
 def center(values: Sequence[float]) -> float:

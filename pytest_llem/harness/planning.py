@@ -5,6 +5,7 @@ with ``--collect-only``) and carried in the JSON report beside the actual wall t
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pytest_llem.gate.apply import Gate
@@ -57,19 +58,28 @@ def _gate_lines(plan: StudyPlan, gate: Gate, host: Host) -> tuple[list[str], lis
 
 
 def plan_study(
-    plan: StudyPlan, gate: Gate, host: Host, history: dict[str, Past], selected: dict[str, int]
+    plan: StudyPlan,
+    gate: Gate,
+    host: Host,
+    history: dict[str, Past],
+    selected: dict[str, int],
+    skips: dict[str, str] | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
     """Lines for the collection header, and the record for the JSON report.
 
-    ``selected``: cycles this session runs per config hash (after -k, -m, --lf and shards).
+    ``selected``: cycles this session runs per config hash (after -k, -m, --lf and shards);
+    ``skips``: configs pre-flight will skip here for want of hardware, with the reason (their
+    items are counted apart, not estimated).
     """
     lines, configs = _gate_lines(plan, gate, host)
     execution = plan.execution
+    skips = skips or {}
     chosen = [
         (p.config_hash, p.config, selected[p.config_hash])
         for p in plan.valid_points
-        if p.config is not None and selected.get(p.config_hash)
+        if p.config is not None and selected.get(p.config_hash) and p.config_hash not in skips
     ]
+    skipped = sum(selected.get(h, 0) for h in skips)
     n_items = sum(cycles for _, _, cycles in chosen)
     everything = len(plan.valid_points) * execution.n_cycles
     loads = plan.planned_loads[0] if plan.planned_loads else len(chosen)
@@ -78,15 +88,19 @@ def plan_study(
     devices = {c.device: c.baseline for _, c, _ in chosen}
     idle = [b.duration_s for b in devices.values() if b.enabled]
     guess = estimate(chosen, loads, history, gaps, idle)
+    if skipped:
+        reasons = sorted(set(skips.values()))
+        guess = dataclasses.replace(guess, skipped=skipped, skip_reason=reasons[0])
     text = guess.text()
-    if n_items < everything:
-        text += f"; {n_items} of the study's {everything} items are selected"
+    if n_items + skipped < everything:
+        text += f"; {n_items + skipped} of the study's {everything} items are selected"
     lines.append(f"  {text}")
     record = {
         "study_hash": plan.study_hash,
         "study": plan.name,
         "estimated_s": round(guess.seconds, 1),
         "estimate": text,
+        "skipped_items": skipped,
         "configs": configs,
     }
     return lines, record

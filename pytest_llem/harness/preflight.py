@@ -137,3 +137,14 @@ def check_point(
                 Check("energy", f"energy.backend {source} is unavailable: {reason}", FIXES[source])
             )
     return checks
+
+
+def missing_hardware(
+    config: ExperimentConfig, host: Host, energy_override: str | None
+) -> str | None:
+    """Why this machine lacks the hardware a point needs (a CUDA GPU, the energy source it
+    asks for), from host facts alone: pre-flight will skip it (or fail it under
+    ``--llem-require-gpu``), so the plan does not count its time."""
+    checks = check_point(config, None, host, energy_override, local=False)
+    lacking = [c.message for c in checks if c.kind in ("gpu", "energy")]
+    return lacking[0] if lacking else None

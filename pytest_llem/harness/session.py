@@ -24,7 +24,7 @@ from pytest_llem.gate.verdict import table as gate_table
 from pytest_llem.harness import timeouts
 from pytest_llem.harness.failure import Interruption
 from pytest_llem.harness.planning import plan_study
-from pytest_llem.harness.preflight import check_point
+from pytest_llem.harness.preflight import check_point, missing_hardware
 from pytest_llem.measure import concurrency
 from pytest_llem.measure.cooldown import Sleep, cool_down, gap_before
 from pytest_llem.measure.estimate import read_history
@@ -322,11 +322,12 @@ class LlemSession:
                 properties=junit.properties(item.point, item.cycle, measurement, verdict),
             )
         )
-        if verdict is not None and verdict.failed:
+        own = verdict.split()[0] if verdict is not None else None
+        if own is not None and own.failed:  # an A/B pair's verdict is the pair's report
             raise GateFailure(
-                explain.headline(item.point.id, item.cycle, verdict) + "\n" + gate_table(verdict),
-                explain.fix(verdict),
-                summary=explain.summary(item.point.id, item.cycle, verdict),
+                explain.headline(item.point.id, item.cycle, own) + "\n" + gate_table(own),
+                explain.fix(own),
+                summary=explain.summary(item.point.id, item.cycle, own),
             )
         if self.settings.require_energy and measurement.energy.source is None:
             raise EnergyRequired(
@@ -390,7 +391,14 @@ class LlemSession:
             self.gate.ledger.expect(key, n_cycles, cycles)
         history = read_history(self.settings.results_dir / "results.jsonl")
         for path, (plan, counts) in plans.items():
-            lines, record = plan_study(plan, self.gate, self.host, history, counts)
+            skips = {
+                p.config_hash: reason
+                for p in plan.valid_points
+                if p.config is not None
+                and p.config_hash in counts
+                and (reason := missing_hardware(p.config, self.host, self.settings.energy))
+            }
+            lines, record = plan_study(plan, self.gate, self.host, history, counts, skips)
             self.plan_lines[path] = lines
             self.planning.append(record)
 

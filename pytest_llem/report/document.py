@@ -106,8 +106,11 @@ def build(
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    gate_failures = sum(1 for r in results if (r.gate or {}).get("status") == "fail")
-    inconclusive = sum(1 for r in results if (r.gate or {}).get("status") == "inconclusive")
+    # Verdicts are counted once, on the item that decided them: after the run, the other
+    # cycles show the same verdict with ``decided_by`` (report/final.py).
+    deciding = [r for r in results if not (r.gate or {}).get("decided_by")]
+    gate_failures = sum(1 for r in deciding if (r.gate or {}).get("status") == "fail")
+    inconclusive = sum(1 for r in deciding if (r.gate or {}).get("status") == "inconclusive")
     return {
         "report_version": REPORT_VERSION,
         "session": {

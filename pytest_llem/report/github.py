@@ -26,12 +26,16 @@ def gate_cell(result: ExperimentResult) -> str:
     if not gate:
         return "-"
     deltas = [c for c in gate.get("comparisons", []) if c.get("delta_pct") is not None]
+    # An A/B arm shows its pair's verdict, named as the pair's, with the ratio it judged.
+    pair = "pair " if any(c.get("kind") == "paired" for c in gate.get("comparisons", [])) else ""
     if not deltas:
-        return str(gate["status"])
+        return pair + str(gate["status"])
     failing = [c for c in deltas if c.get("status") == "fail"]
     unsure = [c for c in deltas if c.get("status") == "inconclusive"]
     worst = (failing or unsure or sorted(deltas, key=lambda c: -abs(c["delta_pct"])))[0]
-    return f"{gate['status']} ({worst['metric']} {worst['delta_pct']:+.1f}%)"
+    if worst.get("kind") == "paired" and worst.get("ratio") is not None:
+        return f"{pair}{gate['status']} ({worst['metric']} ratio {worst['ratio']:.3f})"
+    return f"{pair}{gate['status']} ({worst['metric']} {worst['delta_pct']:+.1f}%)"
 
 
 def gate_rank(result: ExperimentResult) -> int:

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 from pytest_llem.errors import LlemError
-from pytest_llem.gate import baseline_file, stability
+from pytest_llem.gate import baseline_file, explain, stability
 from pytest_llem.gate.apply import Gate, limits_in_force, stability_rules
-from pytest_llem.gate.settle import Unsettled, unsettled
+from pytest_llem.gate.settle import PairVerdict, Unsettled, decided_pairs, unsettled
+from pytest_llem.gate.verdict import Verdict
+from pytest_llem.gate.verdict import table as verdict_table
 from pytest_llem.report import (
     bmf,
     document,
@@ -30,6 +32,8 @@ from pytest_llem.report import (
     plots,
     terminal,
 )
+from pytest_llem.report.final import finalize
+from pytest_llem.report.junit import gate_properties
 from pytest_llem.results.records import ExperimentResult, Outcome, append_jsonl, write_json_atomic
 from pytest_llem.results.redact import redact
 from pytest_llem.settings.resolve import Settings
@@ -64,6 +68,7 @@ class Reporter:
         self.ran: list[str] = []  # every attempt's nodeid, in the order they finished
         self.orders: list[dict[str, Any]] = []  # each process's order record (ordering.py)
         self.unsettled: list[Unsettled] = []  # gated configs no item decided (gate/settle.py)
+        self.pairs: list[PairVerdict] = []  # A/B pairs' final verdicts, reported as [ab]
         self.planning: dict[str, dict[str, Any]] = {}  # per study: estimate, detectable change
         self.refused_save: str | None = None  # why --llem-save-baseline saved nothing
         self._clock_start = time.monotonic()
@@ -189,12 +194,14 @@ class Reporter:
         (``<study>::<point>[gate]``), so the terminal, JUnit and the exit status agree."""
         found = unsettled(self.results, self._gated, interrupted)
         self.unsettled.extend(found)
-        if self.settings.inconclusive == "warn" or interrupted:
-            return
+        self.pairs = [] if interrupted else decided_pairs(self.results)
+        reports = [_pair_report(p, self.settings.inconclusive) for p in self.pairs]
+        if self.settings.inconclusive != "warn" and not interrupted:
+            reports += [_gate_report(entry) for entry in found]
         # Counted as tests, so the progress reads 100% rather than beyond it.
-        session.testscollected += len(found)
-        for entry in found:
-            self.config.hook.pytest_runtest_logreport(report=_gate_report(entry))
+        session.testscollected += len(reports)
+        for report in reports:
+            self.config.hook.pytest_runtest_logreport(report=report)
 
     def _gated(self, study_hash: str) -> bool:
         """Relative limits were in force for the study (a baseline was being compared)."""
@@ -231,7 +238,11 @@ class Reporter:
         if summary_file:
             notes = gate_notes.lines(self.results, self.unsettled, settings.inconclusive)
             with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(github.summary_markdown(self.results, self.plots, notes))
+                handle.write(github.summary_markdown(self.final(), self.plots, notes))
+
+    def final(self) -> list[ExperimentResult]:
+        """The results with every cycle showing its config's (or pair's) final verdict."""
+        return finalize(self.results, self.unsettled, self.pairs)
 
     def _save_baseline(self, name: str) -> bool:
         """Store the baseline unless some config is unstable (and not forced); say which."""
@@ -274,7 +285,7 @@ class Reporter:
             if extra is not None and extra not in self.notes:
                 self.notes.append(extra)
         terminalreporter.section("llem results")
-        for line in terminal.summary_lines(self.results):
+        for line in terminal.summary_lines(self.final(), self.pairs, self.settings.inconclusive):
             terminalreporter.write_line(line)
         for line in gate_notes.lines(self.results, self.unsettled, self.settings.inconclusive):
             terminalreporter.write_line(line, yellow=True)
@@ -350,7 +361,7 @@ class Reporter:
         }
         write_json_atomic(
             self.settings.json_path,
-            document.build(self.results, session, self.study_gates, self.unsettled, self.planning),
+            document.build(self.final(), session, self.study_gates, self.unsettled, self.planning),
         )
 
 
@@ -407,6 +418,28 @@ def _order(records: list[dict[str, Any]], ran: list[str]) -> dict[str, Any]:
         "seed": next((r["seed"] for r in records if r["seed"] is not None), None),
         "ran": ran,
     }
+
+
+def _pair_report(pair: PairVerdict, policy: str) -> pytest.TestReport:
+    """The A/B pair's verdict as a test of its own (``<study>::<pair>[ab]``): the pair passes
+    or fails, never one of its arms."""
+    verdict = Verdict.model_validate({**pair.verdict, "inconclusive": policy})
+    path = pair.study_file or pair.nodeid.split("::", 1)[0]
+    text = (
+        explain.headline(pair.pair, None, verdict)
+        + "\n"
+        + verdict_table(verdict)
+        + f"\n  fix: {explain.fix(verdict)}"
+    )
+    return pytest.TestReport(
+        nodeid=pair.nodeid,
+        location=(path, (pair.line or 1) - 1, pair.nodeid.rsplit("::", 1)[-1]),
+        keywords={"llem": 1},
+        outcome="failed" if verdict.failed else "passed",
+        longrepr=text if verdict.failed else None,
+        when="call",
+        user_properties=[*gate_properties(verdict), ("llem.decided_by", pair.decided_by)],
+    )
 
 
 def _gate_report(entry: Unsettled) -> pytest.TestReport:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pytest_llem.gate.verdict import Comparison, inconclusive_line
+from pytest_llem.gate.settle import PairVerdict
+from pytest_llem.gate.verdict import Comparison, Verdict, inconclusive_line
 from pytest_llem.report.github import gate_cell, gate_rank
 from pytest_llem.results.records import ExperimentResult
 
@@ -57,8 +58,8 @@ def inconclusive_notes(results: Iterable[ExperimentResult]) -> list[str]:
     lines = []
     for r in results:
         gate = r.gate or {}
-        if gate.get("status") != "inconclusive":
-            continue
+        if gate.get("status") != "inconclusive" or gate.get("decided_by"):
+            continue  # said once, for the item that decided it
         effect = "failed" if gate.get("inconclusive", "fail") == "fail" else "warning only"
         for c in gate.get("comparisons", []):
             if c.get("status") == "inconclusive":
@@ -67,8 +68,29 @@ def inconclusive_notes(results: Iterable[ExperimentResult]) -> list[str]:
     return lines
 
 
-def summary_lines(results: Iterable[ExperimentResult]) -> list[str]:
-    """Lines of the per-study tables, studies in first-seen order."""
+def pair_row(pair: PairVerdict, policy: str) -> tuple[str, ...]:
+    """The A/B pair's own row: its verdict, candidate against reference."""
+    verdict = Verdict.model_validate({**pair.verdict, "inconclusive": policy})
+    comparisons = [c.model_dump() for c in verdict.comparisons]
+    status = verdict.status
+    worst = next((c for c in comparisons if c["status"] == status), None)
+    cell: str = status
+    if worst is not None and worst.get("ratio") is not None:
+        cell = f"{status} ({worst['metric']} ratio {worst['ratio']:.3f})"
+    outcome = "failed" if verdict.failed else "passed"
+    return (pair.nodeid.rsplit("::", 1)[-1], outcome, cell, "", "", "", "", "candidate / reference")
+
+
+def _pair_rank(pair: PairVerdict) -> int:
+    status = pair.verdict.get("status")
+    return 0 if status == "fail" else 1 if status == "inconclusive" else 2
+
+
+def summary_lines(
+    results: Iterable[ExperimentResult], pairs: Sequence[PairVerdict] = (), policy: str = "fail"
+) -> list[str]:
+    """Lines of the per-study tables, studies in first-seen order; an A/B study's pairs have
+    rows of their own (``<pair>[ab]``) above their arms'."""
     by_study: dict[tuple[str, str], list[ExperimentResult]] = {}
     for result in results:
         by_study.setdefault((result.study, result.study_hash), []).append(result)
@@ -77,7 +99,9 @@ def summary_lines(results: Iterable[ExperimentResult]) -> list[str]:
         lines.append(f"Study {name} [{digest}]")
         # Regressions first, then undecided limits: the rows a reviewer must read.
         ordered = sorted(items, key=gate_rank)
-        lines.extend(table([row(r) for r in ordered]))
+        mine = sorted((p for p in pairs if p.study_hash == digest), key=_pair_rank)
+        rows = [pair_row(p, policy) for p in mine] + [row(r) for r in ordered]
+        lines.extend(table(rows))
         lines.extend(inconclusive_notes(ordered))
         lines.append("")
     return lines

@@ -255,8 +255,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "ab",
-        "the runners of an A/B study's arms, overriding its ab: block: "
-        "'reference=RUNNER candidate=RUNNER' (e.g. two images: docker:app:1.0 docker:app:1.1)",
+        "the runners of an A/B study's arms, overriding its ab: block, as one quoted value: "
+        "--llem-ab 'reference=docker:app:1.0 candidate=docker:app:1.1'",
         convert=converters.ab_runners,
         metavar="ARMS",
         group="Runners",

@@ -212,11 +212,20 @@ class StudyPlan:
             "candidate back to back, alternating (AB, BA, AB, ...); gated on paired cycles"
         )
         if shared_process:
-            text += (
-                f"; both arms run in this process, so the model reloads at every switch "
-                f"(about {2 * pairs * cycles} loads): give an arm a runner (python:, docker:) "
-                "to keep each loaded"
-            )
+            # What the order costs, counted on the load keys (arms that load alike share one
+            # model): collection sets planned_loads before this line is printed.
+            loads, keys = self.planned_loads or (2 * pairs * cycles, 2 * pairs)
+            if loads > keys:
+                text += (
+                    f"; both arms run in this process: {loads} model loads planned, the model "
+                    "reloads at every switch: give an arm a runner (python:, docker:) to keep "
+                    "each loaded"
+                )
+            else:
+                text += (
+                    f"; both arms run in this process and load alike: {loads} model "
+                    f"load{'s' if loads != 1 else ''} planned"
+                )
         else:
             text += "; each arm keeps its engine loaded in its own worker (one load per arm)"
         return text

@@ -75,6 +75,19 @@ def test_a_slower_candidate_fails_and_an_aa_run_passes_on_paired_cycles(
     assert comp["ci"][0] <= comp["ratio"] <= comp["ci"][1]
     xml = (pytester.path / "j.xml").read_text()
     assert 'name="llem.gate.output_tokens_per_s.kind" value="paired"' in xml
+    # The pair's verdict is the pair's test, never an arm's: every arm passed, and
+    # <pair>[ab] failed with the ratio of the arms' geometric means and its interval.
+    result.assert_outcomes(passed=8, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*regression gate failed for A/B pair pytorch (candidate against reference):*",
+            "*metric*reference*candidate*ratio [[]interval[]]*p*limit*status*",
+            "FAILED study_ab.yaml::pytorch[[]ab[]] - regression gate failed for A/B pair*",
+        ]
+    )
+    assert '<testcase classname="study_ab.yaml" name="pytorch[ab]"' in xml
+    assert {i["gate"]["status"] for i in items} == {"fail"}  # no pending after the run
+    assert all(i["gate"]["decided_by"] == "study_ab.yaml::pytorch[ab]" for i in items[:-1])
 
     same = fast_study(tiny_gpt2, "execution: {n_cycles: 4}\n").replace(
         "window: {min_duration_s: 0}", "window: {min_duration_s: 0.5}"
@@ -83,9 +96,9 @@ def test_a_slower_candidate_fails_and_an_aa_run_passes_on_paired_cycles(
         ".yaml", study_ab=same + "gate: {max_regression: {output_tokens_per_s: 90%}}\n" + AA
     )
     calm = pytester.runpytest("--llem-results=out")
-    calm.assert_outcomes(passed=8)
+    calm.assert_outcomes(passed=9)  # 8 arms and the pair
     verdicts = [i["gate"]["comparisons"][0] for i in report(pytester)["items"]]
-    assert [v["status"] for v in verdicts if v["status"] != "pending"] == ["pass"]
+    assert {v["status"] for v in verdicts} == {"pass"}
 
 
 def test_an_incomplete_pair_is_not_a_pass(

@@ -71,15 +71,24 @@ def test_regressed_items_fail_with_the_table(pytester: pytest.Pytester, saved: P
     result.stdout.fnmatch_lines(
         [
             "*GateFailure: regression gate failed for pytorch-bs1 (cycle 3):*",
-            "*metric*baseline*current*delta*CI / p*limit*status*",
-            "*output_tokens_per_s*-??.?%*p=*5% worse*fail*",
+            "*metric*baseline*current*change [[]interval[]]*p*limit*status*",
+            "*output_tokens_per_s*-??.?% [[]*(beyond)*5% worse*fail*",
             "*energy_per_output_token_j*not_evaluated (no baseline value)*",
         ]
     )
     items = report(pytester)["items"]
     last = [i for i in items if i["cycle"] == 3]
     assert all(i["gate"]["status"] == "fail" and i["outcome"] == "failed" for i in last)
-    assert all(i["gate"]["comparisons"][1]["status"] == "pending" for i in items if i["cycle"] < 3)
+    # After the run every cycle shows its config's final verdict, and which item decided it.
+    early = [i for i in items if i["cycle"] < 3]
+    assert all(i["gate"]["comparisons"][1]["status"] == "fail" for i in early)
+    assert {i["gate"]["decided_by"].rsplit("::", 1)[1] for i in early} == {
+        "pytorch-bs1-c3",
+        "pytorch-bs2-c3",
+    }
+    lines = (pytester.path / "out" / "results.jsonl").read_text().splitlines()
+    logged = [(json.loads(line)["gate"] or {}).get("status") for line in lines]
+    assert logged.count("pending") == 4  # the log keeps what each item knew when it ended
     configs = report(pytester)["configs"]
     assert all(c["gate"] == "fail" and c["stats"]["output_tokens_per_s"]["n"] == 3 for c in configs)
     props = {
@@ -397,7 +406,7 @@ def test_noisy_baseline_fails_by_default_and_only_warns_when_asked(
             "*GateFailure: regression gate inconclusive for pytorch-bs1 (cycle 3)*",
             "*output_tokens_per_s*inconclusive (*not significantly*",
             "*output_tokens_per_s: *against a limit of 5% worse is inconclusive*"
-            "cycles vary by *% here (n=3) and 62.?% in the baseline (n=3)*would decide it*",
+            "cycles vary by *% here (n=3) and 62.?% in the baseline (n=3)*would decide a change of this size*",
             "*fix: re-*quiet machine*--llem-inconclusive warn*",
         ]
     )

@@ -89,6 +89,11 @@ def test_too_few_cycles_and_non_positive_values() -> None:
 @pytest.mark.parametrize("test", ["welch", "mannwhitney"])
 @pytest.mark.parametrize("better", ["lower", "higher"])
 def test_one_p_value_and_an_interval_that_agrees_with_the_verdict(test: str, better: str) -> None:
+    limit = 1.05 if better == "lower" else 0.95
+
+    def beyond(ratio: float) -> bool:
+        return ratio > limit if better == "lower" else ratio < limit
+
     # Whatever the draw: the verdict's p is the one below its level for a decided verdict,
     # and the interval lies beyond the limit exactly when it fails, within it when it passes.
     sig = SignificanceConfig(test=test)
@@ -102,8 +107,6 @@ def test_one_p_value_and_an_interval_that_agrees_with_the_verdict(test: str, bet
         d = decide(current, baseline, 0.05, better, sig, tests=3)
         seen.add(d.outcome)
         assert d.ratio_ci is not None and d.p_value is not None
-        limit = 1.05 if better == "lower" else 0.95
-        beyond = (lambda r: r > limit) if better == "lower" else (lambda r: r < limit)
         lo, hi = d.ratio_ci
         if d.outcome == "fail":
             assert d.side == "beyond" and d.p_value < sig.fail_alpha(3)
