@@ -25,6 +25,7 @@ from pytest_llem.preflight.host import Host
 from pytest_llem.study.experiment import ExperimentConfig
 
 _DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "float32": 4, "float16": 2, "bfloat16": 2}
+SERVE_INSTALL = 'pip install "pytest-llem[serve]"'
 MEMORY_OVERHEAD = 1.2  # activations, KV cache and allocator slack on top of the weights
 
 
@@ -102,7 +103,14 @@ def check_point(
             checks.append(
                 Check("gpu", f"no CUDA GPU: {reason}", "run on a GPU machine, or set device: cpu")
             )
-    if local:
+    endpoint = config.serve is not None and config.serve.endpoint is not None
+    if config.serve is not None and importlib.util.find_spec("aiohttp") is None:
+        checks.append(
+            Check("backend", "serving items need aiohttp (the load client)", SERVE_INSTALL)
+        )
+    # An endpoint is someone else's server: this machine needs neither the backend's library
+    # nor the model, only the client.
+    if local and not endpoint:
         spec = config.backend_spec
         missing = [m for m in spec.packages if importlib.util.find_spec(m) is None]
         more = spec.preflight_checks()
@@ -113,7 +121,7 @@ def check_point(
         elif more is not None:
             checks.extend(more(config, host))
     ref, model_problem = None, None
-    if config.backend_spec.hub_models:
+    if config.backend_spec.hub_models and not endpoint:
         ref, model_problem = _model_check(config, base_dir)
     if model_problem is not None:
         checks.append(model_problem)

@@ -195,6 +195,7 @@ class LlemSession:
                 reason=idle.reason,
             ),
             timeseries_file=series,
+            server_log_dir=str(self.settings.results_dir / "servers"),
         )
 
     def _measure(self, item: ItemRef, runner: Runner) -> tuple[Measurement, dict[str, Any]]:

@@ -65,6 +65,30 @@ class Metrics(_Model):
     # CPU: the peak resident memory of the engine's processes since they started (the model
     # load included), never reset: not the window's peak. vLLM: its processes' peaks summed.
     process_peak_rss_mb: float | None = None
+    # Serving items (a ``serve:`` section): request latencies in ms over the completed
+    # requests (vllm bench serve's definitions), throughputs and energy over the steady-state
+    # window (ML.ENERGY's), achieved against target rate. None for offline items.
+    ttft_ms_p50: float | None = None
+    ttft_ms_p90: float | None = None
+    ttft_ms_p99: float | None = None
+    tpot_ms_p50: float | None = None
+    tpot_ms_p90: float | None = None
+    tpot_ms_p99: float | None = None
+    itl_ms_p50: float | None = None
+    itl_ms_p90: float | None = None
+    itl_ms_p99: float | None = None
+    e2el_ms_p50: float | None = None
+    e2el_ms_p90: float | None = None
+    e2el_ms_p99: float | None = None
+    request_throughput: float | None = None
+    goodput: float | None = None
+    energy_per_request_j: float | None = None
+    energy_per_token_j: float | None = None
+    steady_state_s: float | None = None
+    achieved_rate: float | None = None
+    target_rate: float | None = None
+    completed_requests: int | None = None
+    errored_requests: int | None = None
 
 
 class CrosscheckInfo(_Model):
@@ -178,6 +202,10 @@ class Measurement(_Model):
     model_cached: bool = False
     environment: dict[str, Any] = Field(default_factory=dict)
     runner: RunnerInfo | None = None
+    # Serving items: every figure of the run (the whole run's throughputs and energy beside
+    # the window's, the client's own cost, the server's gauges, the window's edges), the
+    # server (its log, whether it was reused); None for offline items.
+    serving: dict[str, Any] | None = None
 
 
 class ExperimentResult(_Model):
@@ -223,6 +251,7 @@ class ExperimentResult(_Model):
     finished_at: str | None = None
     # Seconds of cool-down before the item (execution.experiment_gap_s / cycle_gap_s).
     cooldown_s: float | None = None
+    serving: dict[str, Any] | None = None  # a serving item's whole-run figures and server
 
 
 def append_jsonl(path: Path, record: BaseModel | dict[str, Any]) -> None:

@@ -14,12 +14,14 @@ from pytest_llem.energy.sampler import GpuSampler
 from pytest_llem.energy.select import select_meter
 from pytest_llem.engines import loading
 from pytest_llem.engines.cache import ModelCache
+from pytest_llem.engines.servers import ServerCache
 from pytest_llem.measure import protocol
 from pytest_llem.measure.idle_power import IdleReading
 from pytest_llem.measure.phases import Progress
 from pytest_llem.measure.protocol import Instruments
 from pytest_llem.measure.thermal import ThermalReader
 from pytest_llem.results.records import Measurement, RunnerInfo, ValidityWarning
+from pytest_llem.runners import serve_item
 from pytest_llem.runners.run_spec import RunSpec
 
 Instruments3 = tuple[GpuSampler | None, ThermalReader | None, list[ValidityWarning]]
@@ -66,13 +68,27 @@ def gpu_instruments(spec: RunSpec, gpus: list[GpuRef]) -> Iterator[Instruments3]
         nvml.release(pynvml)
 
 
-def execute(spec: RunSpec, cache: ModelCache, progress: Progress) -> Measurement:
+def execute(
+    spec: RunSpec, cache: ModelCache, progress: Progress, servers: ServerCache | None = None
+) -> Measurement:
     """Load (or reuse) the model, measure one item, and return the measurement.
 
     Shared by the local runner and the container entrypoint, so an item measures the same
-    way wherever it runs.
+    way wherever it runs. A serving item (``serve:``) loads a server instead of a model: the
+    runner's ``servers``, or one for this item alone (stopped when it ends).
     """
     config = spec.config
+    if config.serve is not None:
+        cache.clear()  # one model or one server holds the devices, never both
+        if servers is not None:
+            return serve_item.execute(spec, servers, progress)
+        own = ServerCache()
+        try:
+            return serve_item.execute(spec, own, progress)
+        finally:
+            own.clear()
+    if servers is not None:
+        servers.clear()
     base_dir = Path(spec.base_dir) if spec.base_dir else None
     progress("load", config.model)
     loaded = cache.get(config, base_dir)
@@ -112,9 +128,12 @@ class LocalRunner:
     def __init__(self, source: str = "default") -> None:
         self.info = RunnerInfo(type="local", source=source)
         self.cache = ModelCache()
+        self.servers = ServerCache()  # serving items' server, kept warm like the model
 
     def prepare(self, spec: RunSpec) -> None:
         """Import what loading the item's model needs (before a per-item timer starts)."""
+        if spec.config.serve is not None:
+            return  # the server is another process: nothing to import here
         base_dir = Path(spec.base_dir) if spec.base_dir else None
         loading.preload(spec.config, base_dir)
 
@@ -125,11 +144,13 @@ class LocalRunner:
         a state nobody can vouch for: it is evicted, and the next item loads afresh.
         """
         try:
-            return execute(spec, self.cache, progress)
+            return execute(spec, self.cache, progress, self.servers)
         except BaseException:
             self.cache.clear()
+            self.servers.clear()  # a server that failed an item is not reused
             raise
 
     def close(self) -> None:
-        """Free the cached model."""
+        """Free the cached model; stop and reap the server."""
         self.cache.clear()
+        self.servers.clear()

@@ -43,6 +43,7 @@ class RunSpec(BaseModel):
     energy_backend: str | None = None
     idle: IdleSpec = IdleSpec()
     timeseries_file: str | None = None
+    server_log_dir: str | None = None  # serving items: where their servers' logs are kept
 
     @model_validator(mode="before")
     @classmethod

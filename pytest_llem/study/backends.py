@@ -61,6 +61,10 @@ class BackendSpec:
             a local pre-flight: which build of the library the host has, noted once.
         fates: what became of LLenergyMeasure's fields of this backend's section
             (``study.fates.Fate`` rows), for reading the original's study files.
+        server: ``"module:function"`` that starts the backend's own OpenAI-compatible
+            server for serving items, called as ``function(config, base_dir, port)`` and
+            returning the command to run (``serving.process.Launch``); None: serving items
+            of this backend need ``serve.endpoint``.
     """
 
     name: str
@@ -83,6 +87,7 @@ class BackendSpec:
     # LLenergyMeasure compatibility: what became of the original's fields of this section
     # (study.fates.Fate rows; typed Any: fates.py reads this module's specs duck-typed).
     fates: tuple[Any, ...] = field(default=(), compare=False)
+    server: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():
@@ -107,6 +112,10 @@ class BackendSpec:
         """The backend's build note, imported on first use."""
         return _import(self.build_note) if self.build_note else None
 
+    def server_launcher(self) -> Callable[..., Any] | None:
+        """The backend's server command builder, imported on first use."""
+        return _import(self.server) if self.server else None
+
     def engine_module(self) -> Any:
         """Import the engine's module (heavy: only when an item runs)."""
         return importlib.import_module(self.engine.partition(":")[0])
@@ -125,6 +134,7 @@ class BackendSpec:
             "devices": sorted(self.devices),
             "precisions": sorted(self.precisions),
             "lora": self.lora,
+            "server": self.server,
         }
 
 
@@ -145,6 +155,7 @@ def spec_from_record(record: dict[str, Any]) -> BackendSpec:
         devices=frozenset(record.get("devices", COMMON_DEVICES)),
         precisions=frozenset(record.get("precisions", COMMON_PRECISIONS)),
         lora=bool(record.get("lora", False)),
+        server=record.get("server"),
     )
 
 

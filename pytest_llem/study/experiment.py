@@ -16,6 +16,7 @@ from pytest_llem.study.measurement import (
     WarmupConfig,
     WindowConfig,
 )
+from pytest_llem.study.serve import ServeConfig
 
 DatasetOrder = Literal["interleaved", "grouped", "shuffled"]
 NO_BACKENDS = BackendRegistry(())
@@ -45,6 +46,7 @@ WORKLOAD_FIELDS: frozenset[str] = frozenset(
         "decoder",
         "lora",
         "passthrough_kwargs",
+        "serve",
     }
 )
 
@@ -161,6 +163,8 @@ class ExperimentConfig(_Section):
     validity: ValidityConfig = ValidityConfig()
     lora: LoRAConfig | None = None
     passthrough_kwargs: dict[str, Any] | None = None
+    # Served requests under a load profile instead of offline generate calls.
+    serve: ServeConfig | None = None
 
     @field_validator("model")
     @classmethod
@@ -209,6 +213,11 @@ class ExperimentConfig(_Section):
         if self.lora is not None and not spec.lora:
             able = [s.name for s in registry if s.lora]
             raise ValueError(f"lora is not supported on backend {self.backend}; use one of {able}")
+        if self.serve is not None and self.serve.endpoint is None and spec.server is None:
+            raise ValueError(
+                f"backend {self.backend} starts no server of its own: set serve.endpoint to "
+                "an OpenAI-compatible server that is running (or use backend: vllm)"
+            )
         problem = spec.check(self) if spec.check is not None else None
         if problem:
             raise ValueError(problem)
@@ -238,6 +247,8 @@ class ExperimentConfig(_Section):
         data = self.model_dump(mode="json", include=fields, exclude_none=True)
         # An absent section and a section of defaults are the same workload: hash the effective one.
         data[self.backend] = self.section().model_dump(mode="json", exclude_none=True)
+        if self.serve is not None:
+            data["serve"] = self.serve.workload()
         return data
 
 

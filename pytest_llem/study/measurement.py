@@ -26,6 +26,14 @@ WARNING_CODES: tuple[str, ...] = (
     "warmup_not_converged",
     "unstable_cycles",  # set by the gate at a config's last cycle (gate/stability.py)
     "concurrent_measurement",
+    # Serving items (serving/validity.py): no steady state, a rate below its target,
+    # failed requests, a batch under 80% full, a saturated KV cache, a run cut short.
+    "no_window",
+    "rate_below_target",
+    "errored_requests",
+    "low_occupancy",
+    "kv_cache_saturated",
+    "stopped_early",
 )
 
 

@@ -41,4 +41,22 @@ METRICS: dict[str, MetricInfo] = {
     "peak_memory_mb": MetricInfo("MB", "lower", "peak memory"),
     "model_memory_mb": MetricInfo("MB", "lower", "model memory"),
     "process_peak_rss_mb": MetricInfo("MB", "lower", "process peak RSS since start"),
+    # Serving items (serve: sections).
+    **{
+        f"{name}_ms_p{q}": MetricInfo("ms", "lower", f"{label} p{q}")
+        for name, label in (
+            ("ttft", "time to first token"),
+            ("tpot", "time per output token"),
+            ("itl", "inter-token latency"),
+            ("e2el", "end-to-end request latency"),
+        )
+        for q in (50, 90, 99)
+    },
+    "request_throughput": MetricInfo("req/s", "higher", "request throughput (steady state)"),
+    "goodput": MetricInfo("req/s", "higher", "requests/s meeting every SLO (steady state)"),
+    "energy_per_request_j": MetricInfo("J/req", "lower", "energy per request"),
+    "energy_per_token_j": MetricInfo("J/tok", "lower", "energy per token (input + output)"),
+    "steady_state_s": MetricInfo("s", "higher", "steady-state window"),
+    "achieved_rate": MetricInfo("req/s", "higher", "achieved arrival rate"),
+    "errored_requests": MetricInfo("req", "lower", "requests that errored"),
 }

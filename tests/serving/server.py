@@ -10,7 +10,10 @@ batching does. ``/metrics`` exposes vLLM's gauges (running, waiting, KV-cache us
 running / max-num-seqs) and ``llem_test:max_in_flight`` (the most requests in flight at
 once). Faults by arrival order (0-based): ``--fault status500:3`` (answer 500),
 ``--fault close:2`` (close the connection after ``--close-after`` tokens), ``--fault hang:1``
-(never answer); ``--fail-all 503`` answers every request so.
+(never answer); ``--fail-all 503`` answers every request so. As a backend's own server
+(tests/serving/backend.py): ``--port`` to listen on, ``--startup-s`` before it listens,
+``--unhealthy`` (``/health`` answers 503 forever), ``--crash-after N`` (the process exits
+when request N arrives), ``--hang-after N`` (from request N on, nothing is answered).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import sys
 import time
@@ -83,7 +87,12 @@ async def completions(request: web.Request) -> web.StreamResponse:
     index = state.arrived
     state.arrived += 1
     body = await request.json()
+    args = request.app["args"]
+    if args.crash_after is not None and index >= args.crash_after:
+        os._exit(3)  # a crash: no reply, no cleanup, the connections drop
     fault = state.faults.get(index, "")
+    if args.hang_after is not None and index >= args.hang_after:
+        fault = "hang"
     if state.fail_all is not None or fault == "status500":
         status = state.fail_all or 500
         return web.json_response({"error": {"message": f"injected failure {index}"}}, status=status)
@@ -160,7 +169,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """GET /health."""
+    """GET /health (503 forever with ``--unhealthy``)."""
+    if request.app["args"].unhealthy:
+        return web.Response(status=503, text="loading")
     return web.Response(text="")
 
 
@@ -181,6 +192,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fail-all", type=int, default=None, help="answer every request so")
     parser.add_argument("--no-metrics", action="store_true")
     parser.add_argument("--model", default="test-model")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--startup-s", type=float, default=0.0)
+    parser.add_argument("--unhealthy", action="store_true")
+    parser.add_argument("--crash-after", type=int, default=None)
+    parser.add_argument("--hang-after", type=int, default=None)
     return parser.parse_args(argv)
 
 
@@ -195,6 +211,7 @@ def make_app(args: argparse.Namespace) -> web.Application:
     )  # fmt: skip
     app = web.Application()
     app["state"] = state
+    app["args"] = args
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
@@ -207,9 +224,10 @@ async def serve(args: argparse.Namespace) -> None:
     state: State = app["state"]
     if args.max_num_seqs:
         state.slots = asyncio.Semaphore(args.max_num_seqs)
+    await asyncio.sleep(args.startup_s)  # a server that takes its time to load
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.SockSite(runner, sock, backlog=1024).start()

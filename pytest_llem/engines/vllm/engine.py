@@ -100,7 +100,8 @@ def load_key(config: ExperimentConfig) -> str:
     return f"{config.model}|{sorted(engine_kwargs(config).items(), key=lambda kv: kv[0])!r}"
 
 
-def _model_path(config: ExperimentConfig, base_dir: Path | None) -> tuple[str, Path | None]:
+def model_path(config: ExperimentConfig, base_dir: Path | None) -> tuple[str, Path | None]:
+    """What vLLM loads (a folder, a hub id or a GGUF file), and the local folder if any."""
     ref = resolve_model(config.model, base_dir)
     if ref.gguf_file:
         return str(Path(ref.name_or_path) / ref.gguf_file), None
@@ -146,7 +147,7 @@ class VLLMEngine:
     def load(cls, config: ExperimentConfig, base_dir: Path | None = None) -> VLLMEngine:
         """Build the ``vllm.LLM`` (bad engine arguments are an EngineError, not a crash)."""
         vllm = _import()
-        model, folder = _model_path(config, base_dir)
+        model, folder = model_path(config, base_dir)
         kwargs, env = source.adapt(engine_kwargs(config), source.installed_api())
         # Undeclared keys are passed through; the installed vLLM is their schema.
         check_engine_keys(spec.section(config).engine.model_extra or {}, engine_arg_names())
@@ -155,7 +156,7 @@ class VLLMEngine:
             plan = vllm_host.plan_kv_cache(config, folder)
             facts = {"vllm_kv_cache_bytes": plan.bytes, "vllm_kv_cache_source": plan.source}
             if plan.bytes is not None:
-                facts.update(_reserve_kv_cache(plan.bytes, kwargs, env))
+                facts.update(reserve_kv_cache(plan.bytes, kwargs, env))
         # EngineCore gives its workers 5 s to exit before it warns and kills them; on a busy
         # CPU that is not enough for a clean shutdown. vLLM reads it when it shuts down, so it
         # stays set for the engine's life (a value the user set is kept).
@@ -280,7 +281,7 @@ class VLLMEngine:
                 torch.cuda.empty_cache()
 
 
-def _reserve_kv_cache(size: int, kwargs: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def reserve_kv_cache(size: int, kwargs: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     """Ask vLLM for a ``size``-byte CPU KV cache the way the installed vLLM accepts it.
 
     ``kv_cache_memory_bytes`` where its ``EngineArgs`` has the field; otherwise the older

@@ -175,4 +175,5 @@ VLLM = BackendSpec(
     collect_check="pytest_llem.engines.vllm.collect_check:study_problems",
     build_note="pytest_llem.engines.vllm.preflight:build_note",
     fates=LLEM_FATES,
+    server="pytest_llem.engines.vllm.server:launch",
 )
