@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pytest_llem.gate.settle import PairVerdict
 from pytest_llem.gate.verdict import Comparison, Verdict, inconclusive_line
 from pytest_llem.report.github import gate_cell, gate_rank
-from pytest_llem.results.records import ExperimentResult
+from pytest_llem.results.records import ExperimentResult, Metrics
 
 HEADERS = ("item", "outcome", "gate", "out tok/s", "J/token", "energy J", "duration s", "notes")
 
@@ -16,12 +16,26 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def serving_note(m: Metrics) -> str:
+    """A serving item's headline: requests/s over the steady state, TTFT and TPOT."""
+    parts = [f"{m.request_throughput:.2f} req/s"]
+    if m.ttft_ms_p99 is not None:
+        parts.append(f"TTFT p99 {m.ttft_ms_p99:.0f} ms")
+    if m.tpot_ms_p50 is not None:
+        parts.append(f"TPOT p50 {m.tpot_ms_p50:.1f} ms")
+    if m.energy_per_request_j is not None:
+        parts.append(f"{m.energy_per_request_j:.3g} J/req")
+    return "serving: " + ", ".join(parts)
+
+
 def row(result: ExperimentResult) -> tuple[str, ...]:
     """One table row for a result."""
     m = result.metrics
     notes = ""
+    if m is not None and m.request_throughput is not None:
+        notes = serving_note(m)
     if result.energy is not None and result.energy.reason and m is not None:
-        notes = f"energy: {result.energy.reason}"
+        notes = ", ".join([*([notes] if notes else []), f"energy: {result.energy.reason}"])
     if result.warnings:
         notes = ", ".join([*([notes] if notes else []), *(w.code for w in result.warnings)])
     if result.outcome in ("skipped", "failed", "error") and result.message:

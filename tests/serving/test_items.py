@@ -110,3 +110,39 @@ def test_an_endpoint_that_does_not_answer_fails_the_item_with_the_fix(
     result = pytester.runpytest("--llem-results=out")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*serve.endpoint http://127.0.0.1:{port}/v1 does not answer*"])
+
+
+def test_serving_metrics_gate_as_budgets(pytester: pytest.Pytester, serving_server: Start) -> None:
+    server = serving_server("--first-token-ms", "300", "--itl-ms", "5")
+    pytester.makefile(
+        ".yaml",
+        study_serve=study(
+            server.base_url,
+            "concurrency: 2, num_requests: 8, rate: inf",
+            "gate: {budgets: {ttft_ms_p99: 100}}\n",
+        ),
+    )
+    result = pytester.runpytest("--llem-results=out")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ttft_ms_p99*<= 100*fail*"])
+
+
+def test_an_ab_of_two_servers_is_judged_on_paired_cycles(
+    pytester: pytest.Pytester, serving_server: Start
+) -> None:
+    fast = serving_server("--first-token-ms", "10", "--itl-ms", "2")
+    slow = serving_server("--first-token-ms", "60", "--itl-ms", "2")
+    text = study(
+        fast.base_url,
+        "concurrency: 2, num_requests: 8, rate: inf",
+        "execution: {n_cycles: 6}\n"
+        "gate: {max_regression: {ttft_ms_p50: 20%}}\n"
+        f"ab:\n  reference: {{serve.endpoint: '{fast.base_url}'}}\n"
+        f"  candidate: {{serve.endpoint: '{slow.base_url}'}}\n",
+    )
+    pytester.makefile(".yaml", study_ab=text)
+    result = pytester.runpytest("--llem-results=out")
+    result.assert_outcomes(passed=12, failed=1)  # the arms ran; the pair regressed
+    result.stdout.fnmatch_lines(["FAILED study_ab.yaml::pytorch[[]ab[]] - regression gate failed*"])
+    arms = {i["arm"] for i in items(pytester)}
+    assert arms == {"reference", "candidate"}
