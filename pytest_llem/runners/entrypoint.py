@@ -23,6 +23,7 @@ from pytest_llem.results.records import write_json_atomic
 
 if TYPE_CHECKING:
     from pytest_llem.engines.cache import ModelCache
+    from pytest_llem.engines.servers import ServerCache
     from pytest_llem.results.records import Measurement
 
 
@@ -53,9 +54,17 @@ class _Log:
 
 
 def run_item(
-    config_path: Path, log_path: str | None, token_file: str | None, cache: ModelCache
+    config_path: Path,
+    log_path: str | None,
+    token_file: str | None,
+    cache: ModelCache,
+    servers: ServerCache | None = None,
 ) -> tuple[int, Measurement | None]:
-    """Run one item; never raise (the host reads the files). Returns (exit code, measurement)."""
+    """Run one item; never raise (the host reads the files). Returns (exit code, measurement).
+
+    ``servers``: the warm worker's serving servers, kept across its items (None: a serving
+    item starts its server for itself).
+    """
     log = _Log(log_path)
     out_dir = config_path.parent
     key = config_path.name.removesuffix("_config.json")
@@ -65,11 +74,14 @@ def run_item(
         from pytest_llem.runners.run_spec import RunSpec
 
         spec = RunSpec.model_validate_json(config_path.read_text(encoding="utf-8"))
+        # A server's log goes into the exchange directory, which the host sees (and keeps
+        # when the item fails): the host's results directory is not mounted here.
+        spec = spec.model_copy(update={"server_log_dir": str(out_dir / "servers")})
 
         def progress(phase: str, detail: str) -> None:
             log.write(f"[llem] {phase} {detail}")
 
-        measurement = execute(spec, cache, progress)
+        measurement = execute(spec, cache, progress, servers)
         write_json_atomic(out_dir / f"{key}_result.json", measurement.model_dump(mode="json"))
         return 0, measurement
     except BaseException as exc:  # every failure must reach the host as a file
@@ -102,18 +114,20 @@ def main() -> int:
     return code
 
 
-def handle(text: str, cache: ModelCache) -> Path | None:
+def handle(text: str, cache: ModelCache, servers: ServerCache | None = None) -> Path | None:
     """Run the item of one request and write its response; return the response path."""
     from pytest_llem.runners.docker.worker import WorkerRequest, WorkerResponse, write_atomic
 
     request = WorkerRequest.model_validate_json(text)
     code, measurement = run_item(
-        Path(request.config_path), request.log_file, request.token_file, cache
+        Path(request.config_path), request.log_file, request.token_file, cache, servers
     )
     if code != 0:
         # An engine that raised mid-item (CUDA OOM, a crashed engine core) may be unusable:
-        # the next item loads afresh rather than inherit its state.
+        # the next item loads afresh rather than inherit its state; so does a server.
         cache.clear()
+        if servers is not None:
+            servers.clear()
     response = WorkerResponse(
         seq=request.seq,
         exit_code=code,
@@ -142,9 +156,11 @@ def serve(
     from pydantic import ValidationError
 
     from pytest_llem.engines.cache import ModelCache
+    from pytest_llem.engines.servers import ServerCache
     from pytest_llem.runners.docker.worker import REQUEST_NAME
 
     cache = cache or ModelCache()
+    servers = ServerCache()  # a serving item's server stays up for the next one
     request = inbox / REQUEST_NAME
     handled = 0
     try:
@@ -156,13 +172,14 @@ def serve(
                 continue
             request.unlink()  # claimed: a restarted worker never runs it twice
             try:
-                handle(text, cache)
+                handle(text, cache, servers)
             except (ValidationError, ValueError) as exc:
                 print(f"[llem] worker cannot read its request: {exc}", file=sys.stderr, flush=True)
                 return 2
             handled += 1
     finally:
         cache.clear()
+        servers.clear()
     return 0
 
 
