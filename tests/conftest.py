@@ -490,6 +490,9 @@ SAMPLING_FIELDS = {
     "max_tokens",
     "min_tokens",
     "ignore_eos",
+    "logprobs",
+    "prompt_logprobs",
+    "detokenize",
 }
 
 
@@ -519,6 +522,7 @@ class FakeSamplingParams:
             "min_tokens": 0,
             "repetition_penalty": 1.0,
             "seed": None,
+            "prompt_logprobs": None,
             **kwargs,
         }
         if values["temperature"] < 0:
@@ -575,7 +579,7 @@ class FakeLLM:
 
     def _tokens(self, prompt: list[int], max_tokens: int, min_tokens: int = 0) -> list[int]:
         # Deterministic: some prompts stop early with EOS, like a real model would.
-        length = max_tokens if sum(prompt) % 3 else max(min_tokens, max_tokens // 2)
+        length = max_tokens if sum(prompt) % 3 else max(min_tokens, max_tokens // 2, 1)
         out = [(prompt[i % len(prompt)] + i) % 200 + 4 for i in range(length)]
         if length < max_tokens:
             out[-1] = self.tokenizer.eos_token_id
@@ -625,6 +629,7 @@ class FakeLLM:
                     request_id=str(i),
                     prompt=None,
                     prompt_token_ids=ids,
+                    prompt_logprobs=_prompt_logprobs(ids, params.prompt_logprobs),
                     outputs=[completion],
                     finished=True,
                     metrics=metrics,
@@ -648,6 +653,22 @@ class FakeLLM:
             ]
             results.append(_types.SimpleNamespace(sequences=seqs))
         return results
+
+
+def _prompt_logprobs(ids: list[int], k: int | None) -> list[Any] | None:
+    """vLLM's ``RequestOutput.prompt_logprobs``: None for the first position, then per
+    position the prompt's token (with its rank) and the k most likely (ranks 1..k). The fake
+    model ranks each prompt token first, with log probability -0.1 - (token % 7) / 10."""
+    if k is None:
+        return None
+    out: list[Any] = [None]
+    for token in ids[1:]:
+        entry = {token: _types.SimpleNamespace(logprob=-0.1 - (token % 7) / 10, rank=1)}
+        for rank in range(2, k + 1):
+            other = (token + rank - 1) % 200 + 4
+            entry.setdefault(other, _types.SimpleNamespace(logprob=-5.0 - rank, rank=rank))
+        out.append(entry)
+    return out
 
 
 def make_fake_vllm(platform: str = "cuda") -> Any:

@@ -24,6 +24,7 @@ from pytest_llem.gate.thresholds import LimitSyntaxError, parse_fail_on
 from pytest_llem.gate.verdict import table
 from pytest_llem.report import document, terminal
 from pytest_llem.results.records import ExperimentResult, write_json_atomic
+from pytest_llem.study.quality import QualityConfig
 from pytest_llem.study.sections import GateConfig, percent
 
 
@@ -92,6 +93,8 @@ def regate(
         if missing and measured:
             incomplete.append(f"{group[0].point_id} [{config_hash}]: {describe(missing)}")
         study_gate = GateConfig.model_validate(gates.get(study_hash) or {})
+        guard = group[0].config.get("quality")  # the quality: limits, on each item's answers
+        checks = QualityConfig.model_validate(guard) if guard else None
         for index, item in enumerate(measured):
             assert item.metrics is not None
             verdict, stats = gate.judge(
@@ -104,6 +107,8 @@ def regate(
                 study_hash=study_hash,
                 point_id=item.point_id,
                 configs=per_study[study_hash],
+                quality=item.quality,
+                checks=checks,
             )
             item.gate = verdict.model_dump(mode="json") if verdict is not None else None
             item.cycle_stats = stats or item.cycle_stats

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pytest_llem.devices import GpuRef
 from pytest_llem.study.experiment import ExperimentConfig
@@ -24,6 +25,11 @@ class Completion:
     says why): a batch's wall time is never passed off as a request's latency. ``itl_s`` are
     per-token gaps (where the engine sees each token); ``tpot_s`` is the request's mean gap
     between output tokens (time per output token), where only that is known.
+
+    ``output_token_ids`` are kept only when the config's ``quality:`` section asks (the quality
+    checks compare them), so a window without quality checks carries no per-token data. The
+    top-k log probabilities those checks also need are not asked of the window's generate
+    calls (that would change the measured work): ``TokenScorer.score`` gives them after it.
     """
 
     input_tokens: int
@@ -33,6 +39,12 @@ class Completion:
     itl_s: tuple[float, ...] = ()
     tpot_s: float | None = None
     timing_note: str | None = None
+    output_token_ids: tuple[int, ...] = ()
+
+
+def keeps_output_ids(config: ExperimentConfig) -> bool:
+    """True when an engine keeps each completion's output token ids (``quality:`` asks)."""
+    return config.quality is not None and config.quality.records_tokens
 
 
 @dataclass(frozen=True)
@@ -72,3 +84,35 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Free the model and its device memory."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Teacher-forced log probabilities of one token sequence, from its ``start`` on.
+
+    ``logprobs[i]`` is the log probability of token ``start + i`` given every token before it;
+    ``top[i]`` the ids of the ``top_k`` most likely tokens at that position, best first.
+    """
+
+    logprobs: tuple[float, ...]
+    top: tuple[tuple[int, ...], ...] = ()
+
+
+@runtime_checkable
+class TokenScorer(Protocol):
+    """An engine that can score token sequences (the quality checks' pass after the window).
+
+    Optional: an engine without it still measures; the checks that need scores then say so.
+    """
+
+    def score(
+        self, sequences: Sequence[Sequence[int]], starts: Sequence[int], top_k: int
+    ) -> list[Scored]:
+        """Score each sequence from its start (each start >= 1); ``top_k`` 0: no top lists."""
+
+    def text_tokens(self, source: str | None) -> tuple[list[int], str]:
+        """The token ids of a text to score and its name (``source`` None: the text shipped
+        with pytest-llem; else a .txt or .jsonl path, relative to the study file)."""
+
+    def context_tokens(self) -> int:
+        """The longest sequence the model takes."""

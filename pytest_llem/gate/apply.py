@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_llem.gate import cycles, stability
-from pytest_llem.gate.baseline_file import BaselineFile
+from pytest_llem.gate import quality as quality_checks
+from pytest_llem.gate.baseline_file import BaselineEntry, BaselineFile
 from pytest_llem.gate.completeness import Ledger
 from pytest_llem.gate.paired import paired_comparison
 from pytest_llem.gate.thresholds import Limit, combine, from_study, parse_fail_on
@@ -20,8 +21,9 @@ from pytest_llem.gate.verdict import (
     require_energy_of,
     status_of,
 )
-from pytest_llem.results.records import ValidityWarning
+from pytest_llem.results.records import QualityRecord, ValidityWarning
 from pytest_llem.stats.summary import summarise
+from pytest_llem.study.quality import QualityConfig
 from pytest_llem.study.sections import AB_ARMS, GateConfig
 
 # When comparing with a baseline and nobody set a relative limit, guard the two headline
@@ -58,6 +60,8 @@ class Gate:
     samples: dict[str, dict[int, Mapping[str, float | None]]] = field(default_factory=dict)
     # Which cycles collection selected and why those without a sample have none.
     ledger: Ledger = field(default_factory=Ledger)
+    # Per config (or A/B arm), each cycle's answers for the quality checks: the first attempt's.
+    answers: dict[str, dict[int, QualityRecord | None]] = field(default_factory=dict)
 
     def limits(self, study: GateConfig) -> list[Limit]:
         """Limits in force for a study: cli > ini > study; defaults when comparing."""
@@ -93,6 +97,10 @@ class Gate:
             self.ledger.sample(key, cycle)
         return list(by_cycle.values()), repeated
 
+    def keep_answers(self, key: str, cycle: int, record: QualityRecord | None) -> None:
+        """Keep a cycle's quality record (a rerun of the cycle keeps the first attempt's)."""
+        self.answers.setdefault(key, {}).setdefault(cycle, record)
+
     def completes(self, key: str, cycle: int, n_cycles: int) -> bool:
         """True when ``cycle`` is, or repeats, the last of a config's cycles still missing.
 
@@ -124,12 +132,16 @@ class Gate:
         study_hash: str = "",
         point_id: str | None = None,
         configs: int = 1,
+        quality: QualityRecord | None = None,
+        checks: QualityConfig | None = None,
     ) -> tuple[Verdict | None, dict[str, dict[str, float]] | None]:
         """Record this cycle; return (verdict, or None without limits; stats at the last cycle).
 
         ``final`` and ``missing`` default to what the ledger knows (the session's case);
         ``merge`` passes them, from the shard reports. ``configs``: the study's gated configs,
         which with its relative limits make the family of tests the correction counts.
+        ``checks``: the config's ``quality:`` limits, judged on this item's answers
+        (``quality``) against the baseline's, listed first.
         """
         key = sample_key(study_hash, config_hash)
         history, repeated = self.record(key, metrics, cycle)
@@ -162,6 +174,14 @@ class Gate:
             missing=missing or {},
             tests=configs * sum(1 for lim in limits if lim.kind == "relative"),
         )
+        if checks is not None and checks.active and self.baseline is not None:
+            mine = _against_baseline(checks, self.baseline.name, entry, quality)
+            verdict.comparisons = quality_checks.quality_first([*mine, *verdict.comparisons])
+            verdict.status = status_of(
+                verdict.comparisons,
+                entry is None and any(lim.kind == "relative" for lim in limits),
+                self.require_baseline,
+            )
         verdict.baseline = self.baseline.name if self.baseline is not None else None
         verdict.baseline_match = match
         if repeated:
@@ -170,6 +190,25 @@ class Gate:
                 f"cycle {cycle} was measured again (a rerun): the gate keeps its first sample",
             )
         return verdict, stats
+
+
+def _against_baseline(
+    checks: QualityConfig, name: str, entry: BaselineEntry | None, record: QualityRecord | None
+) -> list[Comparison]:
+    """An item's answers against what the baseline stored for its config."""
+    if entry is None:  # said by the baseline's note; a relative limit is not compared either
+        return quality_checks.undecided(checks, "quality", "not_evaluated", "no baseline value")
+    if entry.quality is None:
+        return quality_checks.undecided(
+            checks,
+            "quality",
+            "inconclusive",
+            f"baseline {name!r} has no quality data for this config (saved before the quality "
+            "checks existed, or by a run without this quality: section): save it again",
+        )
+    return quality_checks.compare(
+        checks, [(None, entry.quality, record)], "quality", (f"baseline {name!r}", "this run")
+    )
 
 
 def arm_key(study_hash: str, pair: str, arm: str) -> str:
@@ -205,9 +244,14 @@ def judge_pair(
     n_cycles: int,
     metrics: Mapping[str, float | None],
     configs: int = 1,
+    quality: QualityRecord | None = None,
+    checks: QualityConfig | None = None,
 ) -> tuple[Verdict, dict[str, dict[str, float]] | None]:
     """An A/B arm's item: budgets on its own value, relative limits on the pairs so far (the
-    candidate against the reference of the same cycles), decided at the pair's last cycle."""
+    candidate against the reference of the same cycles), decided at the pair's last cycle;
+    the ``quality:`` limits (``checks``) on the arms' answers, decided with them, listed
+    first."""
+    gate.keep_answers(keys[arm], cycle, quality)
     history, repeated = gate.record(keys[arm], metrics, cycle)
     final, missing = _pair_finality(gate.ledger, keys, arm, cycle, n_cycles)
     stats = summarise(cycles.collect(history)) if final else None
@@ -238,6 +282,9 @@ def judge_pair(
             )
         )
     require_energy_of(comparisons, gate.require_energy, True)
+    if checks is not None and checks.active:
+        judged = _pair_answers(gate, keys, checks, both, final, missing)
+        comparisons = quality_checks.quality_first([*judged, *comparisons])
     note = "candidate against the reference arm of the same cycles (paired, this session)"
     if repeated:
         note += f"; cycle {cycle} was measured again (a rerun): the gate keeps its first sample"
@@ -248,6 +295,27 @@ def judge_pair(
         inconclusive=gate.inconclusive,
     )
     return verdict, stats
+
+
+def _pair_answers(
+    gate: Gate,
+    keys: Mapping[str, str],
+    checks: QualityConfig,
+    both: Sequence[int],
+    final: bool,
+    missing: Mapping[int, str],
+) -> list[Comparison]:
+    """The quality limits of an A/B pair: on every complete pair's answers at the last pair."""
+    if missing:
+        return quality_checks.incomplete(checks, "paired", missing)
+    if not final:
+        return quality_checks.undecided(checks, "paired", "pending", "decided at the last pair")
+    ref = gate.answers.get(keys["reference"], {})
+    cand = gate.answers.get(keys["candidate"], {})
+    pairs = [(c, ref.get(c), cand.get(c)) for c in both]
+    return quality_checks.compare(
+        checks, pairs, "paired", ("the reference arm", "the candidate arm")
+    )
 
 
 def stability_rules(

@@ -4,13 +4,17 @@ An H100 result is never compared with an A100 baseline: the hardware fingerprint
 driver major, power limit, or the CPU model for cpu points) is part of the key.
 
 Schema versions: 1 (samples only) stays readable; 2 adds each entry's cycle-to-cycle ``cv``
-per metric, so that a later comparison can say how steady its reference was.
+per metric, so that a later comparison can say how steady its reference was; 3 adds each
+entry's answers (``quality``: per prompt the output token ids and top-k lists, mean output
+tokens per request, perplexity) where the study set ``quality:``. An entry without them
+(versions 1 and 2, or a study without ``quality:``) still loads: a quality limit then says
+the baseline has no quality data, and is not a pass.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pytest_llem.errors import LlemError
 from pytest_llem.gate.cycles import collect
 from pytest_llem.gate.hardware import differences
-from pytest_llem.results.records import write_json_atomic
+from pytest_llem.results.records import QualityRecord, write_json_atomic
 from pytest_llem.stats.descriptive import cv, mean
 from pytest_llem.study.metrics import METRICS
 
@@ -40,6 +44,7 @@ class BaselineEntry(BaseModel):
     study: str
     samples: dict[str, list[float]]
     cv: dict[str, float] = Field(default_factory=dict)  # version 2; absent from version 1
+    quality: QualityRecord | None = None  # version 3; only where the study set quality:
 
 
 Match = Literal["found", "other_hardware", "other_config", "absent"]
@@ -60,7 +65,7 @@ class BaselineFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["pytest-llem-baseline"] = "pytest-llem-baseline"
-    version: Literal[1, 2] = 2
+    version: Literal[1, 2, 3] = 3
     name: str
     created_at: str
     entries: list[BaselineEntry] = Field(default_factory=list)
@@ -154,10 +159,26 @@ def build(name: str, results: Iterable[Any]) -> BaselineFile:
                 study=items[0].study,
                 samples=samples,
                 cv={m: abs(cv(v)) for m, v in samples.items() if len(v) >= 2 and mean(v)},
+                quality=stored_answers([getattr(r, "quality", None) for r in items]),
             )
         )
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return BaselineFile(name=name, created_at=created, entries=entries)
+
+
+def stored_answers(records: Sequence[QualityRecord | None]) -> QualityRecord | None:
+    """What a baseline keeps of a config's answers: the first cycle's outputs (greedy outputs
+    repeat), the cycles' mean output length and perplexity (None: no cycle recorded any)."""
+    kept = [r for r in records if r is not None]
+    if not kept:
+        return None
+    ppl = [r.perplexity for r in kept if r.perplexity is not None]
+    return kept[0].model_copy(
+        update={
+            "output_tokens_per_request": mean([r.output_tokens_per_request for r in kept]),
+            "perplexity": mean(ppl) if ppl else None,
+        }
+    )
 
 
 def save(path: Path, baseline: BaselineFile) -> None:

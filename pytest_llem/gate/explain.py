@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_llem.gate import quality
 from pytest_llem.gate.verdict import Verdict
 from pytest_llem.stats.power import MAX_CYCLES
 
@@ -31,7 +32,7 @@ def headline(point_id: str, cycle: int | None, verdict: Verdict) -> str:
             f"regression gate inconclusive for {point_id} ({where}): the data cannot "
             "tell whether the change is within the limit, and --llem-inconclusive is fail:"
         )
-    return f"regression gate failed for {point_id} ({where}):"
+    return f"regression gate failed for {point_id} ({where}){quality.headline_words(verdict)}:"
 
 
 def summary(point_id: str, cycle: int, verdict: Verdict) -> str:
@@ -51,6 +52,9 @@ def summary(point_id: str, cycle: int, verdict: Verdict) -> str:
 
 def fix(verdict: Verdict) -> str:
     """What to do about a failed or inconclusive verdict."""
+    answers = quality.fix_words(verdict)
+    if answers is not None:
+        return answers
     if verdict.status == "inconclusive" and _missing(verdict):
         return (
             "run every cycle of the config in one session (select all of them, or none: -k "

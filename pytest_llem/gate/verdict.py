@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from pytest_llem.gate.completeness import describe
 from pytest_llem.gate.decide import decide
+from pytest_llem.gate.quality_figures import QUALITY_METRICS, Agreement
 from pytest_llem.gate.thresholds import Limit
 from pytest_llem.stats.descriptive import mean
 from pytest_llem.stats.power import MAX_CYCLES
@@ -55,6 +56,8 @@ class Comparison(BaseModel):
     pairs_cv: float | None = None
     min_detectable_change: float | None = None
     test: str | None = None
+    # token_agreement (gate/quality.py): how many prompts agree, and where the first diverged.
+    agreement: Agreement | None = None
     note: str = ""
 
 
@@ -290,6 +293,8 @@ def cycles_text(needed: int | None, unit: str = "cycles per side") -> str:
 def inconclusive_line(comp: Comparison) -> str:
     """Why one limit could not be decided: the noise on each side and the cycles needed."""
     delta = f"{comp.delta_pct:+.1f}%" if comp.delta_pct is not None else "the change"
+    if comp.metric in QUALITY_METRICS:
+        return f"{comp.metric} (limit {comp.limit}) is inconclusive: {comp.note}"
     if comp.missing_cycles:
         return (
             f"{comp.metric}: {delta} against a limit of {comp.limit} is inconclusive: {comp.note}"

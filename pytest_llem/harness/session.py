@@ -33,7 +33,7 @@ from pytest_llem.preflight.check import Check
 from pytest_llem.preflight.host import Host
 from pytest_llem.report import junit
 from pytest_llem.report.live_line import ProgressLine
-from pytest_llem.results.records import Measurement
+from pytest_llem.results.records import Measurement, QualityRecord
 from pytest_llem.runners.pool import RunnerPool, RunnerSettings
 from pytest_llem.runners.run_spec import IdleSpec, Runner, RunSpec
 from pytest_llem.settings.resolve import Settings
@@ -304,7 +304,9 @@ class LlemSession:
         config = item.config
         measurement, extra = self._measure(item, runner)
         hardware = self.host.hardware(config.device)
-        verdict, stats = self._judge(item, hardware, measurement.metrics.model_dump())
+        verdict, stats = self._judge(
+            item, hardware, measurement.metrics.model_dump(), measurement.quality
+        )
         unstable = self.gate.unstable_warning(item.plan.gate, stats)
         if unstable is not None and all(w.code != unstable.code for w in measurement.warnings):
             measurement = measurement.model_copy(
@@ -346,10 +348,15 @@ class LlemSession:
         return measurement
 
     def _judge(
-        self, item: ItemRef, hardware: str, metrics: dict[str, Any]
+        self,
+        item: ItemRef,
+        hardware: str,
+        metrics: dict[str, Any],
+        quality: QualityRecord | None = None,
     ) -> tuple[Verdict | None, dict[str, dict[str, float]] | None]:
         """The gate's verdict for an item: against the baseline, or, for an A/B arm, against
-        the other arm of the same cycles (paired)."""
+        the other arm of the same cycles (paired); the config's quality: limits on its
+        answers (``quality``) beside them."""
         point, plan = item.point, item.plan
         if point.arm is not None and point.pair is not None:
             keys = {arm: arm_key(plan.study_hash, point.pair, arm) for arm in AB_ARMS}
@@ -362,6 +369,8 @@ class LlemSession:
                 plan.execution.n_cycles,
                 metrics,
                 configs=len({p.pair for p in plan.valid_points}),
+                quality=quality,
+                checks=item.config.quality,
             )
         return self.gate.judge(
             plan.gate,
@@ -373,6 +382,8 @@ class LlemSession:
             study_hash=plan.study_hash,
             point_id=point.id,
             configs=len(plan.valid_points),
+            quality=quality,
+            checks=item.config.quality,
         )
 
     def expect(self, items: Iterable[ItemRef]) -> None:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from pytest_llem.energy.meter import EnergyMeter, EnergyReading
 from pytest_llem.engines.engine import Completion, Engine, Request
-from pytest_llem.measure import metrics
+from pytest_llem.measure import metrics, quality
 from pytest_llem.measure.idle_power import Baseline, IdleReading
 from pytest_llem.measure.phases import Progress, quiet
 from pytest_llem.measure.stabilise import DeviceReader, stabilise
@@ -152,4 +152,6 @@ def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurem
         thermal=thermal,
         sampler=summary,
         warnings=warnings,
+        # After the window, unmeasured: the outputs and the scores the quality checks need.
+        quality=quality.of_window(engine, config, batches, completions, inst.progress),
     )

@@ -175,6 +175,34 @@ class SamplerSummary(_Model):
     timeseries_file: str | None = None
 
 
+class PromptOutput(_Model):
+    """One prompt's output in the measured window (its first pass), for the quality checks.
+
+    ``top`` holds, for each output position, the ids of the most likely tokens there (best
+    first), scored with the prefix the output itself had; empty when nothing scored them.
+    """
+
+    tokens: list[int]
+    top: list[list[int]] = Field(default_factory=list)
+
+
+class QualityRecord(_Model):
+    """What an item's answers were, as far as the ``quality:`` checks need it.
+
+    Present only when the config sets ``quality:``. ``outputs`` (per prompt, in the window's
+    prompt order) only when ``token_agreement`` is checked; ``perplexity`` only when
+    ``perplexity`` is. ``note`` says what could not be recorded and why.
+    """
+
+    output_tokens_per_request: float
+    outputs: list[PromptOutput] = Field(default_factory=list)
+    top_k: int = 0  # how many token ids each ``top`` list holds
+    perplexity: float | None = None
+    perplexity_tokens: int | None = None  # tokens scored
+    perplexity_text: str | None = None  # which text: "builtin:<name>" or the file's name
+    note: str | None = None
+
+
 class RunnerInfo(_Model):
     """How the item was executed."""
 
@@ -198,6 +226,8 @@ class Measurement(_Model):
     thermal: ThermalRecord | None = None
     sampler: SamplerSummary | None = None
     warnings: list[ValidityWarning] = Field(default_factory=list)
+    # The answers, where the config's quality: section asks (None otherwise).
+    quality: QualityRecord | None = None
     model_load_s: float | None = None
     model_cached: bool = False
     environment: dict[str, Any] = Field(default_factory=dict)
@@ -233,6 +263,7 @@ class ExperimentResult(_Model):
     sampler: SamplerSummary | None = None
     warnings: list[ValidityWarning] = Field(default_factory=list)
     runner: RunnerInfo | None = None
+    quality: QualityRecord | None = None
     model_load_s: float | None = None
     model_cached: bool = False
     environment: dict[str, Any] = Field(default_factory=dict)

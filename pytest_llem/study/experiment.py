@@ -16,6 +16,7 @@ from pytest_llem.study.measurement import (
     WarmupConfig,
     WindowConfig,
 )
+from pytest_llem.study.quality import QualityConfig
 from pytest_llem.study.serve import ServeConfig
 
 DatasetOrder = Literal["interleaved", "grouped", "shuffled"]
@@ -163,6 +164,8 @@ class ExperimentConfig(_Section):
     validity: ValidityConfig = ValidityConfig()
     lora: LoRAConfig | None = None
     passthrough_kwargs: dict[str, Any] | None = None
+    # Limits on the answers beside the cost (not the workload: see study/quality.py).
+    quality: QualityConfig | None = None
     # Served requests under a load profile instead of offline generate calls.
     serve: ServeConfig | None = None
 
@@ -218,6 +221,9 @@ class ExperimentConfig(_Section):
                 f"backend {self.backend} starts no server of its own: set serve.endpoint to "
                 "an OpenAI-compatible server that is running (or use backend: vllm)"
             )
+        greedy = self.quality.sampling_problem(self.decoder.sampling) if self.quality else None
+        if greedy:
+            raise ValueError(greedy)
         problem = spec.check(self) if spec.check is not None else None
         if problem:
             raise ValueError(problem)

@@ -1,4 +1,4 @@
-"""Study-level sections: ``execution:``, ``runners:`` and ``gate:``."""
+"""Study-level sections: ``execution:``, ``runners:``, ``gate:`` and ``ab:``."""
 
 from __future__ import annotations
 
@@ -207,6 +207,17 @@ class ArmConfig(_Section):
                 )
             return {str(k): "" if v is None else str(v) for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _no_quality(self) -> ArmConfig:
+        # The quality limits judge the pair, candidate against reference: one set for both.
+        named = [k for k in self.overrides if k == "quality" or k.startswith("quality.")]
+        if named:
+            raise ValueError(
+                f"{named[0]}: quality limits judge the pair (candidate against reference), so "
+                "they are set once for the study (a top-level quality: section), not per arm"
+            )
+        return self
 
     @property
     def overrides(self) -> dict[str, Any]:

@@ -6,15 +6,25 @@ import contextlib
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_llem.devices import GpuRef
+from pytest_llem.engines import scoring
 from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests
-from pytest_llem.engines.engine import BatchResult, Completion, MemoryInfo, Request
+from pytest_llem.engines.engine import (
+    BatchResult,
+    Completion,
+    MemoryInfo,
+    Request,
+    Scored,
+    keeps_output_ids,
+)
 from pytest_llem.engines.model_ref import resolve_model
 from pytest_llem.engines.pytorch import spec
+from pytest_llem.engines.pytorch.scoring import context_limit, score_sequences
 from pytest_llem.errors import EngineError, ModelNotFoundError
 from pytest_llem.study.experiment import ExperimentConfig
 
@@ -212,13 +222,31 @@ class TransformersEngine:
         wall = time.perf_counter() - start
         new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
         in_counts = enc["attention_mask"].sum(dim=1).tolist()
+        keep = keeps_output_ids(config)
         completions = []
         for row, n_in in zip(new_tokens, in_counts, strict=True):
             ttft, itl = _stream_times(timer, start)
-            completions.append(
-                Completion(int(n_in), self._count_output(row), wall, ttft_s=ttft, itl_s=itl)
-            )
+            count = self._count_output(row)
+            ids = tuple(row[:count]) if keep else ()
+            completions.append(Completion(int(n_in), count, wall, ttft, itl, output_token_ids=ids))
         return BatchResult(completions=completions, wall_s=wall)
+
+    # -- TokenScorer (the quality checks, after the window) --------------------------------
+
+    def score(
+        self, sequences: Sequence[Sequence[int]], starts: Sequence[int], top_k: int
+    ) -> list[Scored]:
+        """Each token's log probability given those before it (and the ``top_k`` most likely
+        ids there), from its start on: one forward pass per sequence."""
+        return score_sequences(self._torch, self.model, sequences, starts, top_k)
+
+    def text_tokens(self, source: str | None) -> tuple[list[int], str]:
+        """The perplexity text (the shipped one, or the study's file) as this model's ids."""
+        return scoring.text_tokens(self.tokenizer, source, self.base_dir)
+
+    def context_tokens(self) -> int:
+        """The model's position limit (its config's, else the tokenizer's)."""
+        return context_limit(self.model.config, self.tokenizer)
 
     def memory(self) -> MemoryInfo:
         """Peak device memory since the previous call (CUDA); on CPU, no window peak.

@@ -15,16 +15,18 @@ import gc
 import inspect
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_llem.devices import GpuRef
+from pytest_llem.engines import scoring as texts
 from pytest_llem.engines.cuda import gpu_refs
 from pytest_llem.engines.datasets import tokenized_requests
-from pytest_llem.engines.engine import BatchResult, MemoryInfo, Request
+from pytest_llem.engines.engine import BatchResult, MemoryInfo, Request, Scored, keeps_output_ids
 from pytest_llem.engines.model_ref import resolve_model
 from pytest_llem.engines.vllm import host as vllm_host
-from pytest_llem.engines.vllm import source, spec
+from pytest_llem.engines.vllm import scoring, source, spec
 from pytest_llem.engines.vllm.args import check_engine_keys, engine_arg_names
 from pytest_llem.engines.vllm.timing import beam_completion, completion
 from pytest_llem.errors import EngineError
@@ -224,11 +226,41 @@ class VLLMEngine:
         except (RuntimeError, ValueError, TypeError) as exc:
             raise EngineError(f"vllm generate failed: {exc}", "check the vllm settings") from exc
         wall = time.perf_counter() - start
+        keep = keeps_output_ids(config)
         if beam is not None:
-            completions = [beam_completion(r, o) for r, o in zip(batch, outputs, strict=True)]
+            completions = [beam_completion(r, o, keep) for r, o in zip(batch, outputs, strict=True)]
         else:
-            completions = [completion(o) for o in outputs]
+            completions = [completion(o, keep) for o in outputs]
         return BatchResult(completions=completions, wall_s=wall)
+
+    # -- TokenScorer (the quality checks, after the window) --------------------------------
+
+    def score(
+        self, sequences: Sequence[Sequence[int]], starts: Sequence[int], top_k: int
+    ) -> list[Scored]:
+        """Every sequence as a prompt in one ``generate`` call, scored by vLLM's prompt log
+        probabilities (see ``engines/vllm/scoring.py``)."""
+        prompts = [{"prompt_token_ids": [int(t) for t in seq]} for seq in sequences]
+        try:
+            params = self.vllm.SamplingParams(**scoring.score_kwargs(top_k, self.api))
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            return [
+                scoring.scored(out, seq, first, top_k)
+                for out, seq, first in zip(outputs, sequences, starts, strict=True)
+            ]
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise EngineError(
+                f"vllm could not score tokens (prompt_logprobs): {exc}",
+                "check the quality: settings (top_k at most the engine's max_logprobs)",
+            ) from exc
+
+    def text_tokens(self, source: str | None) -> tuple[list[int], str]:
+        """The perplexity text (the shipped one, or the study's file) as this model's ids."""
+        return texts.text_tokens(self.tokenizer, source, self.base_dir)
+
+    def context_tokens(self) -> int:
+        """The engine's ``max_model_len`` less the one token a scoring request generates."""
+        return scoring.context_limit(self.llm, self.tokenizer)
 
     def memory(self) -> MemoryInfo:
         """No window peak: vLLM allocates in its worker processes, whose peaks cannot be reset.

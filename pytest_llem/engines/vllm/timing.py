@@ -60,8 +60,8 @@ def request_timing(metrics: Any) -> RequestTiming:
     return RequestTiming(end - arrival, ttft)
 
 
-def completion(output: Any) -> Completion:
-    """The ``Completion`` of one ``RequestOutput``."""
+def completion(output: Any, keep_ids: bool = False) -> Completion:
+    """The ``Completion`` of one ``RequestOutput`` (with its output token ids if ``keep_ids``)."""
     first = output.outputs[0]
     timing = request_timing(getattr(output, "metrics", None))
     return Completion(
@@ -71,15 +71,22 @@ def completion(output: Any) -> Completion:
         ttft_s=timing.ttft_s,
         tpot_s=timing.tpot_s,
         timing_note=timing.note,
+        output_token_ids=tuple(int(t) for t in first.token_ids) if keep_ids else (),
     )
 
 
 BEAM_NOTE = "vLLM's beam search returns no per-request timing: no per-request latency"
 
 
-def beam_completion(request: Request, output: Any) -> Completion:
+def beam_completion(request: Request, output: Any, keep_ids: bool = False) -> Completion:
     """The ``Completion`` of one beam-search result (untimed: vLLM returns none)."""
     best = output.sequences[0]
     # A beam sequence's tokens include the prompt.
-    produced = max(0, len(best.tokens) - len(request.token_ids))
-    return Completion(len(request.token_ids), produced, None, timing_note=BEAM_NOTE)
+    produced = list(best.tokens[len(request.token_ids) :])
+    return Completion(
+        len(request.token_ids),
+        len(produced),
+        None,
+        timing_note=BEAM_NOTE,
+        output_token_ids=tuple(int(t) for t in produced) if keep_ids else (),
+    )

@@ -91,7 +91,7 @@ def test_corrupt_or_foreign_files_name_the_file(tmp_path: Path) -> None:
 
 def test_version_2_records_each_configs_cv_and_version_1_stays_readable(tmp_path: Path) -> None:
     built = build("main", [result(1, 10.0), result(2, 12.0), result(3, 8.0)])
-    assert built.version == 2
+    assert built.version == 3  # 3 adds the answers (tests/unit/gate/test_quality_gate.py)
     assert round(built.entries[0].cv["output_tokens_per_s"], 3) == 0.2
     old = tmp_path / "old.json"
     old.write_text(
@@ -101,3 +101,4 @@ def test_version_2_records_each_configs_cv_and_version_1_stays_readable(tmp_path
     )
     entry = load(old).lookup("c1", "cpu:x").entry
     assert entry is not None and entry.cv == {} and load(old).version == 1
+    assert entry.quality is None
