@@ -2,7 +2,8 @@
 
 Contract (later versions extend it, never break it): top-level ``report_version``,
 ``session``, ``study`` (list), ``configs`` (cross-cycle statistics and gate status per
-config) and ``items`` (one ExperimentResult each).
+config, and ``quality`` where the study set ``quality:``) and ``items`` (one
+ExperimentResult each, with its ``quality`` record and the gate's quality comparisons).
 """
 
 from __future__ import annotations
@@ -87,12 +88,33 @@ def configs(
             "stats": summarise(collect(measured)),
             "gate": gates[-1]["status"] if gates else None,
         }
+        answers = quality_summary(items)
+        if answers is not None:
+            entry["quality"] = answers
         left = open_.get((study_hash, config_hash))
         if left is not None:
             entry["gate"] = "inconclusive"
             entry["missing_cycles"] = left.record()["missing_cycles"]
         out.append(entry)
     return out
+
+
+def quality_summary(items: Sequence[ExperimentResult]) -> dict[str, Any] | None:
+    """A config's answers over its cycles (None without a ``quality:`` section): mean output
+    tokens per request and perplexity, per cycle and their mean."""
+    records = [(r.cycle, r.quality) for r in items if r.quality is not None]
+    if not records:
+        return None
+    lengths = [q.output_tokens_per_request for _, q in records]
+    ppl = [q.perplexity for _, q in records if q.perplexity is not None]
+    return {
+        "cycles": [c for c, _ in records],
+        "output_tokens_per_request": lengths,
+        "output_tokens_per_request_mean": sum(lengths) / len(lengths),
+        "perplexity": ppl,
+        "perplexity_mean": sum(ppl) / len(ppl) if ppl else None,
+        "notes": sorted({q.note for _, q in records if q.note}),
+    }
 
 
 def build(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pytest_llem.gate.verdict import Verdict
-from pytest_llem.results.records import Measurement
+from pytest_llem.gate.quality_figures import QUALITY_METRICS
+from pytest_llem.gate.verdict import Comparison, Verdict
+from pytest_llem.results.records import Measurement, QualityRecord
 from pytest_llem.results.redact import redact
 from pytest_llem.study.plan import Point
 
@@ -32,7 +33,41 @@ def properties(
         props.append(("llem.warnings", ",".join(w.code for w in measurement.warnings)))
     if verdict is not None:
         props.extend(gate_properties(verdict))
+    if measurement.quality is not None:
+        props.extend(quality_properties(measurement.quality))
     return [(name, redact(value) if isinstance(value, str) else value) for name, value in props]
+
+
+def quality_properties(record: QualityRecord) -> list[tuple[str, object]]:
+    """The item's answers in figures: ``llem.quality.output_tokens_per_request``, perplexity."""
+    props: list[tuple[str, object]] = [
+        ("llem.quality.output_tokens_per_request", record.output_tokens_per_request)
+    ]
+    if record.perplexity is not None:
+        props.append(("llem.quality.perplexity", record.perplexity))
+    if record.note:
+        props.append(("llem.quality.note", record.note))
+    return props
+
+
+def _quality_evidence(head: str, comp: Comparison) -> list[tuple[str, object]]:
+    """A quality comparison's figures: its status, both sides, how many prompts agreed."""
+    props: list[tuple[str, object]] = [(f"{head}.status", comp.status)]
+    props += [
+        (f"{head}.{key}", getattr(comp, key))
+        for key in ("baseline", "current")
+        if getattr(comp, key) is not None
+    ]
+    found = comp.agreement
+    if found is not None:
+        props += [
+            (f"{head}.{key}", getattr(found, key))
+            for key in ("prompts", "exact", "close", "diverged", "unknown")
+        ]
+        far = found.first_far()
+        if far is not None:
+            props.append((f"{head}.first_divergence", f"prompt {far.prompt} token {far.position}"))
+    return props
 
 
 def gate_properties(verdict: Verdict) -> list[tuple[str, object]]:
@@ -52,7 +87,9 @@ def gate_properties(verdict: Verdict) -> list[tuple[str, object]]:
         if comp.kind == "paired":
             props.append((f"{head}.kind", "paired"))
             keys += ("pairs_cv", "min_detectable_change", "test")
-        if comp.status == "inconclusive" or comp.kind == "paired":
+        if comp.metric in QUALITY_METRICS:
+            props.extend(_quality_evidence(head, comp))
+        elif comp.status == "inconclusive" or comp.kind == "paired":
             props.append((f"{head}.status", comp.status))
         if comp.status == "inconclusive":
             keys += ("cv_current", "cv_baseline", "cycles_needed")

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from pytest_llem.gate.settle import PairVerdict
 from pytest_llem.gate.verdict import Comparison, Verdict, inconclusive_line
-from pytest_llem.report.github import gate_cell, gate_rank
+from pytest_llem.report.github import gate_cell, gate_rank, pair_quality_cell, quality_cell
 from pytest_llem.results.records import ExperimentResult, Metrics
 
 HEADERS = ("item", "outcome", "gate", "out tok/s", "J/token", "energy J", "duration s", "notes")
@@ -67,6 +67,17 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str] = HEADERS) -> li
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def with_column(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], name: str, cells: Sequence[str]
+) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The table with a column ``name`` after "energy J"."""
+    at = list(headers).index("energy J") + 1
+    return (
+        [*headers[:at], name, *headers[at:]],
+        [(*r[:at], cell, *r[at:]) for r, cell in zip(rows, cells, strict=True)],
+    )
+
+
 def inconclusive_notes(results: Iterable[ExperimentResult]) -> list[str]:
     """Under the table: why each inconclusive verdict could not be decided."""
     lines = []
@@ -115,7 +126,13 @@ def summary_lines(
         ordered = sorted(items, key=gate_rank)
         mine = sorted((p for p in pairs if p.study_hash == digest), key=_pair_rank)
         rows = [pair_row(p, policy) for p in mine] + [row(r) for r in ordered]
-        lines.extend(table(rows))
+        headers: Sequence[str] = HEADERS
+        if any(r.quality is not None for r in items):  # the answers, beside the energy
+            cells = [pair_quality_cell(p.verdict.get("comparisons", [])) for p in mine]
+            headers, rows = with_column(
+                HEADERS, rows, "quality", cells + [quality_cell(r) for r in ordered]
+            )
+        lines.extend(table(rows, headers))
         lines.extend(inconclusive_notes(ordered))
         lines.append("")
     return lines

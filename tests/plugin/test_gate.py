@@ -470,7 +470,7 @@ def test_unstable_configs_are_flagged_and_not_saved_unless_forced(
     assert forced.ret == pytest.ExitCode.OK
     forced.stdout.fnmatch_lines(["*saved although unstable: gate::pytorch-bs1*"])
     stored = json.loads(path.read_text())
-    assert stored["version"] == 2
+    assert stored["version"] == 3  # 3: with the answers, where quality: is set
     assert all(e["cv"]["output_tokens_per_s"] > 0 for e in stored["entries"])
 
 
