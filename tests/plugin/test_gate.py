@@ -148,9 +148,9 @@ def test_study_gate_block_and_required_energy(
 
 
 def test_bad_limits_and_bad_baselines_stop_early(pytester: pytest.Pytester, study: Path) -> None:
-    result = pytester.runpytest("--llem-fail-on=energy_per_token>5%")
+    result = pytester.runpytest("--llem-fail-on=energy_per_output_token>5%")
     result.stderr.fnmatch_lines(
-        ["*unknown metric 'energy_per_token'; did you mean 'energy_per_output_token_j'?*"]
+        ["*unknown metric 'energy_per_output_token'; did you mean 'energy_per_output_token_j'?*"]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     (pytester.path / "broken.json").write_text("{nope")

@@ -21,8 +21,8 @@ def test_relative_ceiling_and_floor() -> None:
     ("text", "message"),
     [
         (
-            "energy_per_token>5%",
-            "unknown metric 'energy_per_token'; did you mean 'energy_per_output_token_j'",
+            "energy_per_output_token>5%",
+            "unknown metric 'energy_per_output_token'; did you mean 'energy_per_output_token_j'",
         ),
         ("latency_p99_s=2", "bad limit 'latency_p99_s=2': expected METRIC>N%"),
         ("latency_p99_s<5%", "a relative limit reads METRIC>N%"),
