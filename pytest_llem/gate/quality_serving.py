@@ -12,6 +12,7 @@ item's first pass does.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pytest_llem.results.records import PromptOutput, QualityRecord
 from pytest_llem.study.quality import QualityConfig
@@ -28,7 +29,7 @@ def token_id(key: str | int) -> int | None:
     return None
 
 
-def top_ids(steps: Sequence[Mapping[str | int, float]], top_k: int) -> list[list[int]] | None:
+def top_ids(steps: Sequence[Mapping[Any, float]], top_k: int) -> list[list[int]] | None:
     """Each step's ``top_k`` most likely token ids, best first (None: keys are not ids)."""
     out = []
     for step in steps:
@@ -47,7 +48,7 @@ def from_requests(
     index: Sequence[int],
     output_tokens: Sequence[int],
     token_ids: Sequence[Sequence[int] | None],
-    top_logprobs: Sequence[Sequence[Mapping[str | int, float]] | None] | None = None,
+    top_logprobs: Sequence[Sequence[Mapping[Any, float]] | None] | None = None,
 ) -> QualityRecord | None:
     """A serving item's answers for the ``quality:`` checks (None without quality limits).
 
@@ -88,7 +89,7 @@ def _outputs(
     prompts: int,
     index: Sequence[int],
     token_ids: Sequence[Sequence[int] | None],
-    top_logprobs: Sequence[Sequence[Mapping[str | int, float]] | None] | None,
+    top_logprobs: Sequence[Sequence[Mapping[Any, float]] | None] | None,
 ) -> tuple[list[PromptOutput], int, str | None]:
     """(per prompt its first completed request's output, the top-k kept, why something is
     missing); no outputs at all when some prompt has none (nothing to compare it with)."""

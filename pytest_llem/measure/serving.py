@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_llem.energy.meter import EnergyMeter, EnergyReading
+from pytest_llem.gate.quality_serving import from_requests
 from pytest_llem.measure.protocol import Instruments
 from pytest_llem.results.records import EnergyInfo, Measurement, Metrics, ValidityWarning
 from pytest_llem.serving import LoadSpec, Slo, find_window, metrics, run_load, window_counts
@@ -41,6 +42,11 @@ def load_spec(config: ExperimentConfig, target: Target, prompts: Sequence[Any]) 
     assert serve is not None
     dec = config.decoder
     scrape = serve.scrape_metrics and target.metrics_root is not None
+    quality = config.quality
+    # The quality checks need each answer's token ids and, for a first divergence, the
+    # top-k alternatives at each step named by id (vLLM's return_tokens_as_token_ids).
+    tokens = quality is not None and quality.records_tokens
+    top_k = quality.top_k if tokens and quality is not None and quality.top_k > 0 else None
     return LoadSpec(
         base_url=target.base_url,
         model=target.model,
@@ -59,6 +65,9 @@ def load_spec(config: ExperimentConfig, target: Target, prompts: Sequence[Any]) 
         seed=config.random_seed,
         window=window_counts(serve.num_requests, serve.window_batch),
         metrics_url=f"{target.metrics_root}/metrics" if scrape else None,
+        token_ids=tokens,
+        logprobs=top_k,
+        extra_body={"return_tokens_as_token_ids": True} if top_k else {},
     )
 
 
@@ -205,11 +214,21 @@ def run(
         "gauges": "not scraped" if load.gauges is None else load.gauges.reason or "scraped",
         "stopped": load.stopped,
     }
+    done = load.completed
+    quality = from_requests(
+        config.quality,
+        prompts=len(prompts),
+        index=[r.index for r in done],
+        output_tokens=[r.tokens_out for r in done],
+        token_ids=[r.token_ids for r in done],
+        top_logprobs=[r.top_logprobs for r in done],
+    )
     measurement = Measurement(
         metrics=figures_metrics,
         energy=energy,
         sampler=edges.summary,
         warnings=warnings,
+        quality=quality,
     )
     return measurement, record
 

@@ -146,3 +146,28 @@ def test_an_ab_of_two_servers_is_judged_on_paired_cycles(
     result.stdout.fnmatch_lines(["FAILED study_ab.yaml::pytorch[[]ab[]] - regression gate failed*"])
     arms = {i["arm"] for i in items(pytester)}
     assert arms == {"reference", "candidate"}
+
+
+def test_a_serving_candidate_with_half_length_answers_fails_output_length(
+    pytester: pytest.Pytester, serving_server: Start
+) -> None:
+    full = serving_server("--first-token-ms", "10", "--itl-ms", "4")
+    short = serving_server("--first-token-ms", "10", "--itl-ms", "4", "--eos-after", "8")
+    text = study(
+        full.base_url,
+        "concurrency: 2, num_requests: 8, rate: inf, fixed_output: false",
+        "execution: {n_cycles: 4}\n"
+        "quality: {output_length: true, token_agreement: 90%}\n"
+        f"ab:\n  reference: {{serve.endpoint: '{full.base_url}'}}\n"
+        f"  candidate: {{serve.endpoint: '{short.base_url}'}}\n",
+    )
+    pytester.makefile(".yaml", study_ab=text)
+    result = pytester.runpytest("--llem-results=out")
+    result.assert_outcomes(passed=8, failed=1)
+    result.stdout.fnmatch_lines(["*output_length*"])
+    arms = items(pytester)
+    assert all(i["quality"] is not None for i in arms)
+    lengths = {i["arm"]: i["quality"]["output_tokens_per_request"] for i in arms}
+    assert lengths == {"reference": 16.0, "candidate": 8.0}
+    # The test server returns token ids (return_token_ids): agreement is judged too.
+    assert all(i["quality"]["outputs"] for i in arms)
