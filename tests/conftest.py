@@ -213,7 +213,17 @@ class FakeGpu:
         self.supports_energy = True
         self.persistence = 1
         self.pids: list[int] = []
+        # usedGpuMemory (bytes) per pid; absent pids report 1 byte, None as NVML's "n/a".
+        self.pid_memory: dict[int, int | None] = {}
         self.power_limit_mw = 700_000
+        self.index = 0
+        self.sm_clock_mhz = 1980
+        self.max_sm_clock_mhz = 1980
+        self.app_clock_mhz = 1755
+        self.default_app_clock_mhz = 1755
+        self.ecc = {0: 0, 1: 0}  # volatile counts by NVML_MEMORY_ERROR_TYPE_(UN)CORRECTED
+        # Calls this GPU answers with NVMLError_NotSupported (a consumer GPU, say).
+        self.not_supported: set[str] = set()
         self._created = self.clock()
         self._t0 = self._created
         self._energy_mj = 0.0
@@ -269,9 +279,15 @@ class FakeNvml:
         self.calls: list[str] = []
         # Tests that check energy arithmetic drive GPUs and meters with one hand-moved clock.
         self.clock: Callable[[], float] | None = None
+        # Calls the driver lacks (NVMLError_FunctionNotFound, as the bindings raise for an
+        # older libnvidia-ml): e.g. nvmlDeviceGetCurrentClocksEventReasons before R535.
+        # Calls the bindings lack altogether: delete them from ``module``.
+        self.missing_in_driver: set[str] = set()
         module = types.ModuleType("pynvml")
         for name in dir(real):
-            if name.startswith(("NVMLError", "NVML_")) or name == "nvmlClocksEventReasonSwPowerCap":
+            if name.startswith(("NVMLError", "NVML_", "nvmlClocksEventReason")) or name.startswith(
+                "nvmlClocksThrottleReason"
+            ):
                 setattr(module, name, getattr(real, name))
         for name in dir(self):
             if name.startswith("nvml"):
@@ -289,6 +305,25 @@ class FakeNvml:
         self.calls.append(name)
         if not self.initialised:
             raise self.real.NVMLError(self.real.NVML_ERROR_UNINITIALIZED)
+        if name in self.missing_in_driver:
+            raise self.real.NVMLError(self.real.NVML_ERROR_FUNCTION_NOT_FOUND)
+
+    def _device(self, name: str, handle: object) -> FakeGpu:
+        """Check the call, then the GPU: NotSupported where the test said so."""
+        self._check(name)
+        gpu = self._gpu(handle)
+        if name in gpu.not_supported:
+            raise self.real.NVMLError(self.real.NVML_ERROR_NOT_SUPPORTED)
+        return gpu
+
+    def _clock_type(self, type: int) -> None:
+        if type not in (
+            self.real.NVML_CLOCK_GRAPHICS,
+            self.real.NVML_CLOCK_SM,
+            self.real.NVML_CLOCK_MEM,
+            self.real.NVML_CLOCK_VIDEO,
+        ):
+            raise self.real.NVMLError(self.real.NVML_ERROR_INVALID_ARGUMENT)
 
     def _gpu(self, handle: object) -> FakeGpu:
         if not isinstance(handle, FakeGpu):
@@ -388,18 +423,71 @@ class FakeNvml:
         return types.SimpleNamespace(gpu=self._gpu(handle).utilization, memory=0)
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: object) -> int:
-        self._check("nvmlDeviceGetCurrentClocksEventReasons")
-        return self._gpu(handle).clock_reasons
+        return self._device("nvmlDeviceGetCurrentClocksEventReasons", handle).clock_reasons
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: object) -> int:
+        """The pre-R535 name of the same bits (deprecated, still in the bindings)."""
+        return self._device("nvmlDeviceGetCurrentClocksThrottleReasons", handle).clock_reasons
 
     def nvmlDeviceGetPersistenceMode(self, handle: object) -> int:
-        self._check("nvmlDeviceGetPersistenceMode")
-        return self._gpu(handle).persistence
+        return self._device("nvmlDeviceGetPersistenceMode", handle).persistence
+
+    def nvmlDeviceGetIndex(self, handle: object) -> int:
+        return self._device("nvmlDeviceGetIndex", handle).index
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: object) -> list[object]:
+        """As the bindings return them: objects with ``pid`` and ``usedGpuMemory`` (bytes, or
+        None where NVML says "not available")."""
         import types
 
-        self._check("nvmlDeviceGetComputeRunningProcesses")
-        return [types.SimpleNamespace(pid=p, usedGpuMemory=1) for p in self._gpu(handle).pids]
+        gpu = self._device("nvmlDeviceGetComputeRunningProcesses", handle)
+        return [
+            types.SimpleNamespace(
+                pid=p,
+                usedGpuMemory=gpu.pid_memory.get(p, 1),
+                gpuInstanceId=0xFFFFFFFF,
+                computeInstanceId=0xFFFFFFFF,
+            )
+            for p in gpu.pids
+        ]
+
+    def nvmlSystemGetProcessName(self, pid: int) -> str:
+        self._check("nvmlSystemGetProcessName")
+        raise self.real.NVMLError(self.real.NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetClockInfo(self, handle: object, type: int) -> int:
+        gpu = self._device("nvmlDeviceGetClockInfo", handle)
+        self._clock_type(type)
+        return int(gpu.sm_clock_mhz)
+
+    def nvmlDeviceGetMaxClockInfo(self, handle: object, type: int) -> int:
+        gpu = self._device("nvmlDeviceGetMaxClockInfo", handle)
+        self._clock_type(type)
+        return int(gpu.max_sm_clock_mhz)
+
+    def nvmlDeviceGetApplicationsClock(self, handle: object, type: int) -> int:
+        gpu = self._device("nvmlDeviceGetApplicationsClock", handle)
+        self._clock_type(type)
+        return int(gpu.app_clock_mhz)
+
+    def nvmlDeviceGetDefaultApplicationsClock(self, handle: object, type: int) -> int:
+        gpu = self._device("nvmlDeviceGetDefaultApplicationsClock", handle)
+        self._clock_type(type)
+        return int(gpu.default_app_clock_mhz)
+
+    def nvmlDeviceGetTotalEccErrors(
+        self,
+        handle: object,
+        errorType: int,  # noqa: N803 - pynvml's names
+        counterType: int,  # noqa: N803
+    ) -> int:
+        gpu = self._device("nvmlDeviceGetTotalEccErrors", handle)
+        real = self.real
+        if counterType not in (real.NVML_VOLATILE_ECC, real.NVML_AGGREGATE_ECC):
+            raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
+        if errorType not in gpu.ecc:
+            raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
+        return gpu.ecc[errorType]
 
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: object) -> int:
         self._check("nvmlDeviceGetEnforcedPowerLimit")

@@ -6,28 +6,18 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from pytest_llem.energy import procs
+from pytest_llem.energy import gpu_findings, gpu_state, procs
 from pytest_llem.energy.nvml import as_text
 
 
 def device_facts(pynvml: ModuleType, handles: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(warning code, message) for conditions that make a GPU measurement less trustworthy."""
-    out: list[tuple[str, str]] = []
+    """(warning code, message) for conditions that make a GPU measurement less trustworthy
+    now: persistence mode off, processes that are not ours (``energy.gpu_findings``)."""
     own = procs.own_tree()  # our children (vLLM's engine processes) are not "others"
-    for uuid, handle in handles:
-        try:
-            if pynvml.nvmlDeviceGetPersistenceMode(handle) == pynvml.NVML_FEATURE_DISABLED:
-                out.append(("persistence_mode_off", f"{uuid}: persistence mode is off"))
-        except pynvml.NVMLError:
-            pass  # not supported on this GPU/OS: nothing to report
-        try:
-            running = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-        except pynvml.NVMLError:
-            running = []
-        others = sorted({p.pid for p in running if p.pid not in own})
-        if others:
-            out.append(("other_processes", f"{uuid}: other processes use this GPU: pids {others}"))
-    return out
+    found = gpu_findings.persistence_off([gpu_state.settings(pynvml, u, h) for u, h in handles])
+    states = [gpu_state.read_state(pynvml, u, h) for u, h in handles]
+    found += gpu_findings.foreign_processes(states, own)
+    return [(w.code, w.message) for w in found]
 
 
 def fingerprint(pynvml: ModuleType, handles: list[tuple[str, Any]]) -> str:

@@ -17,14 +17,25 @@ from typing import Any
 
 from pytest_llem.results.records import SamplerSummary
 
-# Clock-event reason bits (nvmlClocksEventReason*) that mean the GPU was slowed down.
-# Idle, application clocks, sync boost and display clocks are not throttling.
+# Clock-event reason bits, as nvidia-ml-py names them (nvmlClocksEventReason*; the same values
+# as the older nvmlClocksThrottleReason*); tests/unit/energy/test_sampler.py checks them
+# against the installed pynvml.
+CLOCK_EVENT_BITS: dict[str, int] = {
+    "gpu_idle": 0x1,  # nvmlClocksEventReasonGpuIdle
+    "applications_clocks_setting": 0x2,  # ...ApplicationsClocksSetting (-ac, and -lgc locks)
+    "sw_power_cap": 0x4,  # ...SwPowerCap
+    "hw_slowdown": 0x8,  # ...HwSlowdown
+    "sync_boost": 0x10,  # ...SyncBoost
+    "sw_thermal": 0x20,  # ...SwThermalSlowdown
+    "hw_thermal": 0x40,  # ...HwThermalSlowdown
+    "hw_power_brake": 0x80,  # ...HwPowerBrakeSlowdown
+    "display_clock_setting": 0x100,  # ...DisplayClockSetting
+}
+# The reasons that mean the GPU was slowed down. Idle, application clocks, sync boost and
+# display clocks are not throttling.
 THROTTLE_BITS: dict[str, int] = {
-    "sw_power_cap": 0x4,
-    "hw_slowdown": 0x8,
-    "sw_thermal": 0x20,
-    "hw_thermal": 0x40,
-    "hw_power_brake": 0x80,
+    name: CLOCK_EVENT_BITS[name]
+    for name in ("sw_power_cap", "hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake")
 }
 
 
@@ -38,6 +49,8 @@ class Sample:
     temperature_c: float | None = None
     memory_used_mb: float | None = None
     utilization_pct: float | None = None
+    sm_clock_mhz: float | None = None
+    reasons: int | None = None  # the clock-event reason bits; None where unsupported
     throttle: list[str] = field(default_factory=list)
 
 
@@ -52,22 +65,38 @@ def read_sample(pynvml: ModuleType, uuid: str, handle: Any, t: float) -> Sample:
         ),
         ("memory_used_mb", lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / 1e6),
         ("utilization_pct", lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)),
+        (
+            "sm_clock_mhz",
+            lambda: float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
+        ),
     ]
     for name, read in readers:
-        with contextlib.suppress(pynvml.NVMLError):  # unsupported on this GPU: leave None
+        # Unsupported on this GPU (NotSupported), or the bindings lack it: leave None.
+        with contextlib.suppress(pynvml.NVMLError, AttributeError):
             setattr(sample, name, read())
-    with contextlib.suppress(pynvml.NVMLError):
-        reasons = _clock_reasons(pynvml, handle)
-        sample.throttle = [name for name, bit in THROTTLE_BITS.items() if reasons & bit]
+    with contextlib.suppress(pynvml.NVMLError, AttributeError):
+        sample.reasons = clock_reasons(pynvml, handle)
+        sample.throttle = [name for name, bit in THROTTLE_BITS.items() if sample.reasons & bit]
     return sample
 
 
-def _clock_reasons(pynvml: ModuleType, handle: Any) -> int:
-    # Renamed from "throttle reasons" to "clocks event reasons" in newer drivers/bindings.
+def clock_reasons(pynvml: ModuleType, handle: Any) -> int:
+    """The current clock-event reason bits.
+
+    Renamed from "throttle reasons" to "clocks event reasons" in R535: older bindings lack the
+    new function, and with older drivers the bindings have it but the library does not
+    (FunctionNotFound); both fall back to the throttle-reasons call.
+
+    Raises:
+        pynvml.NVMLError: neither call works (NotSupported on this GPU).
+    """
     getter = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
-    if getter is None:
-        getter = pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
-    return int(getter(handle))
+    if getter is not None:
+        try:
+            return int(getter(handle))
+        except pynvml.NVMLError_FunctionNotFound:
+            pass
+    return int(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle))
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -116,6 +145,11 @@ class GpuSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    def taken(self) -> list[Sample]:
+        """The samples of the current (or last) window so far."""
+        with self._lock:
+            return list(self.samples)
 
     def sample_once(self) -> list[Sample]:
         """Take one round of samples (also read between warmup batches to judge steadiness)."""

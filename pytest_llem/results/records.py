@@ -119,10 +119,17 @@ class EnergyInfo(_Model):
 
 
 class ValidityWarning(_Model):
-    """A machine-readable reason to distrust a figure (see study.protocol.WARNING_CODES)."""
+    """A machine-readable reason to distrust a figure (see study.measurement.WARNING_CODES);
+    ``figures``: the numbers behind it (``brief``, where present, is what a table shows)."""
 
     code: str
     message: str
+    figures: dict[str, float | str] = Field(default_factory=dict)
+
+    def label(self) -> str:
+        """``host_contention 61% of 2 cores``: the code with its brief figure, for tables."""
+        brief = self.figures.get("brief")
+        return f"{self.code} {brief}" if brief else self.code
 
 
 # How warmup ended and how steadiness was shown (``WarmupRecord.method``,

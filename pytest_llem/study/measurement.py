@@ -11,21 +11,39 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 EnergyBackend = Literal["auto", "nvml", "zeus", "rapl", "null"]
 
-# Machine-readable validity warning codes (see measure/validity.py for when each fires).
+# Findings that mean the machine was disturbed during the window (energy/disturbance.py):
+# something else used the CPUs or the GPU, or the GPU slowed itself down. A window with one
+# of these is measured again (``validity.on_disturbed: retry``), fails the item, or is kept
+# with the flag (``warn``), and is never silently used for a baseline or a verdict.
+DISTURBANCE_CODES: tuple[str, ...] = (
+    "host_contention",  # other processes used the CPUs the run may use
+    "host_steal",  # the hypervisor gave this VM's CPU time to others
+    "host_memory_pressure",  # tasks stalled waiting for memory
+    "gpu_foreign_process",  # a process that is not ours computes on the GPU
+    "clocks_event",  # thermal or hardware slowdown, power brake
+    "ecc_errors",  # volatile ECC error counters moved
+)
+
+# Machine-readable validity warning codes (see measure/validity.py and energy/disturbance.py
+# for when each fires).
 WARNING_CODES: tuple[str, ...] = (
     "short_window",
     "few_samples",
     "thermal_drift",
     "thermal_not_stable",
-    "throttling",
     "persistence_mode_off",
-    "other_processes",
     "baseline_stale",
     "baseline_missing",
     "energy_zero",
     "warmup_not_converged",
     "unstable_cycles",  # set by the gate at a config's last cycle (gate/stability.py)
     "concurrent_measurement",
+    *DISTURBANCE_CODES,
+    "power_capped",  # sw power cap: a GPU at its power limit (steady, not a disturbance)
+    "clocks_varied",  # SM clock spread in the window (clocks not locked)
+    "idle_drift",  # idle power at the item's start above the session's idle baseline
+    "energy_mismatch",  # energy counter vs integrated sampled power disagree
+    "window_retried",  # disturbed windows were discarded before this one
     # Serving items (serving/validity.py): no steady state, a rate below its target,
     # failed requests, a batch under 80% full, a saturated KV cache, a run cut short.
     "no_window",
@@ -35,6 +53,12 @@ WARNING_CODES: tuple[str, ...] = (
     "kv_cache_saturated",
     "stopped_early",
 )
+
+# Codes of older files and studies, read as the codes that replaced them.
+RENAMED_CODES: dict[str, tuple[str, ...]] = {
+    "throttling": ("clocks_event", "power_capped"),
+    "other_processes": ("gpu_foreign_process",),
+}
 
 
 class _Section(BaseModel):
@@ -144,17 +168,62 @@ class EnergyConfig(_Section):
         return "null" if value is None else value
 
 
+OnDisturbed = Literal["warn", "retry", "fail"]
+
+
 class ValidityConfig(_Section):
-    """Thresholds for validity warnings, and which warnings fail the item."""
+    """Thresholds for validity warnings, which warnings fail the item, and what a disturbed
+    window leads to (see docs/measurement.md, "A disturbed machine")."""
 
     min_window_s: float = Field(default=5.0, ge=0.0)
     min_samples: int = Field(default=10, ge=0)
     fail_on: tuple[str, ...] = ()
+    on_disturbed: OnDisturbed = Field(
+        default="retry",
+        description="A window with a disturbance flag: warn (keep it, flagged), retry (measure "
+        "again after a backoff, then fail), fail (fail the item at once)",
+    )
+    disturbed_by: tuple[str, ...] = Field(
+        default=DISTURBANCE_CODES, description="Flags that make a window disturbed"
+    )
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_s: float = Field(
+        default=10.0, ge=0.0, description="Wait before the first retry; doubles for each next"
+    )
+    # Thresholds of the disturbance checks (energy/host_load.py, energy/gpu_state.py).
+    max_host_contention: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="Share of the run's CPUs other processes may use during the window",
+    )
+    max_steal: float = Field(default=0.10, ge=0.0, le=1.0)
+    max_memory_pressure: float = Field(
+        default=0.10, ge=0.0, le=1.0, description="Share of the window tasks stalled on memory"
+    )
+    max_clocks_event: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of the window's GPU samples under a slowdown reason (each reason)",
+    )
+    max_clock_spread: float = Field(default=0.10, ge=0.0, description="SM clock (max-min)/max")
+    max_idle_drift: float = Field(
+        default=0.25, ge=0.0, description="Idle power above the baseline, as a fraction of it"
+    )
+    max_energy_mismatch: float = Field(
+        default=0.10, ge=0.0, description="Counter vs integrated sampled power, relative"
+    )
 
-    @field_validator("fail_on")
+    @field_validator("fail_on", "disturbed_by")
     @classmethod
     def _known_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [code for code in value if code not in WARNING_CODES]
+        unknown = [code for code in value if code not in WARNING_CODES + tuple(RENAMED_CODES)]
         if unknown:
             raise ValueError(f"unknown warning codes {unknown}; known: {list(WARNING_CODES)}")
-        return value
+        out: list[str] = []
+        for code in value:
+            for new in RENAMED_CODES.get(code, (code,)):
+                if new not in out:
+                    out.append(new)
+        return tuple(out)

@@ -125,7 +125,7 @@ def test_one_engine_in_process(real: Any, vllm_model: Path, fake_nvml: Any) -> N
         handles = nvml.resolve_handles(pynvml, [GpuRef(0, gpu.uuid)])
         assert device_facts(pynvml, handles) == []
         gpu.pids.append(os.getppid())
-        assert [c for c, _ in device_facts(pynvml, handles)] == ["other_processes"]
+        assert [c for c, _ in device_facts(pynvml, handles)] == ["gpu_foreign_process"]
         nvml.release(pynvml)
     finally:
         engine.close()

@@ -95,7 +95,7 @@ def test_device_facts_and_fingerprint(fake_nvml: Any) -> None:
     pynvml = nvml.load()
     handles = nvml.resolve_handles(pynvml, [nvml.GpuRef(0, gpu.uuid)])
     codes = [code for code, _ in device_facts(pynvml, handles)]
-    assert codes == ["persistence_mode_off", "other_processes"]
+    assert codes == ["persistence_mode_off", "gpu_foreign_process"]
     assert fingerprint(pynvml, handles) == "gpu:NVIDIA H100 80GB HBM3/700W|driver550"
     nvml.release(pynvml)
 

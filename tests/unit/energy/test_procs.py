@@ -38,7 +38,7 @@ def test_a_real_child_is_ours_and_the_parent_is_not() -> None:
         child.communicate(b"")
 
 
-def test_own_children_on_the_gpu_raise_no_other_processes_warning(fake_nvml: Any) -> None:
+def test_own_children_on_the_gpu_raise_no_foreign_process_warning(fake_nvml: Any) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
     )
@@ -49,7 +49,7 @@ def test_own_children_on_the_gpu_raise_no_other_processes_warning(fake_nvml: Any
         assert device_facts(pynvml, handles) == []
         gpu.pids.append(os.getppid())  # not ours
         facts = device_facts(pynvml, handles)
-        assert [c for c, _ in facts] == ["other_processes"] and str(os.getppid()) in facts[0][1]
+        assert [c for c, _ in facts] == ["gpu_foreign_process"] and str(os.getppid()) in facts[0][1]
         nvml.release(pynvml)
     finally:
         child.communicate(b"")

@@ -51,3 +51,60 @@ def test_unsupported_queries_are_left_out(fake_nvml: Any) -> None:
     summary = sampler.stop()
     nvml.release(pynvml)
     assert summary.utilization_pct == {} and summary.power_w
+
+
+def test_clock_event_bits_are_nvidia_ml_pys() -> None:
+    import pynvml as real  # the installed bindings, not the fake
+
+    from pytest_llem.energy.sampler import CLOCK_EVENT_BITS
+
+    names = {
+        "gpu_idle": "GpuIdle",
+        "applications_clocks_setting": "ApplicationsClocksSetting",
+        "sw_power_cap": "SwPowerCap",
+        "hw_slowdown": "HwSlowdown",
+        "sync_boost": "SyncBoost",
+        "sw_thermal": "SwThermalSlowdown",
+        "hw_thermal": "HwThermalSlowdown",
+        "hw_power_brake": "HwPowerBrakeSlowdown",
+        "display_clock_setting": "DisplayClockSetting",
+    }
+    for ours, theirs in names.items():
+        assert CLOCK_EVENT_BITS[ours] == getattr(real, f"nvmlClocksEventReason{theirs}")
+        assert CLOCK_EVENT_BITS[ours] == getattr(real, f"nvmlClocksThrottleReason{theirs}")
+
+
+def test_a_sample_reads_the_sm_clock_and_the_reason_bits(fake_nvml: Any) -> None:
+    from pytest_llem.energy.sampler import read_sample
+
+    gpu = fake_nvml.add("GPU-a", sm_clock_mhz=1410)
+    gpu.clock_reasons = 0x20 | 0x1  # sw thermal slowdown, idle
+    pynvml = nvml.load()
+    sample = read_sample(pynvml, "GPU-a", gpu, 1.0)
+    assert (sample.sm_clock_mhz, sample.reasons, sample.throttle) == (1410.0, 0x21, ["sw_thermal"])
+    nvml.release(pynvml)
+
+
+def test_drivers_before_the_clocks_event_call_fall_back_to_throttle_reasons(
+    fake_nvml: Any,
+) -> None:
+    from pytest_llem.energy.sampler import clock_reasons
+
+    gpu = fake_nvml.add("GPU-a")
+    gpu.clock_reasons = 0x4
+    # New bindings, old driver: the bindings raise FunctionNotFound for the new call.
+    fake_nvml.missing_in_driver.add("nvmlDeviceGetCurrentClocksEventReasons")
+    pynvml = nvml.load()
+    assert clock_reasons(pynvml, gpu) == 0x4
+    # Old bindings: the new call does not exist at all.
+    del fake_nvml.module.nvmlDeviceGetCurrentClocksEventReasons
+    assert clock_reasons(pynvml, gpu) == 0x4
+    assert fake_nvml.calls.count("nvmlDeviceGetCurrentClocksThrottleReasons") == 2
+    # A GPU without either: NotSupported, and the sample leaves the reasons out.
+    gpu.not_supported.add("nvmlDeviceGetCurrentClocksThrottleReasons")
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        clock_reasons(pynvml, gpu)
+    from pytest_llem.energy.sampler import read_sample
+
+    assert read_sample(pynvml, "GPU-a", gpu, 0.0).reasons is None
+    nvml.release(pynvml)
