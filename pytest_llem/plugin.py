@@ -9,7 +9,7 @@ import pytest
 
 from pytest_llem import hookspecs
 from pytest_llem.engines.builtin import BUILTIN
-from pytest_llem.harness import assemble, collect, fixtures, guard, ordering
+from pytest_llem.harness import assemble, collect, device_state, fixtures, guard, ordering
 from pytest_llem.harness import xdist as workers
 from pytest_llem.harness.session import SESSION_KEY, LlemSession
 from pytest_llem.report import html
@@ -94,6 +94,8 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
         llem = config.stash.get(SESSION_KEY, None)
         if llem is not None:
             lines.extend(llem.plan_lines.get(str(plan.path), []))
+    if not config.getoption("collectonly"):  # the devices' state, with fixes (pre-flight)
+        lines.extend(device_state.lines(config.stash.get(collect.PLANS_KEY, [])))
     return lines
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pytest_llem.gate.baseline_file import BaselineEntry
 from pytest_llem.gate.thresholds import Limit
 from pytest_llem.results.records import ValidityWarning
+from pytest_llem.study.measurement import DISTURBANCE_CODES
 from pytest_llem.study.sections import GateConfig, parse_limit
 
 DEFAULT_MAX_CV = 0.05
@@ -91,4 +93,65 @@ def refusal_note(name: str, refused: Sequence[str], force_flag: str) -> str:
         f"baseline {name!r} NOT saved: these configs' cycles vary too much to serve as a "
         "reference:\n  " + "\n  ".join(refused) + "\n  re-run on a quiet machine (or with "
         f"more cycles), or store it anyway with {force_flag}"
+    )
+
+
+# Disturbed cycles (energy/disturbance.py): under ``validity.on_disturbed: warn`` a window
+# measured on a disturbed machine is kept with its flags; a verdict that used it says so, and
+# a baseline is not saved from it unless forced.
+
+
+def disturbance_flags(
+    warnings: Iterable[ValidityWarning], disturbed_by: Iterable[str]
+) -> list[str]:
+    """Labels of the warnings that make a window disturbed (``host_contention 61% of 2
+    cores``)."""
+    codes = set(disturbed_by)
+    return [w.label() for w in warnings if w.code in codes]
+
+
+class DisturbedCycles:
+    """Per config (the gate's sample key), the cycles kept although disturbed."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, dict[int, str]] = {}
+
+    def note(self, key: str, cycle: int, flags: Sequence[str]) -> str | None:
+        """Record this cycle's flags; the note for a verdict on the config's cycles so far."""
+        if flags:
+            self.by_key.setdefault(key, {})[cycle] = ", ".join(flags)
+        seen = self.by_key.get(key)
+        if not seen:
+            return None
+        listed = "; ".join(f"cycle {c}: {text}" for c, text in sorted(seen.items()))
+        return (
+            f"decided on {len(seen)} cycle(s) measured on a disturbed machine ({listed}): "
+            "re-run on a quiet machine before trusting it"
+        )
+
+
+def disturbed_refusals(results: Iterable[Any]) -> list[str]:
+    """One line per config with a disturbed cycle among the results a baseline would store,
+    failed ones included (each result carries its config's ``validity.disturbed_by``; older
+    results: the default set)."""
+    lines: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        if r.metrics is None or r.outcome in ("skipped", "error"):
+            continue  # as baseline_file.build: what it would not store cannot taint it
+        validity = (getattr(r, "config", None) or {}).get("validity") or {}
+        codes = validity.get("disturbed_by", DISTURBANCE_CODES)
+        flags = disturbance_flags(getattr(r, "warnings", None) or [], codes)
+        if flags:
+            lines.setdefault((r.study, r.point_id), []).append(
+                f"cycle {r.cycle}: {', '.join(flags)}"
+            )
+    return [f"{study}::{point}: {'; '.join(found)}" for (study, point), found in lines.items()]
+
+
+def disturbed_note(name: str, refused: Sequence[str], force_flag: str) -> str:
+    """Why baseline ``name`` was not saved: cycles measured on a disturbed machine."""
+    return (
+        f"baseline {name!r} NOT saved: these configs have cycles measured on a disturbed "
+        "machine:\n  " + "\n  ".join(refused) + "\n  re-run on a quiet machine, or store it "
+        f"anyway with {force_flag}"
     )

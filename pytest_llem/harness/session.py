@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from pytest_llem.energy import disturbance
 from pytest_llem.engines import loading
 from pytest_llem.engines.builtin import BUILTIN
 from pytest_llem.errors import GateFailure, LlemError, PreflightError
-from pytest_llem.gate import explain
+from pytest_llem.gate import explain, stability
 from pytest_llem.gate.apply import Gate, arm_key, judge_pair, sample_key
 from pytest_llem.gate.completeness import outcome_reason
 from pytest_llem.gate.verdict import Verdict
@@ -131,6 +132,7 @@ class LlemSession:
         self.sleep: Sleep = time.sleep  # tests inject a fake: no real waiting
         self._positions: dict[str, int] = {}  # study file -> items of it run here so far
         self.model_loads = 0  # loads behind the measured items, wherever they ran
+        self.disturbed = stability.DisturbedCycles()  # cycles kept flagged (on_disturbed: warn)
         self.model_load_s = 0.0
 
     def resumed(self, item: ItemRef) -> dict[str, Any] | None:
@@ -304,9 +306,19 @@ class LlemSession:
         config = item.config
         measurement, extra = self._measure(item, runner)
         hardware = self.host.hardware(config.device)
-        verdict, stats = self._judge(
-            item, hardware, measurement.metrics.model_dump(), measurement.quality
+        # A window still disturbed after its retries is no sample for the gate: its cycle is
+        # lost, with the reason. One kept under on_disturbed: warn makes its verdict say so.
+        disturbed = disturbance.must_fail(measurement.warnings, config.validity)
+        verdict, stats = (
+            (None, None)
+            if disturbed
+            else self._judge(item, hardware, measurement.metrics.model_dump(), measurement.quality)
         )
+        flags = stability.disturbance_flags(measurement.warnings, config.validity.disturbed_by)
+        key = gate_key(item.plan.study_hash, item.point.config_hash, item.point)
+        kept = self.disturbed.note(key, item.cycle, [] if disturbed else flags)
+        if verdict is not None and kept is not None:
+            verdict.note = f"{verdict.note}; {kept}" if verdict.note else kept
         unstable = self.gate.unstable_warning(item.plan.gate, stats)
         if unstable is not None and all(w.code != unstable.code for w in measurement.warnings):
             measurement = measurement.model_copy(
@@ -332,6 +344,8 @@ class LlemSession:
                 explain.fix(own),
                 summary=explain.summary(item.point.id, item.cycle, own),
             )
+        if disturbed:
+            raise ValidityFailure(*disturbance.failure(measurement.warnings, config.validity))
         if self.settings.require_energy and measurement.energy.source is None:
             raise EnergyRequired(
                 f"no energy measured on {config.device}: {measurement.energy.reason}",

@@ -1,7 +1,9 @@
 """The per-item protocol: warmup until steady -> measured window -> metrics.
 
 The idle baseline is measured once per session elsewhere and handed in; the model is loaded
-(or reused) by the runner before this starts.
+(or reused) by the runner before this starts. Each window is checked for a disturbed machine
+(energy/disturbance.py); under ``validity.on_disturbed: retry`` a disturbed window is
+discarded and, after a backoff, warmed up and measured again.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from pytest_llem.energy import disturbance
+from pytest_llem.energy.disturbance import WindowCheck, WindowWatch
 from pytest_llem.energy.meter import EnergyMeter, EnergyReading
 from pytest_llem.engines.engine import Completion, Engine, Request
 from pytest_llem.measure import metrics, quality
@@ -57,6 +61,10 @@ class Instruments:
     wall_clock: Clock = time.time
     progress: Progress = quiet
     device_warnings: list[ValidityWarning] = field(default_factory=list)
+    # The disturbance checks around each window; None checks nothing.
+    watch: WindowWatch | None = None
+    # The backoff before a disturbed window is measured again (tests: no real waiting).
+    sleep: Callable[[float], None] = time.sleep
 
 
 def measured_window(
@@ -74,6 +82,8 @@ def measured_window(
     passes = 0
     if inst.sampler is not None:
         inst.sampler.start()
+    if inst.watch is not None:
+        inst.watch.begin()
     inst.meter.start()
     start = inst.clock()
     target = config.window.min_duration_s
@@ -113,14 +123,25 @@ def _crosscheck(reading: EnergyReading) -> CrosscheckInfo | None:
     )
 
 
-def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurement:
-    """Run the whole protocol for one item and return what it measured."""
-    inst.progress("prepare", "tokenising prompts")
-    requests = engine.requests(config)
-    batches = engine.batches(requests, config)
+def _check(inst: Instruments, reading: EnergyReading) -> WindowCheck:
+    """The disturbance checks of the window just measured."""
+    if inst.watch is None:
+        return WindowCheck()
+    counter = inst.meter.info.method == "counter"
+    edges = None
+    if counter and reading.t_start_s is not None and reading.t_end_s is not None:
+        edges = (reading.t_start_s, reading.t_end_s)
+    return inst.watch.end(dict(reading.per_device_j) if counter else None, edges)
+
+
+def _window(
+    engine: Engine, batches: list[list[Request]], config: ExperimentConfig, inst: Instruments
+) -> tuple[Measurement, dict[str, Any]]:
+    """Warm up, measure one window, check it: the measurement and the window's figures."""
     warm, thermal = stabilise(engine, batches, config, inst.thermal, inst.clock, inst.progress)
     engine.memory()  # resets the peak so the window's peak is its own
     completions, passes, duration, reading, summary = measured_window(engine, batches, config, inst)
+    check = _check(inst, reading)
     memory = engine.memory()
     baseline = Baseline()
     if inst.idle is not None and reading.total_j is not None:
@@ -144,8 +165,8 @@ def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurem
         crosscheck=_crosscheck(reading),
     )
     warnings = assess(config, figures, energy, warm, thermal, summary, baseline)
-    warnings.extend(inst.device_warnings)
-    return Measurement(
+    warnings.extend(check.warnings)
+    measurement = Measurement(
         metrics=figures,
         energy=energy,
         warmup=warm,
@@ -154,4 +175,50 @@ def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurem
         warnings=warnings,
         # After the window, unmeasured: the outputs and the scores the quality checks need.
         quality=quality.of_window(engine, config, batches, completions, inst.progress),
+    )
+    return measurement, check.figures
+
+
+def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurement:
+    """Run the whole protocol for one item and return what it measured.
+
+    A window the checks find disturbed is measured again while the policy says so
+    (``disturbance.decide``); the last window is returned, with a ``window_retried`` warning
+    naming the discarded ones. A window still disturbed is returned flagged: the session
+    fails the item (``disturbance.must_fail``) after recording what it measured.
+    """
+    inst.progress("prepare", "tokenising prompts")
+    requests = engine.requests(config)
+    batches = engine.batches(requests, config)
+    at_rest: list[ValidityWarning] = []
+    if inst.watch is not None:
+        at_rest = inst.watch.at_rest(inst.idle.per_device_w if inst.idle is not None else {})
+    discarded: list[list[ValidityWarning]] = []
+    history: list[dict[str, Any]] = []
+    while True:
+        measurement, figures = _window(engine, batches, config, inst)
+        decision = disturbance.decide(measurement.warnings, config.validity, len(discarded))
+        history.append(
+            {
+                **figures,
+                "flags": [w.label() for w in decision.flags],
+                "output_tokens_per_s": measurement.metrics.output_tokens_per_s,
+            }
+        )
+        if decision.action != "retry":
+            break
+        discarded.append(list(decision.flags))
+        labels = ", ".join(w.label() for w in decision.flags)
+        inst.progress(
+            "disturbed",
+            f"{labels}: measuring again in {decision.wait_s:g}s "
+            f"({len(discarded)}/{config.validity.max_retries})",
+        )
+        inst.sleep(decision.wait_s)
+    warnings = [*measurement.warnings, *at_rest, *inst.device_warnings]
+    note = disturbance.retried(discarded)
+    if note is not None:
+        warnings.append(note)
+    return measurement.model_copy(
+        update={"warnings": warnings, "environment": {"windows": history}}
     )

@@ -1,4 +1,8 @@
-"""Validity warnings: machine-readable reasons to distrust a measurement."""
+"""Validity warnings: machine-readable reasons to distrust a measurement.
+
+These judge the window's own figures; whether the machine was disturbed during it (other
+processes, clock events, ECC errors...) is energy/disturbance.py's.
+"""
 
 from __future__ import annotations
 
@@ -68,8 +72,5 @@ def assess(
                 "thermal_drift",
                 f"temperature moved {temps['max'] - temps['min']:.1f}C in the window",
             )
-        throttled = {k: v for k, v in sampler.throttle_s.items() if v > 0}
-        if throttled:
-            detail = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(throttled.items()))
-            add("throttling", f"clocks throttled during the window: {detail}")
+    # Clock events, other processes, host contention: energy/disturbance.py, per window.
     return out

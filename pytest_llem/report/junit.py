@@ -31,6 +31,8 @@ def properties(
         props.append(("llem.energy_reason", energy.reason))
     if measurement.warnings:
         props.append(("llem.warnings", ",".join(w.code for w in measurement.warnings)))
+        # Each warning's words and figures: ``llem.warning.host_contention`` = "61% of 2 ...".
+        props.extend((f"llem.warning.{w.code}", w.message) for w in measurement.warnings)
     if verdict is not None:
         props.extend(gate_properties(verdict))
     if measurement.quality is not None:

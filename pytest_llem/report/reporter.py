@@ -255,6 +255,13 @@ class Reporter:
         )
         refused = stability.refusals(built.entries, rules)
         target = baseline_file.resolve(name, s.baseline_dir)
+        disturbed = stability.disturbed_refusals(self.results)
+        if disturbed and not s.save_baseline_force:
+            self.notes.append(
+                stability.disturbed_note(name, disturbed, "--llem-save-baseline-force")
+            )
+            self.refused_save = f"{len(disturbed)} config(s) have disturbed cycles (listed above)"
+            return False
         if refused and not s.save_baseline_force:
             self.notes.append(stability.refusal_note(name, refused, "--llem-save-baseline-force"))
             self.refused_save = (
@@ -269,6 +276,7 @@ class Reporter:
             return False
         self.notes.append(f"baseline {name!r} saved: {target}")
         self.notes.extend(f"  saved although unstable: {line}" for line in refused)
+        self.notes.extend(f"  saved although disturbed: {line}" for line in disturbed)
         return True
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

@@ -37,7 +37,7 @@ def row(result: ExperimentResult) -> tuple[str, ...]:
     if result.energy is not None and result.energy.reason and m is not None:
         notes = ", ".join([*([notes] if notes else []), f"energy: {result.energy.reason}"])
     if result.warnings:
-        notes = ", ".join([*([notes] if notes else []), *(w.code for w in result.warnings)])
+        notes = ", ".join([*([notes] if notes else []), *(w.label() for w in result.warnings)])
     if result.outcome in ("skipped", "failed", "error") and result.message:
         lines = [ln.strip() for ln in result.message.splitlines() if ln.strip()]
         # A heading such as "pre-flight failed:" says little alone: show its first point too.

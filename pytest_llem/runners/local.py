@@ -9,7 +9,9 @@ from types import ModuleType
 
 from pytest_llem.devices import GpuRef
 from pytest_llem.energy import nvml
-from pytest_llem.energy.nvml_facts import device_facts
+from pytest_llem.energy.disturbance import WindowWatch
+from pytest_llem.energy.gpu_state import GpuWatch
+from pytest_llem.energy.host_load import HostReader
 from pytest_llem.energy.sampler import GpuSampler
 from pytest_llem.energy.select import select_meter
 from pytest_llem.engines import loading
@@ -24,8 +26,11 @@ from pytest_llem.results.records import Measurement, RunnerInfo, ValidityWarning
 from pytest_llem.runners import serve_item
 from pytest_llem.runners.run_spec import RunSpec
 
-Instruments3 = tuple[GpuSampler | None, ThermalReader | None, list[ValidityWarning]]
-_NONE: Instruments3 = (None, None, [])
+# The sampler, the thermal reader, device warnings, and the GPU half of the window checks.
+Instruments3 = tuple[
+    GpuSampler | None, ThermalReader | None, list[ValidityWarning], GpuWatch | None
+]
+_NONE: Instruments3 = (None, None, [], None)
 
 
 def _open_instruments(pynvml: ModuleType, spec: RunSpec, gpus: list[GpuRef]) -> Instruments3:
@@ -37,10 +42,11 @@ def _open_instruments(pynvml: ModuleType, spec: RunSpec, gpus: list[GpuRef]) -> 
     def read() -> list[tuple[str, float | None, float | None]]:
         return [(s.device, s.temperature_c, s.power_w) for s in sampler.sample_once()]
 
-    facts = [ValidityWarning(code=c, message=m) for c, m in device_facts(pynvml, handles)]
+    # Persistence mode and other processes are checked per window (energy/disturbance.py).
+    watch = GpuWatch(pynvml, handles, sampler.taken)
     # Read between warmup batches: often enough for a steady run of thermal.min_steady_s,
     # rarely enough that NVML calls stay negligible beside batches of a few milliseconds.
-    return sampler, ThermalReader(read, interval_s=max(interval, 0.25)), facts
+    return sampler, ThermalReader(read, interval_s=max(interval, 0.25)), [], watch
 
 
 @contextlib.contextmanager
@@ -96,7 +102,7 @@ def execute(
     meter = select_meter(config, spec.energy_backend, gpus)
     idle = spec.idle
     try:
-        with gpu_instruments(spec, gpus) as (sampler, thermal, facts):
+        with gpu_instruments(spec, gpus) as (sampler, thermal, facts, gpu_watch):
             inst = Instruments(
                 meter=meter,
                 sampler=sampler,
@@ -104,6 +110,8 @@ def execute(
                 idle=IdleReading(idle.per_device_w, idle.measured_at, idle.method, idle.reason),
                 progress=progress,
                 device_warnings=facts,
+                # The host's share of other processes is checked for every item, CPU or GPU.
+                watch=WindowWatch(config.validity, HostReader(), gpu_watch),
             )
             measurement = protocol.run(loaded.engine, config, inst)
     finally:
@@ -113,10 +121,12 @@ def execute(
             "model_load_s": loaded.load_s,
             "model_cached": loaded.cached,
             # Library versions, and what the engine chose for this load (e.g. vLLM's CPU
-            # KV-cache reservation): engines that choose something expose it as ``facts``.
+            # KV-cache reservation): engines that choose something expose it as ``facts``;
+            # the protocol's own: each window's host and GPU figures.
             "environment": {
                 **loading.environment(config),
                 **getattr(loaded.engine, "facts", {}),
+                **measurement.environment,
             },
         }
     )

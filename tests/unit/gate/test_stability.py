@@ -49,3 +49,43 @@ def test_refusals_name_the_config_and_its_cv() -> None:
     lines = refusals([entry], {"c1": Rule(0.05, ("output_tokens_per_s",))})
     assert lines == ["gate::pytorch-bs1: output_tokens_per_s CV 60.0% (> 5%)"]
     assert refusals([entry], {"c1": Rule(0.7, ("output_tokens_per_s",))}) == []
+
+
+def test_a_verdict_on_disturbed_cycles_says_which() -> None:
+    from pytest_llem.gate.stability import DisturbedCycles
+
+    kept = DisturbedCycles()
+    assert kept.note("k", 1, []) is None
+    note = kept.note("k", 2, ["host_contention 61% of 2 cores"])
+    assert note is not None and "cycle 2: host_contention 61% of 2 cores" in note
+    later = kept.note("k", 3, [])  # the config's later verdicts still say so
+    assert later == note
+    assert kept.note("other", 1, []) is None
+
+
+def test_a_baseline_is_refused_for_disturbed_cycles() -> None:
+    from types import SimpleNamespace
+
+    from pytest_llem.gate.stability import disturbed_refusals
+    from pytest_llem.results.records import ValidityWarning
+
+    flag = ValidityWarning(code="host_contention", message="m", figures={"brief": "61% of 2"})
+    capped = ValidityWarning(code="power_capped", message="m", figures={"brief": "sw 90%"})
+
+    def result(cycle: int, warnings: list[ValidityWarning], **kw: object) -> SimpleNamespace:
+        base = dict(study="s", point_id="p", cycle=cycle, metrics={}, outcome="passed", config={})
+        return SimpleNamespace(**{**base, "warnings": warnings, **kw})
+
+    assert disturbed_refusals([result(1, [capped]), result(2, [])]) == []
+    assert disturbed_refusals([result(1, []), result(2, [flag])]) == [
+        "s::p: cycle 2: host_contention 61% of 2"
+    ]
+    # A failed item with figures would be stored too: it counts. A skipped one does not.
+    assert disturbed_refusals([result(1, [flag], outcome="failed")]) != []
+    assert disturbed_refusals([result(1, [flag], outcome="skipped")]) == []
+    # The config's own disturbed_by decides.
+    mine = {"validity": {"disturbed_by": ["power_capped"]}}
+    assert disturbed_refusals([result(1, [flag], config=mine)]) == []
+    assert disturbed_refusals([result(1, [capped], config=mine)]) == [
+        "s::p: cycle 1: power_capped sw 90%"
+    ]

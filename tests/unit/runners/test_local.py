@@ -112,8 +112,9 @@ def test_a_failure_inside_the_instruments_propagates_unchanged(
     fake_nvml.add("GPU-a")
 
     def lose_the_gpu() -> None:
-        with gpu_instruments(spec(tmp_path), [GpuRef(0, "GPU-a")]) as (sampler, thermal, _):
-            assert sampler is not None and thermal is not None
+        with gpu_instruments(spec(tmp_path), [GpuRef(0, "GPU-a")]) as opened:
+            sampler, thermal, _, watch = opened
+            assert sampler is not None and thermal is not None and watch is not None
             raise nvml.NvmlUnavailable("GPU lost")
 
     with pytest.raises(nvml.NvmlUnavailable, match="GPU lost"):
@@ -126,5 +127,5 @@ def test_instruments_that_cannot_open_leave_the_item_without_them(
 ) -> None:
     fake_nvml.add("GPU-a")
     with gpu_instruments(spec(tmp_path), [GpuRef(0, "GPU-unknown")]) as opened:
-        assert opened == (None, None, [])
+        assert opened == (None, None, [], None)
     assert fake_nvml.initialised == 0
