@@ -3,8 +3,9 @@
 Per measured window: the plugin's counter energy against the independent process's
 integration of instant power over the same timestamps (% difference), and Zeus read over the
 same window beside NVML when it ran. Per config: energy and J/token mean and CV across cycles.
-Per GPU: how often the energy counter moves (its update period). Then the verdict: every
-figure inside its tolerance, or the kit exits 1.
+Per GPU: how often the energy counter moves (its update period). Per item: the validity
+flags the plugin gave it (a window on a disturbed machine validates nothing, and fails the
+kit). Then the verdict: every figure inside its tolerance, or the kit exits 1.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pydantic import BaseModel, Field
 
 from pytest_llem.cli.validate.probe import ProbeRecord
 from pytest_llem.energy.meter import trapezoid
+from pytest_llem.results.records import ValidityWarning
 from pytest_llem.stats.descriptive import cv, mean
+from pytest_llem.study.measurement import DISTURBANCE_CODES
 
 _CYCLE = re.compile(r"-c[0-9]+$")
 
@@ -76,6 +79,17 @@ class CounterPeriod(BaseModel):
     every_poll: bool  # it moved at (almost) every poll: the period is the poll interval or less
 
 
+class ItemFlags(BaseModel):
+    """The validity flags the plugin gave one item (energy/disturbance.py and the rest)."""
+
+    point_id: str
+    cycle: int
+    outcome: str
+    flags: list[str]  # ``code brief`` labels, e.g. "host_contention 61% of 2 cores"
+    messages: list[str]
+    disturbed: bool  # a flag of validity.disturbed_by: the window says nothing of the config
+
+
 class ValidationReport(BaseModel):
     """Everything the kit prints and writes."""
 
@@ -87,6 +101,7 @@ class ValidationReport(BaseModel):
     idle_power_w_plugin: float | None = None
     configs: list[ConfigFigures] = Field(default_factory=list)
     windows: list[WindowCheck] = Field(default_factory=list)
+    flags: list[ItemFlags] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     failures: list[str] = Field(default_factory=list)
 
@@ -219,6 +234,28 @@ def check_windows(items: list[dict[str, Any]], records: list[ProbeRecord]) -> li
     return checks
 
 
+def item_flags(items: list[dict[str, Any]]) -> list[ItemFlags]:
+    """Per item with any, the validity flags the plugin gave it, as the report holds them."""
+    out = []
+    for item in items:
+        warnings = [ValidityWarning.model_validate(w) for w in item.get("warnings") or []]
+        if not warnings:
+            continue
+        validity = (item.get("config") or {}).get("validity") or {}
+        codes = set(validity.get("disturbed_by", DISTURBANCE_CODES))
+        out.append(
+            ItemFlags(
+                point_id=item["point_id"],
+                cycle=item["cycle"],
+                outcome=item.get("outcome", ""),
+                flags=[w.label() for w in warnings],
+                messages=[f"{w.code}: {w.message}" for w in warnings],
+                disturbed=any(w.code in codes for w in warnings),
+            )
+        )
+    return out
+
+
 def config_figures(items: list[dict[str, Any]], records: list[ProbeRecord]) -> list[ConfigFigures]:
     """Per config (point id without the cycle): CV of energy and J/token across cycles."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -286,6 +323,11 @@ def failures(report: ValidationReport) -> list[str]:
             out.append(
                 f"{name}: Zeus {w.zeus_j:.2f} J vs NVML {w.plugin_j} J over the same window: "
                 f"{w.zeus_diff_pct:+.2f}% (limit {tol.zeus_diff_pct:g}%)"
+            )
+    for f in report.flags:
+        if f.disturbed:
+            out.append(
+                f"{f.point_id} c{f.cycle}: measured on a disturbed machine: " + "; ".join(f.flags)
             )
     for c in report.configs:
         if _outside(c.energy_cv_pct, tol.cv_pct):

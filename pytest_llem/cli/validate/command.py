@@ -25,6 +25,7 @@ from pytest_llem.cli.validate.analysis import (
     counter_periods,
     failures,
     idle_power,
+    item_flags,
 )
 from pytest_llem.cli.validate.llama import SHAPES, build_random_llama
 from pytest_llem.cli.validate.probe import IndependentProbe, ProbeRecord
@@ -342,6 +343,9 @@ def validate(args: argparse.Namespace) -> ValidationReport:
         report.windows += [
             w.model_copy(update={"point_id": f"{name} {w.point_id}"})
             for w in check_windows(items, records)
+        ]
+        report.flags += [
+            f.model_copy(update={"point_id": f"{name} {f.point_id}"}) for f in item_flags(items)
         ]
         if not items:
             report.notes.append(f"{name}: the study produced no report (see the output above)")

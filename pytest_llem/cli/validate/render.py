@@ -70,6 +70,22 @@ def markdown(report: ValidationReport) -> str:
             f"| {_f(w.plugin_j)} | {_f(w.probe_power_j)} | {_f(w.power_diff_pct)} "
             f"| {w.probe_samples} | {_f(w.zeus_j)} | {_f(w.zeus_diff_pct)} |"
         )
+    if report.flags:
+        lines += [
+            "",
+            "## Validity flags, per item",
+            "",
+            "The plugin's checks of each window (disturbed: another process, a clock event or "
+            "ECC errors during it; see docs/measurement.md).",
+            "",
+            "| item | outcome | disturbed | flags |",
+            "|---|---|---|---|",
+        ]
+        for f in report.flags:
+            lines.append(
+                f"| {f.point_id} c{f.cycle} | {f.outcome} | {'yes' if f.disturbed else 'no'} "
+                f"| {'; '.join(f.messages)} |"
+            )
     if report.failures:
         lines += ["", "## Outside tolerance", ""] + [f"- {f}" for f in report.failures]
     if report.notes:

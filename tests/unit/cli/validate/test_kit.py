@@ -30,6 +30,7 @@ from pytest_llem.energy.nvml_meter import NvmlMeter
 from pytest_llem.engines.pytorch import engine as engine_module
 from pytest_llem.runners import local
 from tests.conftest import PeriodicPower
+from tests.unit.energy.test_host_load import QuietReader
 
 # Idle at 60 W, a ramp to 400 W over 0.9 s, a step back down: a window shifted or lagged by a
 # fraction of a second no longer holds the energy its edges say.
@@ -175,6 +176,8 @@ def kit_gpu(fake_nvml: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         return opened(spec.model_copy(update={"config": cuda}), gpus)
 
     monkeypatch.setattr(local, "gpu_instruments", instruments)
+    # Windows of 1 s are judged for host contention: this suite cannot promise a quiet host.
+    monkeypatch.setattr(local, "HostReader", QuietReader)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return gpu
 
@@ -227,3 +230,32 @@ def test_the_kit_exits_1_on_a_shifted_window(
 def test_fewer_than_five_cycles_is_refused() -> None:
     with pytest.raises(SystemExit):
         command.parse(["--cycles", "3"])
+
+
+def test_the_kit_reports_the_plugins_flags_and_fails_a_disturbed_window() -> None:
+    from pytest_llem.cli.validate.analysis import item_flags
+    from pytest_llem.cli.validate.render import markdown
+
+    contention = {
+        "code": "host_contention",
+        "message": "61% of 2 cores used by other processes",
+        "figures": {"brief": "61% of 2 cores"},
+    }
+    capped = {"code": "power_capped", "message": "GPU-a: sw power cap 80% of the window"}
+    items = [
+        {"point_id": "bs1-c1", "cycle": 1, "outcome": "failed", "warnings": [contention]},
+        {"point_id": "bs1-c2", "cycle": 2, "outcome": "passed", "warnings": [capped]},
+        {"point_id": "bs1-c3", "cycle": 3, "outcome": "passed", "warnings": []},
+    ]
+    flags = item_flags(items)
+    assert [(f.point_id, f.disturbed) for f in flags] == [("bs1-c1", True), ("bs1-c2", False)]
+    assert flags[0].flags == ["host_contention 61% of 2 cores"]
+    report = ValidationReport(flags=flags)
+    report.failures = failures(report)
+    assert (
+        "bs1-c1 c1: measured on a disturbed machine: host_contention 61% of 2 cores"
+        in report.failures
+    )
+    text = markdown(report)
+    assert "## Validity flags, per item" in text
+    assert "| bs1-c1 c1 | failed | yes | host_contention: 61% of 2 cores used by" in text
