@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_llem.energy import disturbance
+from pytest_llem.energy.disturbance import WindowCheck
 from pytest_llem.energy.meter import EnergyMeter, EnergyReading
 from pytest_llem.gate.quality_serving import from_requests
 from pytest_llem.measure.protocol import Instruments
@@ -80,6 +82,7 @@ class _Edges:
         self.window: EnergyReading | None = None
         self.run: EnergyReading | None = None
         self.summary: Any = None
+        self.check = WindowCheck()
         self.open = False
 
     def __call__(self, name: str, t: float) -> None:
@@ -89,11 +92,14 @@ class _Edges:
         elif name == "start":
             if inst.sampler is not None:
                 inst.sampler.start()
+            if inst.watch is not None:
+                inst.watch.begin()
             inst.meter.start()
             self.open = True
         elif name == "end" and self.open:
             self.window = inst.meter.stop()
             self.summary = inst.sampler.stop() if inst.sampler is not None else None
+            self.check = _check(inst, self.window)
             self.open = False
         elif name == "run_end" and self.run_meter is not None:
             self.run = self.run_meter.stop()
@@ -103,6 +109,18 @@ class _Edges:
         if self.open and self.inst.sampler is not None:
             self.inst.sampler.halt()
         self.open = False
+
+
+def _check(inst: Instruments, reading: EnergyReading) -> WindowCheck:
+    """The disturbance checks of the window just closed (the offline protocol's, at the
+    serving window's edges)."""
+    if inst.watch is None:
+        return WindowCheck()
+    counter = inst.meter.info.method == "counter"
+    edges = None
+    if counter and reading.t_start_s is not None and reading.t_end_s is not None:
+        edges = (reading.t_start_s, reading.t_end_s)
+    return inst.watch.end(dict(reading.per_device_j) if counter else None, edges)
 
 
 def _metrics(figures: dict[str, float | None], reading: EnergyReading | None) -> Metrics:
@@ -159,15 +177,15 @@ def _warnings(
     return [ValidityWarning(code=code, message=message) for code, message in found]
 
 
-def run(
+def _once(
     config: ExperimentConfig,
     target: Target,
     prompts: Sequence[Any],
     inst: Instruments,
     run_meter: EnergyMeter | None = None,
 ) -> tuple[Measurement, dict[str, Any]]:
-    """Load the server, read the meters at the edges; the measurement and the whole run's
-    record (figures outside the catalogue, the run's energy, the edges)."""
+    """One run of the load: the measurement and the whole run's record (figures outside the
+    catalogue, the run's energy, the edges, the window's host and GPU figures)."""
     serve = config.serve
     assert serve is not None
     spec = load_spec(config, target, prompts)
@@ -205,7 +223,7 @@ def run(
         t_start_s=reading.t_start_s if reading is not None else None,
         t_end_s=reading.t_end_s if reading is not None else None,
     )
-    warnings = [*_warnings(config, load, window, figures), *inst.device_warnings]
+    warnings = [*_warnings(config, load, window, figures), *edges.check.warnings]
     record = {
         "figures": figures,
         "energy_run_j": edges.run.total_j if edges.run is not None else None,
@@ -213,6 +231,7 @@ def run(
         "warmup_requests": len(load.warmup),
         "gauges": "not scraped" if load.gauges is None else load.gauges.reason or "scraped",
         "stopped": load.stopped,
+        "window_checks": edges.check.figures,
     }
     done = load.completed
     quality = from_requests(
@@ -241,3 +260,39 @@ def _energy_reason(reading: EnergyReading | None, meter_reason: str | None) -> s
     if reading is None:
         return "no steady-state window: the meters were not read"
     return reading.reason if reading.total_j is None else None
+
+
+def run(
+    config: ExperimentConfig,
+    target: Target,
+    prompts: Sequence[Any],
+    inst: Instruments,
+    run_meter: EnergyMeter | None = None,
+) -> tuple[Measurement, dict[str, Any]]:
+    """Load the server, read the meters at the steady state's edges, check the window.
+
+    A window the checks find disturbed (another job on the machine, a GPU slowed down) is run
+    again after the backoff while ``validity.on_disturbed`` says so, as an offline window is
+    (``disturbance.decide``); the last run is returned, with ``window_retried`` naming the
+    discarded ones, and one still disturbed fails the item in the session.
+    """
+    discarded: list[list[ValidityWarning]] = []
+    while True:
+        measurement, record = _once(config, target, prompts, inst, run_meter)
+        decision = disturbance.decide(measurement.warnings, config.validity, len(discarded))
+        if decision.action != "retry":
+            break
+        discarded.append(list(decision.flags))
+        labels = ", ".join(w.label() for w in decision.flags)
+        inst.progress(
+            "disturbed",
+            f"{labels}: loading again in {decision.wait_s:g}s "
+            f"({len(discarded)}/{config.validity.max_retries})",
+        )
+        inst.sleep(decision.wait_s)
+    warnings = [*measurement.warnings, *inst.device_warnings]
+    note = disturbance.retried(discarded)
+    if note is not None:
+        warnings.append(note)
+    record["discarded_runs"] = [[w.label() for w in flags] for flags in discarded]
+    return measurement.model_copy(update={"warnings": warnings}), record

@@ -15,6 +15,8 @@ from typing import Any
 
 from pytest_llem.devices import GpuRef
 from pytest_llem.energy import nvml
+from pytest_llem.energy.disturbance import WindowWatch
+from pytest_llem.energy.host_load import HostReader
 from pytest_llem.energy.select import select_meter
 from pytest_llem.engines import loading
 from pytest_llem.engines.servers import Served, ServerCache, serving_prompts
@@ -23,6 +25,7 @@ from pytest_llem.measure.idle_power import IdleReading
 from pytest_llem.measure.phases import Progress
 from pytest_llem.measure.protocol import Instruments
 from pytest_llem.results.records import Measurement
+from pytest_llem.runners.instruments import gpu_instruments
 from pytest_llem.runners.run_spec import RunSpec
 from pytest_llem.serving.errors import ServingError
 from pytest_llem.serving.ready import server_root
@@ -75,14 +78,20 @@ def execute(spec: RunSpec, servers: ServerCache, progress: Progress) -> Measurem
     meter = select_meter(config, spec.energy_backend, gpus)
     run_meter = select_meter(config, spec.energy_backend, gpus)
     idle = spec.idle
-    inst = Instruments(
-        meter=meter,
-        idle=IdleReading(idle.per_device_w, idle.measured_at, idle.method, idle.reason),
-        progress=progress,
-    )
     target = serving.Target(served.base_url, served.model, server_root(served.base_url))
     try:
-        measurement, record = serving.run(config, target, prompts, inst, run_meter)
+        with gpu_instruments(spec, gpus) as (sampler, _, facts, gpu_watch):
+            inst = Instruments(
+                meter=meter,
+                sampler=sampler,
+                idle=IdleReading(idle.per_device_w, idle.measured_at, idle.method, idle.reason),
+                progress=progress,
+                device_warnings=facts,
+                # Our own server is in this process's tree, so its CPU is not "other
+                # processes"; an endpoint's server is someone else's and counts.
+                watch=WindowWatch(config.validity, HostReader(), gpu_watch),
+            )
+            measurement, record = serving.run(config, target, prompts, inst, run_meter)
     except ServingError as exc:
         if served.process is not None and not served.process.alive():
             raise served.process.died("during the item") from exc

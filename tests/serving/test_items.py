@@ -86,7 +86,7 @@ def test_bad_serve_keys_name_the_file_the_field_and_the_fix(pytester: pytest.Pyt
         ".yaml",
         study_bad=study("http://127.0.0.1:9/v1", "rate: 4, concurency: 8, num_requests: 32"),
     )
-    result = pytester.runpytest("--collect-only")
+    result = pytester.runpytest_subprocess("--collect-only")
     result.stdout.fnmatch_lines(
         [
             "*study_bad.yaml:8: serve.concurency: unknown key 'concurency'",
@@ -96,7 +96,7 @@ def test_bad_serve_keys_name_the_file_the_field_and_the_fix(pytester: pytest.Pyt
     pytester.makefile(
         ".yaml", study_few=study("http://127.0.0.1:9/v1", "concurrency: 8, num_requests: 10")
     )
-    result = pytester.runpytest("--collect-only", "study_few.yaml")
+    result = pytester.runpytest_subprocess("--collect-only", "study_few.yaml")
     result.stdout.fnmatch_lines(["*num_requests 10 leaves no steady state*num_requests >= 18*"])
 
 
@@ -107,7 +107,7 @@ def test_an_endpoint_that_does_not_answer_fails_the_item_with_the_fix(
 
     port = free_port()  # nothing listens there
     pytester.makefile(".yaml", study_serve=study(f"http://127.0.0.1:{port}/v1"))
-    result = pytester.runpytest("--llem-results=out")
+    result = pytester.runpytest_subprocess("--llem-results=out")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*serve.endpoint http://127.0.0.1:{port}/v1 does not answer*"])
 
@@ -122,7 +122,7 @@ def test_serving_metrics_gate_as_budgets(pytester: pytest.Pytester, serving_serv
             "gate: {budgets: {ttft_ms_p99: 100}}\n",
         ),
     )
-    result = pytester.runpytest("--llem-results=out")
+    result = pytester.runpytest_subprocess("--llem-results=out")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*ttft_ms_p99*<= 100*fail*"])
 
@@ -141,7 +141,7 @@ def test_an_ab_of_two_servers_is_judged_on_paired_cycles(
         f"  candidate: {{serve.endpoint: '{slow.base_url}'}}\n",
     )
     pytester.makefile(".yaml", study_ab=text)
-    result = pytester.runpytest("--llem-results=out")
+    result = pytester.runpytest_subprocess("--llem-results=out")
     result.assert_outcomes(passed=12, failed=1)  # the arms ran; the pair regressed
     result.stdout.fnmatch_lines(["FAILED study_ab.yaml::pytorch[[]ab[]] - regression gate failed*"])
     arms = {i["arm"] for i in items(pytester)}
@@ -162,7 +162,7 @@ def test_a_serving_candidate_with_half_length_answers_fails_output_length(
         f"  candidate: {{serve.endpoint: '{short.base_url}'}}\n",
     )
     pytester.makefile(".yaml", study_ab=text)
-    result = pytester.runpytest("--llem-results=out")
+    result = pytester.runpytest_subprocess("--llem-results=out")
     result.assert_outcomes(passed=8, failed=1)
     result.stdout.fnmatch_lines(["*output_length*"])
     arms = items(pytester)
