@@ -27,7 +27,7 @@ from pytest_llem.results.redact import redact
 from pytest_llem.runners.run_spec import Runner
 from pytest_llem.settings.resolve import Settings
 from pytest_llem.study.experiment import ExperimentConfig
-from pytest_llem.study.plan import PlannedItem, StudyPlan, count_loads
+from pytest_llem.study.plan import PlannedItem, StudyPlan, count_loads, with_validity
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -148,6 +148,8 @@ class StudyFile(pytest.File):
             raise self.CollectError(str(exc)) from None
         except LlemError as exc:
             raise self.CollectError(f"{self.path}: {exc}") from None
+        if self.settings.on_disturbed is not None:
+            plan = with_validity(plan, on_disturbed=self.settings.on_disturbed)
         problems = loading.study_problems(plan, self.settings.backends)
         if problems:
             raise self.CollectError(str(StudyError(self.path, problems))) from None

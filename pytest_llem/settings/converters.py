@@ -165,3 +165,9 @@ def exports(text: str) -> tuple[tuple[str, str], ...]:
     if not out:
         raise pytest.UsageError("--llem-export: give KIND=PATH, e.g. github-benchmark=DIR")
     return tuple(out.items())
+
+
+def on_disturbed(text: str) -> str:
+    if text not in ("warn", "retry", "fail"):
+        raise pytest.UsageError(f"expected warn, retry or fail, got {text!r}")
+    return text

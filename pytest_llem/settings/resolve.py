@@ -139,6 +139,7 @@ class Settings:
     bmf_path: Path | None = None
     exports: tuple[tuple[str, Path], ...] = ()  # --llem-export: (kind, path) pairs
     cycles: int | None = None  # --llem-cycles: every study's n_cycles
+    on_disturbed: str | None = None  # --llem-on-disturbed: every study's validity policy
     shard: tuple[int, int] | None = None
     resume_dir: Path | None = None
     runner_cli: dict[str, str] = field(default_factory=dict)
@@ -283,6 +284,7 @@ def resolve(config: pytest.Config, backends: BackendRegistry = BUILTIN) -> Setti
         bmf_path=path(values["bmf"], None),
         exports=tuple((kind, here / target) for kind, target in values["export"] or ()),
         cycles=values["cycles"],
+        on_disturbed=values["on_disturbed"],
         shard=values["shard"],
         resume_dir=path(values["resume"], None),
         runner_cli=_runner_cli(values["runner"] or {}, backends),

@@ -127,6 +127,16 @@ OPTIONS: tuple[Option, ...] = (
         default="the study's `execution.n_cycles` (`1`)",
     ),
     Option(
+        "on_disturbed",
+        "what a window measured on a disturbed machine does, for every study of the run: "
+        "warn (keep it, flagged), retry (measure again after a backoff, then fail) or fail",
+        ini="llem_on_disturbed",
+        convert=converters.on_disturbed,
+        metavar="POLICY",
+        group="Measurement",
+        default="the study's `validity.on_disturbed` (`retry`)",
+    ),
+    Option(
         "compare",
         "compare every item with baseline NAME (or a path to a baseline file)",
         ini="llem_compare",

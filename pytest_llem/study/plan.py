@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -229,6 +230,19 @@ class StudyPlan:
         else:
             text += "; each arm keeps its engine loaded in its own worker (one load per arm)"
         return text
+
+
+def with_validity(plan: StudyPlan, **updates: Any) -> StudyPlan:
+    """The plan with every valid point's ``validity:`` section updated (a run's override,
+    such as ``--llem-on-disturbed``; validity is not in the config hash)."""
+    points = []
+    for point in plan.points:
+        config = point.config
+        if config is not None:
+            validity = config.validity.model_copy(update=updates)
+            config = config.model_copy(update={"validity": validity})
+        points.append(dataclasses.replace(point, config=config))
+    return dataclasses.replace(plan, points=tuple(points))
 
 
 LoadKey = Callable[[ExperimentConfig], str]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from pytest_llem.plugin import SETTINGS_KEY
@@ -96,3 +100,25 @@ def test_a_secret_looking_container_variable_is_refused(pytester: pytest.Pyteste
     result = pytester.runpytest("--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*llem_docker_env: MY_API_TOKEN looks like a secret*"])
+
+
+def test_run_wide_overrides_reach_every_study(
+    pytester: pytest.Pytester, tiny_gpt2: Path, fast_study: Callable[..., str]
+) -> None:
+    text = fast_study(tiny_gpt2).replace(
+        "validity: {min_window_s: 0,", "validity: {on_disturbed: fail, min_window_s: 0,"
+    )
+    pytester.makefile(".yaml", study_o=text)
+    result = pytester.runpytest("--llem-results=out", "--llem-cycles=2", "--llem-on-disturbed=warn")
+    result.stdout.fnmatch_lines(
+        [
+            "Study o ?*?: 1 config x 2 cycles = 2 items",
+            "*note: study_o.yaml: 2 cycles per config (set for this run; the file says "
+            "execution.n_cycles: 1)",
+        ]
+    )
+    items = json.loads((pytester.path / "out" / "report.json").read_text())["items"]
+    assert [i["cycle"] for i in items] == [1, 2]
+    assert {i["config"]["validity"]["on_disturbed"] for i in items} == {"warn"}
+    bad = pytester.runpytest("--llem-on-disturbed=ignore")
+    bad.stderr.fnmatch_lines(["*--llem-on-disturbed*expected warn, retry or fail, got 'ignore'*"])

@@ -220,6 +220,7 @@ UNSET: dict[str, Callable[[Settings], Any]] = {
 ELSEWHERE: dict[str, Callable[[Settings], Any]] = {
     "energy": lambda s: s.energy,
     "cycles": lambda s: s.cycles,
+    "on_disturbed": lambda s: s.on_disturbed,
     "fail_on": lambda s: s.fail_on_cli + s.fail_on_ini,
     "max_cv": lambda s: s.max_cv,
     "runner": lambda s: s.runner_cli,
