@@ -107,6 +107,7 @@ def regate(
                 study_hash=study_hash,
                 point_id=item.point_id,
                 configs=per_study[study_hash],
+                study_name=item.study,
                 quality=item.quality,
                 checks=checks,
             )

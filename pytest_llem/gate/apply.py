@@ -132,6 +132,7 @@ class Gate:
         study_hash: str = "",
         point_id: str | None = None,
         configs: int = 1,
+        study_name: str | None = None,
         quality: QualityRecord | None = None,
         checks: QualityConfig | None = None,
     ) -> tuple[Verdict | None, dict[str, dict[str, float]] | None]:
@@ -157,7 +158,7 @@ class Gate:
             return None, stats
         entry, note, match = None, "", None
         if self.baseline is not None:
-            found = self.baseline.lookup(config_hash, hardware, point_id)
+            found = self.baseline.lookup(config_hash, hardware, point_id, study_name)
             entry, match = found.entry, found.match
             note = found.note or f"compared with baseline {self.baseline.name!r}"
         verdict = evaluate(

@@ -70,10 +70,17 @@ class BaselineFile(BaseModel):
     created_at: str
     entries: list[BaselineEntry] = Field(default_factory=list)
 
-    def lookup(self, config_hash: str, hardware: str, point_id: str | None = None) -> Lookup:
+    def lookup(
+        self,
+        config_hash: str,
+        hardware: str,
+        point_id: str | None = None,
+        study: str | None = None,
+    ) -> Lookup:
         """The entry for this config on this hardware, or why there is none: the config held
         only for other hardware (naming both and what differs), the point held under another
-        config hash (the study changed), or nothing."""
+        config hash (the study changed; ``study`` scopes the point id, since two studies may
+        name their points alike), or nothing."""
         same_config = [e for e in self.entries if e.config_hash == config_hash]
         for entry in same_config:
             if entry.hardware == hardware:
@@ -89,7 +96,13 @@ class BaselineFile(BaseModel):
                     f"{theirs} (this run: {hardware}); differs: {differs}"
                 ),
             )
-        renamed = [e for e in self.entries if point_id is not None and e.point_id == point_id]
+        renamed = [
+            e
+            for e in self.entries
+            if point_id is not None
+            and e.point_id == point_id
+            and (study is None or e.study == study)
+        ]
         if renamed:
             old = renamed[0]
             return Lookup(

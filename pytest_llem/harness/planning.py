@@ -33,7 +33,8 @@ def _gate_lines(plan: StudyPlan, gate: Gate, host: Host) -> tuple[list[str], lis
     records = []
     for point in points:
         assert point.config is not None
-        found = baseline.lookup(point.config_hash, host.hardware(point.config.device), point.id)
+        hardware = host.hardware(point.config.device)
+        found = baseline.lookup(point.config_hash, hardware, point.id, plan.name)
         if found.entry is None:
             lines.append(f"    {point.id}: not compared: {found.note}")
             records.append({"point_id": point.id, "config_hash": point.config_hash, "metrics": {}})

@@ -396,6 +396,7 @@ class LlemSession:
             study_hash=plan.study_hash,
             point_id=point.id,
             configs=len(plan.valid_points),
+            study_name=plan.name,
             quality=quality,
             checks=item.config.quality,
         )

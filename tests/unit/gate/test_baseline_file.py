@@ -65,6 +65,11 @@ def test_a_changed_study_is_named_as_such() -> None:
     found = baseline.lookup("c2", "cpu:x", point_id=baseline.entries[0].point_id)
     assert found.match == "other_config"
     assert "with config hash c1 (this run: c2): the study changed" in found.note
+    # Another study's point of the same name is not this one changed.
+    other = baseline.lookup("c2", "cpu:x", baseline.entries[0].point_id, "another-study")
+    assert other.match == "absent"
+    same = baseline.lookup("c2", "cpu:x", baseline.entries[0].point_id, baseline.entries[0].study)
+    assert same.match == "other_config"
 
 
 def test_cpu_fingerprints_say_what_differs() -> None:
