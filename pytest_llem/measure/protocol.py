@@ -30,6 +30,7 @@ from pytest_llem.results.records import (
     ValidityWarning,
 )
 from pytest_llem.study.experiment import ExperimentConfig
+from pytest_llem.study.measurement import ValidityConfig
 
 Clock = Callable[[], float]
 
@@ -123,8 +124,8 @@ def _crosscheck(reading: EnergyReading) -> CrosscheckInfo | None:
     )
 
 
-def _check(inst: Instruments, reading: EnergyReading) -> WindowCheck:
-    """The disturbance checks of the window just measured."""
+def check_window(inst: Instruments, reading: EnergyReading) -> WindowCheck:
+    """The disturbance checks of the window just measured (offline or serving)."""
     if inst.watch is None:
         return WindowCheck()
     counter = inst.meter.info.method == "counter"
@@ -141,7 +142,7 @@ def _window(
     warm, thermal = stabilise(engine, batches, config, inst.thermal, inst.clock, inst.progress)
     engine.memory()  # resets the peak so the window's peak is its own
     completions, passes, duration, reading, summary = measured_window(engine, batches, config, inst)
-    check = _check(inst, reading)
+    check = check_window(inst, reading)
     memory = engine.memory()
     baseline = Baseline()
     if inst.idle is not None and reading.total_j is not None:
@@ -179,6 +180,30 @@ def _window(
     return measurement, check.figures
 
 
+def until_undisturbed(
+    once: Callable[[], Measurement],
+    validity: ValidityConfig,
+    inst: Instruments,
+    again: str,
+) -> tuple[Measurement, list[list[ValidityWarning]]]:
+    """Measure with ``once`` until the policy keeps a window (``disturbance.decide``): the
+    last measurement, and the flags of each discarded one. Offline windows and serving runs
+    alike; ``again`` says what happens after the backoff ("measuring again")."""
+    discarded: list[list[ValidityWarning]] = []
+    while True:
+        measurement = once()
+        decision = disturbance.decide(measurement.warnings, validity, len(discarded))
+        if decision.action != "retry":
+            return measurement, discarded
+        discarded.append(list(decision.flags))
+        labels = ", ".join(w.label() for w in decision.flags)
+        inst.progress(
+            "disturbed",
+            f"{labels}: {again} in {decision.wait_s:g}s ({len(discarded)}/{validity.max_retries})",
+        )
+        inst.sleep(decision.wait_s)
+
+
 def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurement:
     """Run the whole protocol for one item and return what it measured.
 
@@ -193,28 +218,21 @@ def run(engine: Engine, config: ExperimentConfig, inst: Instruments) -> Measurem
     at_rest: list[ValidityWarning] = []
     if inst.watch is not None:
         at_rest = inst.watch.at_rest(inst.idle.per_device_w if inst.idle is not None else {})
-    discarded: list[list[ValidityWarning]] = []
     history: list[dict[str, Any]] = []
-    while True:
+
+    def once() -> Measurement:
         measurement, figures = _window(engine, batches, config, inst)
-        decision = disturbance.decide(measurement.warnings, config.validity, len(discarded))
+        flags = disturbance.disturbances(measurement.warnings, config.validity)
         history.append(
             {
                 **figures,
-                "flags": [w.label() for w in decision.flags],
+                "flags": [w.label() for w in flags],
                 "output_tokens_per_s": measurement.metrics.output_tokens_per_s,
             }
         )
-        if decision.action != "retry":
-            break
-        discarded.append(list(decision.flags))
-        labels = ", ".join(w.label() for w in decision.flags)
-        inst.progress(
-            "disturbed",
-            f"{labels}: measuring again in {decision.wait_s:g}s "
-            f"({len(discarded)}/{config.validity.max_retries})",
-        )
-        inst.sleep(decision.wait_s)
+        return measurement
+
+    measurement, discarded = until_undisturbed(once, config.validity, inst, "measuring again")
     warnings = [*measurement.warnings, *at_rest, *inst.device_warnings]
     note = disturbance.retried(discarded)
     if note is not None:

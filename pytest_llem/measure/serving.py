@@ -20,7 +20,7 @@ from pytest_llem.energy import disturbance
 from pytest_llem.energy.disturbance import WindowCheck
 from pytest_llem.energy.meter import EnergyMeter, EnergyReading
 from pytest_llem.gate.quality_serving import from_requests
-from pytest_llem.measure.protocol import Instruments
+from pytest_llem.measure.protocol import Instruments, check_window, until_undisturbed
 from pytest_llem.results.records import EnergyInfo, Measurement, Metrics, ValidityWarning
 from pytest_llem.serving import LoadSpec, Slo, find_window, metrics, run_load, window_counts
 from pytest_llem.serving.records import LoadRun
@@ -99,7 +99,7 @@ class _Edges:
         elif name == "end" and self.open:
             self.window = inst.meter.stop()
             self.summary = inst.sampler.stop() if inst.sampler is not None else None
-            self.check = _check(inst, self.window)
+            self.check = check_window(inst, self.window)
             self.open = False
         elif name == "run_end" and self.run_meter is not None:
             self.run = self.run_meter.stop()
@@ -109,18 +109,6 @@ class _Edges:
         if self.open and self.inst.sampler is not None:
             self.inst.sampler.halt()
         self.open = False
-
-
-def _check(inst: Instruments, reading: EnergyReading) -> WindowCheck:
-    """The disturbance checks of the window just closed (the offline protocol's, at the
-    serving window's edges)."""
-    if inst.watch is None:
-        return WindowCheck()
-    counter = inst.meter.info.method == "counter"
-    edges = None
-    if counter and reading.t_start_s is not None and reading.t_end_s is not None:
-        edges = (reading.t_start_s, reading.t_end_s)
-    return inst.watch.end(dict(reading.per_device_j) if counter else None, edges)
 
 
 def _metrics(figures: dict[str, float | None], reading: EnergyReading | None) -> Metrics:
@@ -276,20 +264,15 @@ def run(
     (``disturbance.decide``); the last run is returned, with ``window_retried`` naming the
     discarded ones, and one still disturbed fails the item in the session.
     """
-    discarded: list[list[ValidityWarning]] = []
-    while True:
+    records: list[dict[str, Any]] = []
+
+    def once() -> Measurement:
         measurement, record = _once(config, target, prompts, inst, run_meter)
-        decision = disturbance.decide(measurement.warnings, config.validity, len(discarded))
-        if decision.action != "retry":
-            break
-        discarded.append(list(decision.flags))
-        labels = ", ".join(w.label() for w in decision.flags)
-        inst.progress(
-            "disturbed",
-            f"{labels}: loading again in {decision.wait_s:g}s "
-            f"({len(discarded)}/{config.validity.max_retries})",
-        )
-        inst.sleep(decision.wait_s)
+        records.append(record)
+        return measurement
+
+    measurement, discarded = until_undisturbed(once, config.validity, inst, "loading again")
+    record = records[-1]
     warnings = [*measurement.warnings, *inst.device_warnings]
     note = disturbance.retried(discarded)
     if note is not None:
