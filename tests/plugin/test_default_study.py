@@ -31,22 +31,39 @@ def test_default_study_runs_and_its_baseline_gates(pytester: pytest.Pytester) ->
     )
     saved.stdout.fnmatch_lines(["Study cpu-smollm2 ?*?: 4 configs x 3 cycles = 12 items"])
     report = json.loads((out / "report.json").read_text())
-    assert [i["point_id"] for i in report["items"]][::3] == [
+    items = report["items"]
+    # Interleaved cycles, each round ordered so that equal load keys stay together.
+    assert [i["point_id"] for i in items[:4]] == [
         "pytorch-fp32-bs1",
         "pytorch-fp32-bs4",
         "pytorch-bf16-bs1",
         "pytorch-bf16-bs4",
     ]
+    assert [i["cycle"] for i in items] == [1] * 4 + [2] * 4 + [3] * 4
     for item in report["items"]:
         assert item["metrics"]["output_tokens"] > 0
         if item["energy"]["source"] is None:  # no RAPL on this runner: null, with the reason
             assert item["metrics"]["energy_j"] is None and item["energy"]["reason"]
         else:
             assert item["metrics"]["energy_j"] > 0
-    # One load per load configuration: cycles of a config run back to back.
-    assert [i["model_cached"] for i in report["items"]] == [False] + [True] * 5 + [False] + [
-        True
-    ] * 5
+    # The plan's 4 loads for 2 load configurations, rounds alternating their direction:
+    # fp32 fp32 bf16 bf16 | bf16 bf16 fp32 fp32 | fp32 fp32 bf16 bf16.
+    loaded = [not i["model_cached"] for i in items]
+    assert loaded == [
+        True,
+        False,
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+    saved.stdout.fnmatch_lines(["*4 model loads planned for 2 load configurations*"])
     if saved.ret != 0:
         # A busy machine may make a config too unstable to store: refused, and said so last.
         saved.stdout.fnmatch_lines(["*exit code 1: baseline 'main' was NOT saved*"])
