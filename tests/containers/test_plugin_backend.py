@@ -38,7 +38,7 @@ def test_the_echo_backend_runs_in_containers(
     assert {i["runner"]["type"] for i in items} == {"docker"}
     assert {i["runner"]["strategy"] for i in items} == {strategy}
     assert all(
-        i["config"]["backend"] == "echo" and i["environment"] == {"echo": "1.0"} for i in items
+        i["config"]["backend"] == "echo" and i["environment"]["echo"] == "1.0" for i in items
     )
     tokens = {i["point_id"]: i["metrics"]["output_tokens"] for i in items}
     assert tokens == {"echo-repeat-1": 4 + 5 + 6 + 7, "echo-repeat-3": 8 * 4}
