@@ -64,7 +64,7 @@ def test_a_serving_study_runs_a_real_vllm_server_and_leaves_nothing(
     before = set(vllm_servers())
     text = vllm_study(
         "vllm: {engine: {max_num_seqs: 8, max_model_len: 256, enforce_eager: true}}\n"
-        "serve: {rate: 4, num_requests: 64, concurrency: 8, warmup_requests: 8}\n"
+        "serve: {rate: 8, num_requests: 40, concurrency: 8, warmup_requests: 8}\n"
         "execution: {n_cycles: 2}\n"
     )
     session = run_study(text, "-p", "no:randomly")
@@ -81,7 +81,7 @@ def test_a_serving_study_runs_a_real_vllm_server_and_leaves_nothing(
         # TPOT of 0, as vllm bench serve would report it.
         assert m["tpot_ms_p50"] is not None and m["tpot_ms_p50"] >= 0
         assert "goodput" in m and "energy_per_request_j" in m
-        assert m["completed_requests"] == 64 and m["errored_requests"] == 0
+        assert m["completed_requests"] == 40 and m["errored_requests"] == 0
         # No RAPL on these machines: energy is null, with the reason, never estimated.
         if item["energy"]["source"] is None:
             assert m["energy_per_request_j"] is None and item["energy"]["reason"]

@@ -99,7 +99,7 @@ def test_one_p_value_and_an_interval_that_agrees_with_the_verdict(test: str, bet
     sig = SignificanceConfig(test=test)
     rng = random.Random(11)
     seen = set()
-    for _ in range(150):
+    for _ in range(150 if test == "welch" else 60):  # exact Mann-Whitney is the slow one
         shift = rng.uniform(-0.15, 0.15)
         n = rng.randint(4, 7)
         current = [math.exp(rng.gauss(shift, 0.05)) for _ in range(n)]
