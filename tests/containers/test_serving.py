@@ -20,15 +20,13 @@ TEST_IMAGE = "localhost/llem-test:latest"
 @pytest.mark.parametrize("strategy", ["ephemeral", "persistent"])
 def test_a_serving_item_runs_its_server_in_the_container(
     pytester: pytest.Pytester,
-    container_ini: str,
+    backend_in_containers: Callable[..., None],
     llem_containers: Callable[[], list[Any]],
     strategy: str,
 ) -> None:
-    pytester.makepyfile(served_backend=SERVED_BACKEND)
-    pytester.syspathinsert()
-    pytester.makeconftest(CONFTEST)
-    pytester.makefile(".yaml", study_serve=study(extra="execution: {n_cycles: 2}\n"))
-    pytester.makeini(container_ini + f"llem_docker_env =\n    PYTHONPATH={pytester.path}\n")
+    backend_in_containers(
+        "served_backend", SERVED_BACKEND, CONFTEST, study(extra="execution: {n_cycles: 2}\n")
+    )
     result = pytester.runpytest(
         "--llem-results=out",
         f"--llem-runner=served=docker:{TEST_IMAGE}",
